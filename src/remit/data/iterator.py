@@ -1,0 +1,96 @@
+"""Deterministic, rank-sharded, resumable micro-batches over a packed dataset.
+
+    it = BatchIterator(ds, micro_batch_size=8, seed=0, rank=rank, world_size=world)
+    batch = next(it)            # input_ids, labels, doc_ids [B, L]; row_index [B]
+    state = it.state_dict()     # ... later: it.load_state_dict(state) continues exactly there
+
+Epoch e visits the rows in the order ``default_rng([seed, e]).permutation(N)``; the k-th
+global step of an epoch takes the next ``B * world_size`` rows and rank r gets the r-th
+block of B, so ranks never share a row within a step or an epoch. The rows that do not fill
+a whole global step are left out of that epoch (different ones every epoch). The iterator
+is endless: it moves to the next epoch by itself.
+
+``labels[b, t]`` is the token after ``input_ids[b, t]`` (-100 at padding) and
+``doc_ids[b, t]`` is the document of that target token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from remit.data.packing import PackedDataset
+from remit.errors import ConfigError, DataError
+
+IGNORE_INDEX = -100
+
+
+class BatchIterator:
+    def __init__(self, dataset: PackedDataset, micro_batch_size: int, *, seed: int, rank: int = 0,
+                 world_size: int = 1):
+        if micro_batch_size < 1:
+            raise ConfigError(f"micro_batch_size={micro_batch_size} must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
+        self.dataset = dataset
+        self.micro_batch_size = micro_batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.steps_per_epoch = len(dataset) // (micro_batch_size * world_size)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"the packed dataset has {len(dataset)} rows, fewer than one global batch "
+                            f"(micro_batch_size {micro_batch_size} x world_size {world_size}): add data or "
+                            f"lower seq_len / micro_batch_size")
+        self.epoch = 0
+        self.step = 0  # step within the epoch
+        self._perm: np.ndarray | None = None
+
+    def _order(self) -> np.ndarray:
+        if self._perm is None:
+            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.dataset))
+        return self._perm
+
+    def next_rows(self) -> np.ndarray:
+        """Global row indices of this rank's next micro-batch."""
+        if self.step >= self.steps_per_epoch:
+            self.epoch, self.step, self._perm = self.epoch + 1, 0, None
+        b = self.micro_batch_size
+        start = (self.step * self.world_size + self.rank) * b
+        rows = self._order()[start:start + b]
+        self.step += 1
+        return rows
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return self.make_batch(self.next_rows())
+
+    def make_batch(self, rows: np.ndarray) -> dict[str, Any]:
+        import torch
+
+        idx = np.asarray(rows, dtype=np.int64)
+        tok = np.asarray(self.dataset.tokens[idx], dtype=np.int64)
+        doc = np.asarray(self.dataset.doc_ids[idx], dtype=np.int64)
+        labels = tok[:, 1:].copy()
+        labels[doc[:, 1:] < 0] = IGNORE_INDEX
+        return {
+            "input_ids": torch.from_numpy(tok[:, :-1].copy()),
+            "labels": torch.from_numpy(labels),
+            "doc_ids": torch.from_numpy(doc[:, 1:].copy()),
+            "row_index": torch.from_numpy(idx.copy()),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed, "micro_batch_size": self.micro_batch_size,
+                "world_size": self.world_size, "num_rows": len(self.dataset), "fingerprint": self.dataset.fingerprint}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        mine = self.state_dict()
+        for key in ("seed", "micro_batch_size", "world_size", "num_rows", "fingerprint"):
+            if state.get(key) != mine[key]:
+                raise DataError(f"cannot resume the data iterator: {key} was {state.get(key)!r} when saved, "
+                                f"now {mine[key]!r}")
+        self.epoch, self.step, self._perm = int(state["epoch"]), int(state["step"]), None

@@ -1,0 +1,239 @@
+"""``remit flywheel``: the whole ReMiT pipeline of method.md, stage after stage.
+
+    remit flywheel                                  # the embedded default (offline, ~15 min on 2 CPU cores)
+    remit flywheel --config configs/flywheel/default.yaml rounds=2 baselines=[rho1,kd]
+
+Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
+
+    world -> pretrain (P) -> midtrain-vanilla (B0) -> post-vanilla (SFT -> DPO -> GRPO = R0)
+          -> midtrain-remit-r1 (P + reference R0 = B1) -> post-remit-r1 (R1) -> ... round k ...
+          -> midtrain-<baseline> (P + R0, or the SFT model for sft_guided) [-> post-<baseline>]
+          -> eval-<model>-<suite> for every base and post-trained model -> report
+
+A stage whose folder already holds a finished output made with the same config is reused, and
+an interrupted mid-training resumes from its last checkpoint (``resume=true`` is always set), so
+re-running the same command after a crash continues where it stopped. Every stage config is
+built and validated before the first stage runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from remit.config import from_dict, save_config, validate_config
+from remit.flywheel.config import FlywheelConfig
+from remit.utils.io import atomic_write_json, is_complete, read_manifest
+
+__all__ = ["FlywheelConfig", "Stage", "plan", "run"]
+
+
+@dataclass
+class Stage:
+    id: str  # folder name under runs/<name>/
+    kind: str  # world | pretrain | midtrain | posttrain | eval | report
+    config: Any  # the stage's own validated config
+    runner: Callable[[Any], Path]
+    label: str | None = None  # model label (vanilla, remit-r1, ...) for models and evals
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: values of ``over`` win; nested mappings merge."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _build(cls: type, section: str, data: dict[str, Any]):
+    from remit.errors import ConfigError
+
+    try:
+        cfg = from_dict(cls, data)
+        validate_config(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{section}: {e}") from None
+    return cfg
+
+
+class _Planner:
+    """Turns a FlywheelConfig into the ordered list of stage configs (no work done here)."""
+
+    def __init__(self, cfg: FlywheelConfig):
+        self.cfg = cfg
+        self.root = Path(cfg.runs_dir) / cfg.name
+        self.stages: list[Stage] = []
+        self.world_dir = self.root / "world"
+
+    def add(self, stage: Stage) -> Stage:
+        self.stages.append(stage)
+        return stage
+
+    def world(self) -> None:
+        from remit.world import stage as world_stage
+
+        data = _merge({"seed": self.cfg.seed}, self.cfg.world)
+        data["out_dir"] = str(self.world_dir)
+        self.add(Stage("world", "world", _build(world_stage.WorldConfig, "world", data), world_stage.run))
+
+    def _data(self, section: dict[str, Any], file: str) -> dict[str, Any]:
+        if self.cfg.use_world and not section.get("data", {}).get("sources"):
+            return _merge(section, {"data": {"sources": [{"path": str(self.world_dir / file)}]}})
+        return section
+
+    def pretrain(self) -> str:
+        if self.cfg.start_checkpoint:
+            return self.cfg.start_checkpoint
+        from remit.midtrain import stage as mt
+
+        data = self._data(_merge({"seed": self.cfg.seed}, self.cfg.pretrain), "pretrain.jsonl")
+        data = _merge(data, {"out_dir": str(self.root / "pretrain"), "resume": True})
+        st = self.add(Stage("pretrain", "pretrain", _build(mt.PretrainConfig, "pretrain", data), mt.run_pretrain,
+                            label="pre-annealing"))
+        return st.config.out_dir
+
+    def midtrain(self, sid: str, label: str, init: str, method: dict[str, Any], reference: str | None,
+                 rnd: int) -> str:
+        from remit.midtrain import stage as mt
+
+        data = self._data(_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
+        over: dict[str, Any] = {"out_dir": str(self.root / sid), "resume": True, "model": {"path": init},
+                                "method": method}
+        if reference is not None:
+            over["reference"] = {"path": reference}
+        data = _merge(data, over)
+        st = self.add(Stage(sid, "midtrain", _build(mt.MidtrainConfig, f"midtrain ({sid})", data), mt.run,
+                            label=label, info={"method": method.get("name"), "round": rnd, "reference": reference}))
+        return st.config.out_dir
+
+    def posttrain(self, sid: str, label: str, model: str, rnd: int) -> dict[str, str]:
+        from remit.posttrain import chain
+
+        data = _merge({"seed": self.cfg.seed}, self.cfg.posttrain)
+        over = {"model": model, "out": str(self.root / sid)}
+        if self.cfg.use_world and not data.get("data_dir"):
+            over["data_dir"] = str(self.world_dir)
+        cfg = _build(chain.PosttrainConfig, f"posttrain ({sid})", _merge(data, over))
+        self.add(Stage(sid, "posttrain", cfg, chain.run, label=label + "+post", info={"round": rnd}))
+        outs = {name: str(Path(cfg.out) / name) for name in cfg.stages}
+        outs["final"] = outs[cfg.stages[-1]] if cfg.stages else model
+        return outs
+
+    def evals(self, models: dict[str, tuple[str, bool]]) -> None:
+        from remit.eval import run as ev
+
+        for label, (path, chat) in models.items():
+            for suite in self.cfg.eval_suites:
+                data = _merge({"seed": self.cfg.seed}, self.cfg.eval)
+                over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat,
+                                        "out_dir": str(self.root / f"eval-{label}-{suite}")}
+                if self.cfg.use_world and not data.get("world_dir"):
+                    over["world_dir"] = str(self.world_dir)
+                cfg = _build(ev.EvalConfig, f"eval ({label}, {suite})", _merge(data, over))
+                self.add(Stage(f"eval-{label}-{suite}", "eval", cfg, ev.run, label=label, info={"suite": suite}))
+
+
+def plan(cfg: FlywheelConfig) -> list[Stage]:
+    """Every stage of the flywheel, in order, with validated configs."""
+    p = _Planner(cfg)
+    if cfg.use_world:
+        p.world()
+    pre = p.pretrain()
+    bases: dict[str, str] = {"pre-annealing": pre}
+    posts: dict[str, dict[str, str]] = {}
+    bases["vanilla"] = p.midtrain("midtrain-vanilla", "vanilla", pre, {"name": "ntp"}, None, 0)
+    posts["vanilla"] = p.posttrain("post-vanilla", "vanilla", bases["vanilla"], 0)
+    ref = posts["vanilla"]["final"]
+    remit_method = _merge({"name": "remit"}, {k: v for k, v in cfg.midtrain.get("method", {}).items()
+                                              if k != "name"})
+    for k in range(1, cfg.rounds + 1):
+        label = f"remit-r{k}"
+        bases[label] = p.midtrain(f"midtrain-{label}", label, pre, remit_method, ref, k)
+        posts[label] = p.posttrain(f"post-{label}", label, bases[label], k)
+        ref = posts[label]["final"]  # round k+1 is guided by this round's RL model
+    r0 = posts["vanilla"]["final"]
+    for b in cfg.baselines:
+        method = {"sft_guided": remit_method, "kd": {"name": "kd"}, "rho1": {"name": "rho1"},
+                  "miniplm": {"name": "miniplm"}}[b]
+        reference = posts["vanilla"].get("sft", r0) if b == "sft_guided" else r0
+        label = b.replace("_", "-")
+        bases[label] = p.midtrain(f"midtrain-{label}", label, pre, method, reference, 1)
+        if cfg.posttrain_baselines:
+            posts[label] = p.posttrain(f"post-{label}", label, bases[label], 1)
+    models = {label: (path, False) for label, path in bases.items()}
+    models.update({f"{label}+post": (outs["final"], True) for label, outs in posts.items()})
+    p.evals(models)
+    p.root.mkdir(parents=True, exist_ok=True)
+    return p.stages
+
+
+def _write_manifest(cfg: FlywheelConfig, stages: list[Stage], walls: dict[str, float], posts_sft: dict) -> Path:
+    root = Path(cfg.runs_dir) / cfg.name
+    doc: dict[str, Any] = {"name": cfg.name, "stages": {}, "models": {}, "evals": {}, "posttrain": posts_sft}
+    for st in stages:
+        out = _stage_out(st)
+        doc["stages"][st.id] = {"path": out, "kind": st.kind, "label": st.label, "wall_s": walls.get(st.id),
+                                "done": st.id in walls, **st.info}
+        if st.kind in ("pretrain", "midtrain"):
+            doc["models"][st.label] = out
+        elif st.kind == "posttrain":
+            doc["models"][st.label] = str(Path(out) / st.config.stages[-1]) if st.config.stages else st.config.model
+        elif st.kind == "eval":
+            doc["evals"].setdefault(st.label, {})[st.info["suite"]] = out
+    return atomic_write_json(root / "manifest.json", doc)
+
+
+def _stage_out(st: Stage) -> str:
+    c = st.config
+    return str(getattr(c, "out_dir", None) or getattr(c, "out", None))
+
+
+def _fmt(s: float) -> str:
+    return f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
+
+
+def run(cfg: FlywheelConfig) -> Path:
+    stages = plan(cfg)
+    root = Path(cfg.runs_dir) / cfg.name
+    save_config(cfg, root / "config.yaml")
+    walls: dict[str, float] = {}
+    post_info: dict[str, Any] = {}
+    t_start = time.time()
+    n = len(stages)
+    print(f"[flywheel] {cfg.name}: {n} stages -> {root}", flush=True)
+    for i, st in enumerate(stages, 1):
+        out = _stage_out(st)
+        prev = read_manifest(out) or {}
+        if is_complete(out, st.config):
+            walls[st.id] = float(prev.get("wall_s") or 0.0)
+            print(f"[flywheel] [{i}/{n}] {st.id}: reused (finished earlier)", flush=True)
+            continue
+        done = ", ".join(f"{k} {_fmt(v)}" for k, v in walls.items())
+        print(f"[flywheel] [{i}/{n}] {st.id} ... (elapsed {_fmt(time.time() - t_start)}; done: {done or '-'})",
+              flush=True)
+        t0 = time.time()
+        st.runner(st.config)
+        walls[st.id] = round(time.time() - t0, 2)
+        if st.kind == "posttrain":
+            post_info[st.label] = (read_manifest(out) or {}).get("stages")
+        _write_manifest(cfg, stages, walls, post_info)
+        print(f"[flywheel] [{i}/{n}] {st.id}: done in {_fmt(walls[st.id])}", flush=True)
+    for st in stages:
+        if st.kind == "posttrain" and st.label not in post_info:
+            post_info[st.label] = (read_manifest(_stage_out(st)) or {}).get("stages")
+    _write_manifest(cfg, stages, walls, post_info)
+    print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}", flush=True)
+    if cfg.report:
+        from remit.report import build
+
+        report = build.run(build.ReportConfig(run_dir=str(root)))
+        print(f"[flywheel] report: {report}", flush=True)
+        return Path(report)
+    return root

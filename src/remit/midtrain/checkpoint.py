@@ -1,0 +1,86 @@
+"""Resumable training checkpoints: ``<out_dir>/checkpoints/step-XXXXXXXX/``.
+
+Each checkpoint directory is written whole into a temp dir and renamed into place
+(``remit.utils.io.atomic_dir``), so a crash while saving never leaves a broken checkpoint under a
+final name: :func:`latest` only ever sees complete ones. A checkpoint holds
+
+* ``model.pt`` / ``optimizer.pt``: full (unsharded) fp32 state dicts,
+* ``state.pt``: step, tokens seen, schedule position, per-rank RNG states and data-iterator states.
+
+The last ``keep`` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from remit.utils.io import atomic_dir
+
+__all__ = ["save_checkpoint", "latest", "load_checkpoint", "rng_state", "set_rng_state", "list_checkpoints"]
+
+_NAME = re.compile(r"^step-(\d{8})$")
+
+
+def _dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:08d}"
+
+
+def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.is_dir() and (p / "state.pt").is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def latest(root: str | Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(root: str | Path, step: int, model_sd: dict, optim_sd: dict, state: dict[str, Any],
+                    keep: int = 2) -> Path:
+    """Write one checkpoint atomically (call on rank 0 only) and prune older ones."""
+    root = Path(root)
+    path = _dir(root, step)
+    with atomic_dir(path) as tmp:
+        torch.save(model_sd, tmp / "model.pt")
+        torch.save(optim_sd, tmp / "optimizer.pt")
+        torch.save({**state, "step": step}, tmp / "state.pt")
+    for _, old in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:
+    path = Path(path)
+    model_sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    optim_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    return model_sd, optim_sd, state
+
+
+def rng_state() -> dict[str, Any]:
+    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,235 @@
+"""Typed configs of the training engine (pre-training and mid-training share one loop).
+
+    from remit.config import load_config
+    cfg = load_config(MidtrainConfig, "configs/midtrain/remit.yaml", ["optim.lr=3e-4", "method.epsilon=0.1"])
+
+Batch sizes are in rows of ``data.seq_len`` tokens: ``optim.batch_size`` is the GLOBAL batch of one
+optimizer step; each rank runs ``batch_size / (micro_batch_size * world_size)`` micro-batches, so the
+same config gives the same update on 1 or N processes and for any micro-batch size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from remit.config import ConfigError, check_choice, check_range
+from remit.data.sources import DataSource
+from remit.models.tiny import ModelConfig
+
+__all__ = [
+    "ModelSource", "DataConfig", "OptimConfig", "ScheduleConfig", "MethodConfig",
+    "ReferenceConfig", "LoggingConfig", "TrainConfig", "PretrainConfig", "MidtrainConfig", "METHODS",
+]
+
+METHODS = ("ntp", "remit", "rho1", "kd", "miniplm")
+
+
+@dataclass
+class ModelSource:
+    """Where training starts: an HF directory / hub id (``path``), or a fresh model (``fresh``, pre-training).
+
+    A fresh model needs a tokenizer: ``tokenizer`` (dir or hub id), or one trained on the training data
+    with ``tokenizer_vocab_size`` tokens when ``tokenizer`` is unset.
+    """
+
+    path: str | None = None
+    tokenizer: str | None = None
+    tokenizer_vocab_size: int = 512
+    fresh: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self) -> None:
+        check_range("model.tokenizer_vocab_size", self.tokenizer_vocab_size, lo=16)
+
+
+@dataclass
+class DataConfig:
+    sources: list[DataSource] = field(default_factory=list)  # fields of remit.data.DataSource; weight = mixture
+    seq_len: int = 256
+    max_tokens: int | None = None  # cap on tokens packed (None: all)
+    pack_seed: int = 0  # seed of the packing shuffle (part of the dataset's identity)
+    cache_dir: str | None = None  # tokenisation cache (default: <out_dir>/../cache)
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise ConfigError("data.sources is empty: give at least one source (data.sources=[{path: FILE}])")
+        check_range("data.seq_len", self.seq_len, lo=2)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # <= 0: no clipping
+    batch_size: int = 32  # global rows per optimizer step
+    micro_batch_size: int = 8  # rows per forward pass on one rank
+
+    def validate(self) -> None:
+        check_range("optim.lr", self.lr, lo=0.0, lo_open=True)
+        check_range("optim.weight_decay", self.weight_decay, lo=0.0)
+        check_range("optim.beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
+        check_range("optim.beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
+        check_range("optim.batch_size", self.batch_size, lo=1)
+        check_range("optim.micro_batch_size", self.micro_batch_size, lo=1)
+        if self.batch_size % self.micro_batch_size:
+            raise ConfigError(f"optim.batch_size={self.batch_size} must be a multiple of "
+                              f"optim.micro_batch_size={self.micro_batch_size}")
+
+
+@dataclass
+class ScheduleConfig:
+    """LR multiplier over the run: linear warmup, then ``constant`` or warmup-stable-decay (``wsd``).
+
+    ``wsd`` decays over the last ``decay_fraction`` of the steps to ``min_lr_ratio * lr`` with shape
+    ``linear``, ``cosine`` or ``1-sqrt``. The mid-training default decays over the whole run (annealing).
+    """
+
+    kind: Literal["constant", "wsd"] = "wsd"
+    warmup_fraction: float = 0.0
+    decay_fraction: float = 1.0
+    decay_shape: Literal["linear", "cosine", "1-sqrt"] = "linear"
+    min_lr_ratio: float = 0.01
+
+    def validate(self) -> None:
+        check_range("schedule.warmup_fraction", self.warmup_fraction, lo=0.0, hi=1.0)
+        check_range("schedule.decay_fraction", self.decay_fraction, lo=0.0, hi=1.0)
+        check_range("schedule.min_lr_ratio", self.min_lr_ratio, lo=0.0, hi=1.0)
+        if self.kind == "wsd" and self.warmup_fraction + self.decay_fraction > 1.0 + 1e-9:
+            raise ConfigError(f"schedule.warmup_fraction + schedule.decay_fraction = "
+                              f"{self.warmup_fraction + self.decay_fraction} must be <= 1")
+
+
+@dataclass
+class MethodConfig:
+    """Which objective: ntp | remit | rho1 | kd | miniplm, and its hyper-parameters."""
+
+    name: str = "ntp"
+    epsilon: float = 0.2  # remit: clip range of the weights [1 - eps, 1 + eps]
+    temperature: float = 1.0  # remit: tau of the sigmoid
+    per_document: bool = False  # remit: center delta per packed document instead of per row
+    normalize: Literal["tokens", "weights"] = "tokens"  # remit: divide by the token count or the weight sum
+    frozen_base: bool = False  # remit: delta uses the frozen starting checkpoint instead of the live model
+    keep_ratio: float = 0.6  # rho1: fraction of counted tokens kept
+    alpha: float = 0.5  # kd: weight of the distillation term
+    kd_temperature: float = 1.0  # kd: softmax temperature
+    select_ratio: float = 0.5  # miniplm: fraction of documents kept
+    weak_model: str | None = None  # miniplm: the weak scorer (default: the starting checkpoint)
+
+    def validate(self) -> None:
+        check_choice("method.name", self.name, METHODS)
+        check_range("method.epsilon", self.epsilon, lo=0.0, lo_open=True)
+        check_range("method.temperature", self.temperature, lo=0.0, lo_open=True)
+        check_range("method.keep_ratio", self.keep_ratio, lo=0.0, hi=1.0, lo_open=True)
+        check_range("method.alpha", self.alpha, lo=0.0, hi=1.0)
+        check_range("method.kd_temperature", self.kd_temperature, lo=0.0, lo_open=True)
+        check_range("method.select_ratio", self.select_ratio, lo=0.0, hi=1.0, lo_open=True)
+        if self.frozen_base and self.name != "remit":
+            raise ConfigError(f"method.frozen_base=true only applies to method.name=remit (got {self.name!r})")
+
+
+@dataclass
+class ReferenceConfig:
+    """The frozen reference: a model (``path``, run online) or a ``remit score-reference`` cache.
+
+    Under DDP and FSDP the reference is replicated on every rank (see ``remit.midtrain.distributed``).
+    ``base_cache``: cached log-probs of the starting checkpoint for ``method.frozen_base``.
+    """
+
+    path: str | None = None
+    cache: str | None = None
+    base_cache: str | None = None
+    check: bool = True  # run remit.models.check_compatible before training
+    chunk_size: int | None = None  # rows per chunk of the fp32 log-prob computation
+
+    def validate(self) -> None:
+        if self.chunk_size is not None:
+            check_range("reference.chunk_size", self.chunk_size, lo=1)
+
+
+@dataclass
+class LoggingConfig:
+    every: int = 10  # steps between metrics.jsonl lines
+    tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "remit"
+    progress: bool = True  # tqdm bar on rank 0
+    hist_bins: int = 10  # bins of the weight histogram over [1 - eps, 1 + eps]
+
+    def validate(self) -> None:
+        check_range("logging.every", self.every, lo=1)
+        check_range("logging.hist_bins", self.hist_bins, lo=1)
+
+
+@dataclass
+class TrainConfig:
+    """Fields common to pre-training and mid-training."""
+
+    out_dir: str = "runs/default/midtrain"
+    model: ModelSource = field(default_factory=ModelSource)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    token_budget: int = 1_000_000  # training tokens (rows * seq_len) over the run
+    max_steps: int | None = None  # overrides token_budget when set
+    seed: int = 0
+    checkpoint_every: int = 100  # optimizer steps between resumable checkpoints (0: only at the end)
+    keep_checkpoints: int = 2
+    resume: bool = False
+    overwrite: bool = False  # start afresh even if out_dir holds checkpoints of an earlier run
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun / accelerate launch
+    device: str | None = None  # default: cuda when visible, else cpu
+
+    def validate(self) -> None:
+        check_range("token_budget", self.token_budget, lo=1)
+        if self.max_steps is not None:
+            check_range("max_steps", self.max_steps, lo=1)
+        check_range("checkpoint_every", self.checkpoint_every, lo=0)
+        check_range("keep_checkpoints", self.keep_checkpoints, lo=1)
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    """Pre-training (next-token prediction) from a fresh or given model, constant or WSD LR."""
+
+    out_dir: str = "runs/default/pretrain"
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
+        kind="constant", warmup_fraction=0.05, decay_fraction=0.0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3))
+
+
+@dataclass
+class MidtrainConfig(TrainConfig):
+    """Mid-training (annealing) with ReMiT or a baseline; LR decays rapidly to near zero by default."""
+
+    method: MethodConfig = field(default_factory=MethodConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.model.path is None:
+            raise ConfigError("model.path is required for mid-training (the pre-annealing checkpoint)")
+        needs_ref = self.method.name in ("remit", "rho1", "kd", "miniplm")
+        ref = self.reference
+        if needs_ref and ref.path is None and ref.cache is None:
+            raise ConfigError(f"method.name={self.method.name} needs a reference: set reference.path "
+                              f"(a model) or reference.cache (a remit score-reference output)")
+        if self.method.name in ("kd", "miniplm") and ref.path is None:
+            raise ConfigError(f"method.name={self.method.name} needs reference.path: "
+                              f"{'KD needs full distributions' if self.method.name == 'kd' else 'MiniPLM scores documents'}"
+                              f", a log-prob cache is not enough")
+
+
+def as_midtrain(cfg: PretrainConfig) -> MidtrainConfig:
+    """The engine runs a pre-training config as mid-training with ``ntp`` and no reference."""
+    kw = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)}
+    out = MidtrainConfig.__new__(MidtrainConfig)
+    for k, v in kw.items():
+        setattr(out, k, v)
+    out.method = MethodConfig(name="ntp")
+    out.reference = ReferenceConfig()
+    return out

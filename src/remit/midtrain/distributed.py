@@ -1,0 +1,164 @@
+"""Process groups, DDP / FSDP2 wrapping and full state dicts for the engine.
+
+One process: nothing to do. Under ``torchrun`` or ``accelerate launch`` (RANK / WORLD_SIZE set) the
+engine initialises the default group (nccl on GPU, gloo on CPU) and wraps the trainable model:
+
+* ``parallel=ddp``: ``DistributedDataParallel``; gradients are AVERAGED over ranks by DDP, so the
+  engine multiplies them by ``world_size / global_denom`` once (the global-token-count contract).
+* ``parallel=fsdp``: FSDP2 ``fully_shard`` on every decoder layer and the root; its reduce-scatter also
+  averages, so the same scale applies.
+
+The frozen reference is REPLICATED on every rank, never sharded: it runs in inference mode on the
+rank's own micro-batch, needs no communication at all, and at the sizes ReMiT uses (the reference is
+a model of the same size as the policy) a replica costs the memory of the policy's weights without
+gradients or optimizer state (a quarter of the policy's footprint under AdamW). Sharding it would add
+an all-gather per layer per micro-batch for no gain in the common case; a cached reference
+(``remit score-reference``) is the answer when memory is tight.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "init_world", "wrap_model", "all_reduce_sum", "barrier", "full_state", "load_full_state",
+           "gather_objects"]
+
+
+@dataclass
+class World:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_world(device: str | None = None) -> World:
+    """Read torchrun's environment and set up the process group (idempotent)."""
+    from remit.utils.integrations import default_device
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = device or default_device()
+    if device == "cuda" and world_size > 1:
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def wrap_model(model: torch.nn.Module, world: World, parallel: str) -> torch.nn.Module:
+    """DDP or FSDP2 around ``model`` (a module whose forward runs the whole policy) when distributed."""
+    if not world.distributed:
+        return model
+    if parallel == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in _decoder_layers(model):
+            fully_shard(layer)
+        fully_shard(model)
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [torch.device(world.device).index] if world.device.startswith("cuda") else None
+    return DDP(model, device_ids=ids)
+
+
+def _decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    for m in model.modules():
+        layers = getattr(m, "layers", None)
+        if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
+            return list(layers)
+    return []
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def no_sync(model: torch.nn.Module, sync: bool):
+    """Context that skips the gradient all-reduce of DDP / FSDP2 for all but the last micro-batch."""
+    import contextlib
+
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
+    if not sync and hasattr(model, "no_sync"):  # DDP
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
+    if world.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def gather_objects(obj: Any, world: World) -> list[Any]:
+    """Every rank's ``obj`` (a picklable object), on every rank."""
+    if not world.distributed:
+        return [obj]
+    out: list[Any] = [None] * world.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, world: World) -> Any:
+    if not world.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, world: World) -> tuple[dict, dict]:
+    """Full (unsharded, CPU) model and optimizer state dicts; meaningful on rank 0."""
+    if not world.distributed:
+        return ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                _cpu(optimizer.state_dict()))
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_state_dict(model, optimizer, options=opts)
+
+
+def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, msd: dict, osd: dict,
+                    world: World) -> None:
+    """Inverse of :func:`full_state` (every rank passes the same full dicts)."""
+    if not world.distributed:
+        model.load_state_dict(msd)
+        optimizer.load_state_dict(osd)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    set_state_dict(model, optimizer, model_state_dict=msd, optim_state_dict=osd,
+                   options=StateDictOptions(full_state_dict=True))
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj

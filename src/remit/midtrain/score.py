@@ -1,0 +1,107 @@
+"""``remit score-reference``: cache a frozen model's per-token log-probs for a packed dataset.
+
+    remit score-reference reference=runs/x/grpo data.sources='[{path: mid.jsonl}]' data.seq_len=256 \
+        out_dir=runs/x/ref_cache
+    remit midtrain --config configs/midtrain/remit_cached.yaml reference.cache=runs/x/ref_cache
+
+Output: ``meta.json`` (fingerprint parts: reference weights, tokenizer, packed data, packing;
+dtype; rows) and ``shards/shard-XXXXX.npy`` of ``[shard_rows, seq_len]`` log-probs, row i = packed row i
+(position t scores token t + 1, every position, padding included: the trainer masks). Shards are
+written atomically and finished shards are skipped, so an interrupted run resumes. fp32 by default,
+fp16 on request (2 bytes/token); bf16 is refused (7 mantissa bits lose the deltas ReMiT centres).
+The frozen-base variant's base log-probs are the same cache made with ``reference=<start checkpoint>``.
+Runs as one process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from remit.config import ConfigError, check_range
+from remit.midtrain.config import DataConfig
+
+__all__ = ["ScoreConfig", "run"]
+
+
+@dataclass
+class ScoreConfig:
+    reference: str = ""  # model dir or hub id
+    tokenizer: str | None = None  # default: the reference's
+    data: DataConfig = field(default_factory=DataConfig)
+    out_dir: str = "runs/default/ref_cache"
+    dtype: str = "float32"  # float32 | float16
+    batch_size: int = 8
+    shard_rows: int = 1024
+    chunk_size: int | None = None
+    device: str | None = None
+
+    def validate(self) -> None:
+        if not self.reference:
+            raise ConfigError("reference is required: the model whose log-probs are cached (dir or hub id)")
+        if self.dtype in ("bfloat16", "bf16"):
+            raise ConfigError("dtype=bfloat16 is refused: bf16 keeps 7 mantissa bits, too few for the log-prob "
+                              "deltas ReMiT centres. Accepted values: float32, float16.")
+        if self.dtype not in ("float32", "float16"):
+            raise ConfigError(f"dtype={self.dtype!r} is not accepted. Accepted values: float32, float16.")
+        check_range("batch_size", self.batch_size, lo=1)
+        check_range("shard_rows", self.shard_rows, lo=1)
+
+
+def run(cfg: ScoreConfig) -> Path:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from remit.midtrain.distributed import World
+    from remit.midtrain.reference import CACHE_META, OnlineReference
+    from remit.midtrain.setup import build_dataset, cache_parts
+    from remit.models import load_model, load_tokenizer
+    from remit.utils.integrations import default_device, default_dtype
+    from remit.utils.io import atomic_write_json, is_complete, write_manifest
+
+    out = Path(cfg.out_dir)
+    if is_complete(out, cfg):
+        return out
+    device = cfg.device or default_device()
+    world = World(device=device)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.reference)
+    dataset = build_dataset(cfg, tokenizer, world, out)
+    parts = cache_parts(reference=cfg.reference, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data)
+    meta = {"fingerprint": parts, "reference_path": cfg.reference, "num_rows": len(dataset),
+            "seq_len": dataset.seq_len, "shard_rows": cfg.shard_rows, "dtype": cfg.dtype, "complete": False}
+    meta_file = out / CACHE_META
+    if meta_file.is_file():
+        old = json.loads(meta_file.read_text(encoding="utf-8"))
+        diff = [k for k in ("fingerprint", "shard_rows", "dtype") if old.get(k) != meta[k]]
+        if diff:
+            raise ConfigError(f"out_dir={out} holds a reference cache made differently ({', '.join(diff)} "
+                              f"differ): choose another out_dir or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shards").mkdir(exist_ok=True)
+    atomic_write_json(meta_file, meta)
+
+    model = load_model(cfg.reference, dtype=default_dtype(device), device=device)
+    ref = OnlineReference(model, chunk_size=cfg.chunk_size,
+                          autocast_dtype=torch.bfloat16 if device.startswith("cuda") else None)
+    np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
+    n_shards = -(-len(dataset) // cfg.shard_rows)
+    todo = [k for k in range(n_shards) if not (out / "shards" / f"shard-{k:05d}.npy").is_file()]
+    for k in tqdm(todo, desc="score-reference", unit="shard"):
+        lo, hi = k * cfg.shard_rows, min((k + 1) * cfg.shard_rows, len(dataset))
+        buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
+        for i in range(lo, hi, cfg.batch_size):
+            rows = torch.from_numpy(np.asarray(dataset.tokens[i:min(i + cfg.batch_size, hi)], dtype=np.int64))
+            batch = {"input_ids": rows[:, :-1].to(device), "labels": rows[:, 1:].to(device)}
+            logps, _ = ref(batch)
+            buf[i - lo:i - lo + len(rows)] = logps.cpu().numpy().astype(np_dtype)
+        final = out / "shards" / f"shard-{k:05d}.npy"
+        tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npy")
+        np.save(tmp, buf)
+        os.replace(tmp, final)
+    atomic_write_json(meta_file, {**meta, "complete": True})
+    write_manifest(out, "score-reference", cfg, inputs={"reference": cfg.reference},
+                   rows=len(dataset), shards=n_shards, bytes_per_token=np.dtype(np_dtype).itemsize)
+    return out

@@ -1,0 +1,167 @@
+"""Build a run from its config: tokenizer, model, packed data, reference (online or cached), objective.
+
+Rank 0 does the work that writes files (training a tokenizer, tokenising and packing the data) first;
+the other ranks wait at a barrier and then read the same files, so all ranks see identical inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from remit.errors import ConfigError
+from remit.midtrain.config import MidtrainConfig
+from remit.midtrain.distributed import World, barrier, wrap_model
+
+__all__ = ["Run", "build_run", "load_tokenizer_for", "build_dataset", "cache_parts"]
+
+
+@dataclass
+class Run:
+    trainer: Any
+    iterator: Any
+    policy: torch.nn.Module  # the wrapped PolicyLogps (what DDP / FSDP2 see)
+    optimizer: torch.optim.Optimizer
+    hf_model: torch.nn.Module
+    tokenizer: Any
+    total_steps: int
+    accum: int
+    inputs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _first_on_main(world: World, fn):
+    """Run ``fn`` on rank 0, then on the others (which then find rank 0's cached files)."""
+    out = fn() if world.is_main else None
+    barrier(world)
+    return out if world.is_main else fn()
+
+
+def load_tokenizer_for(cfg: MidtrainConfig, world: World, out: Path):
+    from remit.data import read_texts
+    from remit.models import load_tokenizer, train_tokenizer
+
+    src = cfg.model.tokenizer or cfg.model.path
+    if src is not None:
+        return load_tokenizer(src)
+    tok_dir = out / "tokenizer"
+
+    def make():
+        if not (tok_dir / "tokenizer.json").is_file():
+            texts = [t for s in cfg.data.sources for t in read_texts(s)]
+            train_tokenizer(texts, cfg.model.tokenizer_vocab_size, out_dir=tok_dir)
+        return load_tokenizer(tok_dir)
+
+    return _first_on_main(world, make)
+
+
+def build_dataset(cfg, tokenizer, world: World, out: Path):
+    from remit.data import build_packed
+
+    cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out.parent / "cache"
+    return _first_on_main(world, lambda: build_packed(
+        list(cfg.data.sources), tokenizer, cfg.data.seq_len, cache_dir=cache, seed=cfg.data.pack_seed,
+        max_tokens=cfg.data.max_tokens))
+
+
+def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[str, Any]:
+    """The fingerprint parts that key a reference log-prob cache for this tokenizer and packed data."""
+    from remit.data import tokenizer_fingerprint
+    from remit.midtrain.reference import cache_fingerprint, model_fingerprint
+
+    return cache_fingerprint(
+        reference=model_fingerprint(reference) if reference else None,
+        tokenizer=tokenizer_fingerprint(tokenizer), data=dataset.fingerprint,
+        packing={"seq_len": data_cfg.seq_len, "seed": data_cfg.pack_seed, "max_tokens": data_cfg.max_tokens,
+                 "rows": len(dataset)})
+
+
+def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
+                 want_logits: bool = False):
+    from remit.midtrain.reference import OnlineReference
+    from remit.models import check_compatible, load_model
+    from remit.utils.integrations import default_dtype
+
+    vocab_limit = None
+    if check:
+        notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
+        vocab_limit = len(tokenizer) if notes else None
+    model = load_model(path, dtype=default_dtype(world.device), device=world.device)
+    autocast = torch.bfloat16 if world.device.startswith("cuda") else None
+    return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
+                           autocast_dtype=autocast)
+
+
+def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
+    from remit.data import BatchIterator
+    from remit.midtrain.engine import Trainer, build_optimizer
+    from remit.midtrain.methods import build_objective, miniplm_select, repack_selected
+    from remit.midtrain.reference import CachedReference, PolicyLogps
+    from remit.models import load_model
+
+    torch.manual_seed(cfg.seed)
+    tokenizer = load_tokenizer_for(cfg, world, out)
+    if cfg.model.path is not None:
+        model = load_model(cfg.model.path, dtype="float32", device=world.device)
+    else:
+        model = cfg.model.fresh.build(tokenizer, seed=cfg.seed).to(world.device)
+    model.train()
+    dataset = build_dataset(cfg, tokenizer, world, out)
+    method, ref_cfg = cfg.method, cfg.reference
+    objective = build_objective(method, ref_cfg.chunk_size)
+    inputs: dict[str, Any] = {"model": cfg.model.path or "fresh", "data": [s.path for s in cfg.data.sources]}
+    extra: dict[str, Any] = {"method": method.name, "data_fingerprint": dataset.fingerprint}
+
+    reference = base = None
+    needs = objective.needs
+    if method.name == "miniplm":
+        weak = _load_frozen(method.weak_model or cfg.model.path, world, tokenizer, model, ref_cfg.check,
+                            ref_cfg.chunk_size)
+        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size)
+        keep = miniplm_select(dataset, weak, ref, method.select_ratio, batch_size=cfg.optim.micro_batch_size,
+                              device=world.device)
+        extra["miniplm"] = {"docs_scored": int(dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
+        dataset = repack_selected(dataset, keep)
+        del weak, ref
+        inputs["reference"] = ref_cfg.path
+    elif needs != "none":
+        if ref_cfg.cache is not None and needs == "ref_logps":
+            reference = CachedReference(ref_cfg.cache)
+            reference.check(cache_parts(reference=ref_cfg.path, tokenizer=tokenizer, dataset=dataset,
+                                        data_cfg=cfg.data))
+            inputs["reference_cache"] = ref_cfg.cache
+        else:
+            if ref_cfg.path is None:
+                raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
+            reference = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size,
+                                     want_logits=(needs == "ref_logits"))
+        inputs["reference"] = ref_cfg.path
+    if method.frozen_base:
+        if ref_cfg.base_cache is not None:
+            base = CachedReference(ref_cfg.base_cache)
+            base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
+                       what="reference.base_cache")
+        else:
+            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size)
+
+    per_rank = cfg.optim.micro_batch_size * world.world_size
+    if cfg.optim.batch_size % per_rank:
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} must be a multiple of optim.micro_batch_size "
+                          f"x processes = {cfg.optim.micro_batch_size} x {world.world_size}")
+    accum = cfg.optim.batch_size // per_rank
+    tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
+    total_steps = cfg.max_steps or max(1, -(-cfg.token_budget // tokens_per_step))
+
+    policy = PolicyLogps(model, chunk_size=ref_cfg.chunk_size, want_logits=(needs == "ref_logits"))
+    policy = wrap_model(policy, world, cfg.parallel)
+    optimizer = build_optimizer(policy, cfg.optim)
+    trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
+                      grad_clip=cfg.optim.grad_clip, epsilon=method.epsilon,
+                      autocast_dtype=torch.bfloat16 if world.device.startswith("cuda") else None)
+    iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
+                             world_size=world.world_size)
+    extra["rows"] = len(dataset)
+    return Run(trainer, iterator, policy, optimizer, model, tokenizer, total_steps, accum, inputs, extra)

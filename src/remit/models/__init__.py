@@ -1,0 +1,31 @@
+"""Models: load any HF causal LM, build tiny ones, train a tokenizer, check policy/reference pairs.
+
+Import-light: the names below are resolved lazily (no torch/transformers import here).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "load_model": "load",
+    "load_tokenizer": "load",
+    "tiny_config": "tiny",
+    "tiny_model": "tiny",
+    "init_model": "tiny",
+    "param_count": "tiny",
+    "ModelConfig": "tiny",
+    "ARCHS": "tiny",
+    "train_tokenizer": "tokenizer",
+    "CHAT_TEMPLATE": "tokenizer",
+    "SPECIAL_TOKENS": "tokenizer",
+    "check_compatible": "compat",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"remit.models.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'remit.models' has no attribute {name!r}")

@@ -1,0 +1,180 @@
+"""Per-token log-probabilities without materialising the full [N, V] fp32 log-softmax.
+
+    logps = token_logps(logits, labels)                       # [B, T] fp32, grad flows to logits
+    logps = token_logps_from_hidden(hidden, lm_head.weight, labels)   # never builds [N, V] logits
+
+Both are custom ``torch.autograd.Function``s that walk over rows in chunks:
+
+* forward: per chunk, ``logsumexp`` and a ``gather`` of the label's logit; only the inputs (by
+  reference) and one fp32 ``logsumexp`` per row are saved;
+* backward: per chunk, the softmax is recomputed from the saved ``logsumexp`` and
+  ``grad = (onehot - softmax) * grad_out`` is written straight into the gradient (logits' dtype).
+
+So the extra memory is the gradient itself plus one chunk, instead of the log-softmax, the
+gather's dense gradient and the log-softmax's gradient of the naive ``log_softmax + gather``
+(see ``benchmarks/bench_objectives.py`` for measurements). Labels are already aligned
+(``logits[b, t]`` scores ``labels[b, t]``: the caller does the next-token shift); positions with
+``labels == ignore_index`` give 0.0 and no gradient. Double backward is not supported.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["token_logps", "token_logps_from_hidden", "DEFAULT_CHUNK_ELEMENTS"]
+
+# Rows per chunk are chosen so that one chunk holds about this many fp32 elements (~4 MiB):
+# large enough to amortise the per-chunk Python overhead, small enough to stay in cache.
+# Measured in benchmarks/bench_objectives.py (vocab 50k -> 20 rows per chunk).
+DEFAULT_CHUNK_ELEMENTS = 1 << 20
+
+
+def _rows_per_chunk(chunk_size: int | None, vocab: int) -> int:
+    if chunk_size is None:
+        return max(1, DEFAULT_CHUNK_ELEMENTS // max(vocab, 1))
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} must be a positive number of rows (or None for the default)")
+    return int(chunk_size)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for every float dtype except fp64 (kept so that gradcheck can run in double precision)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _flat_labels(labels: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """Labels as [N] int64 with ignored positions replaced by 0, plus the [N] bool mask of kept ones."""
+    flat = labels.reshape(-1)
+    valid = flat != ignore_index
+    return torch.where(valid, flat, torch.zeros_like(flat)).long(), valid
+
+
+def _check_labels(labels: Tensor, valid: Tensor, safe: Tensor, vocab: int) -> None:
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    if safe.numel() and bool(((safe < 0) | (safe >= vocab))[valid].any()):
+        raise ValueError(f"labels hold ids outside [0, {vocab}) that are not ignore_index")
+
+
+class _TokenLogps(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor, ignore_index: int, rows: int) -> Tensor:
+        vocab = logits.shape[-1]
+        x = logits.reshape(-1, vocab)
+        safe, valid = _flat_labels(labels, ignore_index)
+        _check_labels(labels, valid, safe, vocab)
+        n, dt = x.shape[0], _compute_dtype(logits.dtype)
+        out = torch.empty(n, dtype=dt, device=logits.device)
+        lse = torch.empty(n, dtype=dt, device=logits.device)
+        for s in range(0, n, rows):
+            xc = x[s:s + rows].to(dt)  # a view when logits are already fp32
+            lse[s:s + rows] = torch.logsumexp(xc, dim=-1)
+            out[s:s + rows] = xc.gather(1, safe[s:s + rows, None]).squeeze(1)
+        out.sub_(lse).masked_fill_(~valid, 0.0)
+        ctx.save_for_backward(logits, safe, valid, lse)
+        ctx.rows = rows
+        return out.view(labels.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        logits, safe, valid, lse = ctx.saved_tensors
+        rows = ctx.rows
+        vocab = logits.shape[-1]
+        x = logits.reshape(-1, vocab)
+        g = grad_out.reshape(-1).to(lse.dtype).masked_fill(~valid, 0.0)
+        grad = torch.empty_like(x, memory_format=torch.contiguous_format)
+        in_place = grad.dtype == lse.dtype
+        for s in range(0, x.shape[0], rows):
+            gc, lc, idx = g[s:s + rows, None], lse[s:s + rows, None], safe[s:s + rows, None]
+            # d logp / d logits = onehot - softmax, times the incoming gradient.
+            buf = grad[s:s + rows] if in_place else torch.empty(gc.shape[0], vocab, dtype=lse.dtype, device=x.device)
+            torch.sub(x[s:s + rows], lc, out=buf)
+            buf.exp_().mul_(gc.neg())
+            buf.scatter_add_(1, idx, gc)
+            if not in_place:
+                grad[s:s + rows].copy_(buf)
+        return grad.view(logits.shape), None, None, None
+
+
+def token_logps(logits: Tensor, labels: Tensor, *, ignore_index: int = -100, chunk_size: int | None = None) -> Tensor:
+    """Log-probability of ``labels`` under ``softmax(logits)``, fp32, same shape as ``labels``.
+
+    ``logits``: [..., V] (any float dtype), ``labels``: [...] integer ids, already aligned.
+    ``chunk_size``: rows per chunk (default: about 1M elements per chunk).
+    """
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} must be labels {tuple(labels.shape)} plus a vocab dim")
+    rows = _rows_per_chunk(chunk_size, logits.shape[-1])
+    return _TokenLogps.apply(logits, labels, ignore_index, rows)
+
+
+class _TokenLogpsFromHidden(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor | None, labels: Tensor,
+                ignore_index: int, rows: int) -> Tensor:
+        h = hidden.reshape(-1, hidden.shape[-1])
+        vocab = weight.shape[0]
+        safe, valid = _flat_labels(labels, ignore_index)
+        _check_labels(labels, valid, safe, vocab)
+        n, dt = h.shape[0], _compute_dtype(hidden.dtype)
+        out = torch.empty(n, dtype=dt, device=hidden.device)
+        lse = torch.empty(n, dtype=dt, device=hidden.device)
+        for s in range(0, n, rows):
+            # The matmul runs in the model's dtype (as an unchunked lm_head would); softmax in fp32.
+            zc = torch.nn.functional.linear(h[s:s + rows], weight, bias).to(dt)
+            lse[s:s + rows] = torch.logsumexp(zc, dim=-1)
+            out[s:s + rows] = zc.gather(1, safe[s:s + rows, None]).squeeze(1)
+        out.sub_(lse).masked_fill_(~valid, 0.0)
+        ctx.save_for_backward(hidden, weight, bias, safe, valid, lse)
+        ctx.rows = rows
+        return out.view(labels.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        hidden, weight, bias, safe, valid, lse = ctx.saved_tensors
+        rows = ctx.rows
+        h = hidden.reshape(-1, hidden.shape[-1])
+        dt = lse.dtype
+        g = grad_out.reshape(-1).to(dt).masked_fill(~valid, 0.0)
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_h = torch.empty_like(h) if need_h else None
+        # Accumulate the weight/bias gradients in fp32 over chunks; cast once at the end.
+        grad_w = torch.zeros(weight.shape, dtype=dt, device=weight.device) if need_w else None
+        grad_b = torch.zeros(weight.shape[0], dtype=dt, device=weight.device) if need_b else None
+        for s in range(0, h.shape[0], rows):
+            hc, gc = h[s:s + rows], g[s:s + rows, None]
+            dz = torch.nn.functional.linear(hc, weight, bias).to(dt)
+            dz.sub_(lse[s:s + rows, None]).exp_().mul_(gc.neg())
+            dz.scatter_add_(1, safe[s:s + rows, None], gc)
+            if need_h:
+                torch.matmul(dz.to(weight.dtype), weight, out=grad_h[s:s + rows])
+            if need_w:
+                grad_w.addmm_(dz.t(), hc.to(dt))
+            if need_b:
+                grad_b.add_(dz.sum(0))
+        grad_h = grad_h.view(hidden.shape) if need_h else None
+        grad_w = grad_w.to(weight.dtype) if need_w else None
+        grad_b = grad_b.to(bias.dtype) if need_b else None
+        return grad_h, grad_w, grad_b, None, None, None
+
+
+def token_logps_from_hidden(hidden: Tensor, weight: Tensor, labels: Tensor, *, bias: Tensor | None = None,
+                            ignore_index: int = -100, chunk_size: int | None = None) -> Tensor:
+    """Like :func:`token_logps` for ``logits = hidden @ weight.T + bias``, built chunk by chunk.
+
+    ``hidden``: [..., H], ``weight``: [V, H] (the LM head), ``bias``: [V] or None. Neither the full
+    logits nor their gradient is ever materialised; backward recomputes each chunk's logits.
+    ``chunk_size``: rows per chunk (default: about 1M logits per chunk).
+    """
+    if hidden.shape[:-1] != labels.shape:
+        raise ValueError(f"hidden {tuple(hidden.shape)} must be labels {tuple(labels.shape)} plus a hidden dim")
+    if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
+        raise ValueError(f"weight {tuple(weight.shape)} must be [vocab, {hidden.shape[-1]}]")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias {tuple(bias.shape)} must be [{weight.shape[0]}]")
+    rows = _rows_per_chunk(chunk_size, weight.shape[0])
+    return _TokenLogpsFromHidden.apply(hidden, weight, bias, labels, ignore_index, rows)

@@ -1,0 +1,160 @@
+"""ReMiT token weights and the re-weighted next-token objective (docs/method.md, "The token weight").
+
+    w = remit_weights(ref_logps, policy_logps, mask, epsilon=0.2, temperature=1.0)   # [B, T], detached
+    out = ReMiT()(ObjectiveInputs(policy_logps, mask, ref_logps=ref_logps))
+    metrics.update(weight_stats(out.stats["weights"], out.stats["delta"], mask, epsilon=0.2))
+
+delta = ref - policy (detached), centred by its mean over the counted positions of the same row
+(or of the same document when ``doc_ids`` is given), w = clip(2 sigmoid(centred / tau), 1 - eps, 1 + eps)
+at counted positions and 0 elsewhere. Identical log-probs give w == 1.0 exactly, so ReMiT reduces to NTP
+bit for bit. Everything is vectorised (row sums or one ``scatter_add`` over document segments): the cost
+is a handful of [B, T] element-wise ops (see benchmarks/bench_objectives.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from remit.config import check_choice, check_range
+from remit.errors import ConfigError
+from remit.objectives.base import (
+    Needs,
+    Objective,
+    ObjectiveInputs,
+    ObjectiveOutput,
+    as_bool_mask,
+    count,
+    masked_nll_sum,
+)
+
+__all__ = ["remit_weights", "remit_weights_and_delta", "weight_stats", "ReMiT", "HIST_BINS"]
+
+HIST_BINS = 20
+
+
+def _check_positive(key: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} must be a finite number > 0")
+    check_range(key, float(value), lo=0.0, lo_open=True)
+
+
+def _segment_ids(doc_ids: Tensor) -> Tensor:
+    """[B, T] -> flat [B*T] ids of contiguous runs of equal doc id within a row (a new run at each row start).
+
+    Packed rows hold each document as one contiguous run, so a run is a document (or the part of a
+    document that falls into this row: rows are centred independently, as in the per-row default).
+    """
+    change = torch.ones_like(doc_ids, dtype=torch.bool)
+    change[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    return change.reshape(-1).cumsum(0) - 1
+
+
+def remit_weights_and_delta(ref_logps: Tensor, policy_logps: Tensor, mask: Tensor, *, epsilon: float = 0.2,
+                            temperature: float = 1.0, doc_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(weights, delta), both [B, T] fp32 and detached; delta = ref - policy at counted positions, 0 elsewhere."""
+    _check_positive("epsilon", epsilon)
+    _check_positive("temperature", temperature)
+    if ref_logps.shape != policy_logps.shape:
+        raise ValueError(f"ref_logps {tuple(ref_logps.shape)} and policy_logps {tuple(policy_logps.shape)} differ")
+    if ref_logps.dim() != 2:
+        raise ValueError(f"log-probs must be [B, T], got {tuple(ref_logps.shape)}")
+    m = as_bool_mask(mask, policy_logps)
+    with torch.no_grad():
+        diff = ref_logps.detach().float() - policy_logps.detach().float()
+        delta = torch.where(m, diff, torch.zeros_like(diff))  # also drops NaN/inf at uncounted positions
+        if doc_ids is None:
+            mean = delta.sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1)
+            centered = delta - mean
+        else:
+            if doc_ids.shape != delta.shape:
+                raise ValueError(f"doc_ids {tuple(doc_ids.shape)} must have the log-probs' shape {tuple(delta.shape)}")
+            seg = _segment_ids(doc_ids)
+            n = seg.numel()
+            sums = torch.zeros(n, dtype=delta.dtype, device=delta.device).scatter_add_(0, seg, delta.reshape(-1))
+            cnts = torch.zeros(n, dtype=delta.dtype, device=delta.device).scatter_add_(0, seg, m.reshape(-1).to(delta.dtype))
+            centered = delta - (sums / cnts.clamp_min(1)).gather(0, seg).view_as(delta)
+        # 2 * sigmoid(0) is exactly 1.0 in floating point, hence w == 1 where the models agree.
+        w = centered.div_(temperature).sigmoid_().mul_(2.0).clamp_(1.0 - epsilon, 1.0 + epsilon)
+        w.masked_fill_(~m, 0.0)
+    return w, delta
+
+
+def remit_weights(ref_logps: Tensor, policy_logps: Tensor, mask: Tensor, *, epsilon: float = 0.2,
+                  temperature: float = 1.0, doc_ids: Tensor | None = None) -> Tensor:
+    """ReMiT token weights [B, T] fp32, detached: in [1 - eps, 1 + eps] where counted, 0.0 where mask is 0.
+
+    Per-row centring by default; ``doc_ids`` [B, T] => per-document centring (packed rows). A row or
+    document without counted positions gets weight 0 everywhere (no NaN).
+    """
+    return remit_weights_and_delta(ref_logps, policy_logps, mask, epsilon=epsilon, temperature=temperature,
+                                   doc_ids=doc_ids)[0]
+
+
+def weight_stats(weights: Tensor, delta: Tensor, mask: Tensor, epsilon: float) -> dict[str, float | int | list[int]]:
+    """Logging statistics over counted positions, with the metrics.jsonl key names.
+
+    ``w_mean``, ``w_std`` (population), ``w_frac_hi`` / ``w_frac_lo`` (fraction at the upper / lower clip),
+    ``w_hist`` (counts in 20 equal bins over [1 - eps, 1 + eps]; counts so that micro-batches can be summed),
+    ``delta_mean``, ``delta_std``, ``n`` (counted positions). With no counted position everything is 0.
+    """
+    m = as_bool_mask(mask, weights)
+    w = weights.detach()[m].double()
+    d = delta.detach()[m].double()
+    n = int(w.numel())
+    if n == 0:
+        return {"w_mean": 0.0, "w_std": 0.0, "w_frac_hi": 0.0, "w_frac_lo": 0.0, "w_hist": [0] * HIST_BINS,
+                "delta_mean": 0.0, "delta_std": 0.0, "n": 0}
+    lo, hi = 1.0 - epsilon, 1.0 + epsilon
+    # The clip writes the fp32 value of the bound; compare against that value, with an fp32 ulp of slack.
+    tol = 4 * torch.finfo(torch.float32).eps
+    hist = torch.histc(w.clamp(lo, hi), bins=HIST_BINS, min=lo, max=hi)
+    return {
+        "w_mean": w.mean().item(),
+        "w_std": w.std(unbiased=False).item(),
+        "w_frac_hi": (w >= hi - tol).double().mean().item(),
+        "w_frac_lo": (w <= lo + tol).double().mean().item(),
+        "w_hist": [int(c) for c in hist.round().long().tolist()],
+        "delta_mean": d.mean().item(),
+        "delta_std": d.std(unbiased=False).item(),
+        "n": n,
+    }
+
+
+@dataclass
+class ReMiT(Objective):
+    """Re-weighted NTP: loss_sum = sum_t m_t w_t (-log p_theta), denom = #counted tokens (or sum of w).
+
+    ``per_document``: centre delta per packed document (needs ``doc_ids``). ``normalize="weights"``
+    divides by the sum of the weights instead of the token count (method.md DECISION option).
+    Frozen-base variant: when ``base_logps`` is given, delta = ref - base (static weights) instead of
+    ref - policy. Stats: ``weights`` and ``delta`` ([B, T], detached) for :func:`weight_stats`.
+    """
+
+    epsilon: float = 0.2
+    temperature: float = 1.0
+    per_document: bool = False
+    normalize: Literal["tokens", "weights"] = "tokens"
+    needs: ClassVar[Needs] = "ref_logps"
+
+    def __post_init__(self) -> None:
+        _check_positive("epsilon", self.epsilon)
+        _check_positive("temperature", self.temperature)
+        check_choice("normalize", self.normalize, ("tokens", "weights"))
+
+    def __call__(self, inputs: ObjectiveInputs) -> ObjectiveOutput:
+        self._require(inputs, "ref_logps")
+        if self.per_document:
+            self._require(inputs, "doc_ids")
+        mask = as_bool_mask(inputs.mask, inputs.policy_logps)
+        other = inputs.base_logps if inputs.base_logps is not None else inputs.policy_logps
+        w, delta = remit_weights_and_delta(inputs.ref_logps, other, mask, epsilon=self.epsilon,
+                                           temperature=self.temperature,
+                                           doc_ids=inputs.doc_ids if self.per_document else None)
+        loss_sum = masked_nll_sum(inputs.policy_logps, mask, w)
+        denom = count(mask) if self.normalize == "tokens" else w.sum(dtype=torch.float32)
+        return ObjectiveOutput(loss_sum, denom, {"weights": w, "delta": delta})

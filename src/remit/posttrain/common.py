@@ -1,0 +1,261 @@
+"""What the SFT, DPO and GRPO stages share: config fields, device defaults, TRL args, output.
+
+A stage's config subclasses :class:`StageConfig`. ``run`` of a stage:
+
+1. ``begin(cfg, name)`` checks the paths, and returns ``None`` when ``cfg.out`` already holds a
+   finished output of the same config, model and data (the stage is then not re-run);
+2. reads and checks its data (``remit.posttrain.data``), then loads the policy (``load_policy``:
+   a tokenizer without a chat template is an error here, before any training step);
+3. builds the TRL config with ``trl_args`` (device defaults, then the stage's values, then the
+   ``trl:`` pass-through mapping, whose keys are checked against the TRL config class);
+4. trains inside ``atomic_dir(out)`` and calls ``finish`` (HF checkpoint + config.yaml +
+   metrics.jsonl + manifest.json).
+
+Device defaults: on CPU fp32, ``use_cpu=True``, ``bf16=False``, no gradient checkpointing; on
+GPU bf16 (vLLM generation for GRPO is decided in ``grpo.py`` through ``remit.utils.integrations``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remit.config import check_choice, check_range, save_config
+from remit.errors import ConfigError, RemitError
+from remit.utils.io import file_fingerprint, is_complete, read_manifest, write_manifest
+
+
+@dataclass
+class RewardEvalConfig:
+    """Held-out reward evaluation (greedy decoding) recorded in the manifest; ``n=0`` turns it off."""
+
+    data: str = ""  # prompts with answers (eval.jsonl); "" = no evaluation
+    n: int = 128
+    max_new_tokens: int = 48
+    rewards: list[str] = field(default_factory=lambda: ["world"])
+    batch_size: int = 128
+
+    def validate(self) -> None:
+        check_range("eval.n", self.n, lo=0)
+        check_range("eval.max_new_tokens", self.max_new_tokens, lo=1)
+        check_range("eval.batch_size", self.batch_size, lo=1)
+        if not self.rewards:
+            raise ConfigError("eval.rewards: give at least one reward name (for example [world])")
+
+    def enabled(self) -> bool:
+        return bool(self.data) and self.n > 0
+
+
+@dataclass
+class StageConfig:
+    """Fields every post-training stage has. ``model``/``data``/``out`` are filled by the chain."""
+
+    model: str = ""  # input checkpoint: a local HF dir (a previous stage's output) or a hub id
+    data: str = ""  # .jsonl file of the stage's rows
+    out: str = ""  # output folder (HF checkpoint + config.yaml + manifest.json)
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    learning_rate: float = 1e-4
+    max_steps: int = 20
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 256
+    limit: int | None = None  # use only the first N rows of `data`
+    logging_steps: int = 5
+    trl: dict[str, Any] = field(default_factory=dict)  # extra TRL config fields, passed through as given
+    eval: RewardEvalConfig = field(default_factory=RewardEvalConfig)
+
+    def validate(self) -> None:
+        check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        check_range("learning_rate", self.learning_rate, lo=0.0, lo_open=True)
+        for key in ("max_steps", "batch_size", "grad_accum", "max_length", "logging_steps"):
+            check_range(key, getattr(self, key), lo=1)
+        if self.limit is not None:
+            check_range("limit", self.limit, lo=1)
+
+
+def say(stage: str, msg: str) -> None:
+    print(f"[remit {stage}] {msg}", file=sys.stderr, flush=True)
+
+
+def resolve_device(device: str) -> str:
+    from remit.utils.integrations import default_device
+
+    if device == "auto":
+        return default_device()
+    if device == "cuda":
+        from remit.utils.integrations import has_cuda
+
+        if not has_cuda():
+            raise ConfigError("device=cuda but no GPU is visible; use device=auto or device=cpu")
+    return device
+
+
+def device_args(device: str) -> dict[str, Any]:
+    """TRL/TrainingArguments fields that must differ between CPU and GPU."""
+    if device == "cpu":
+        return dict(use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False)
+    return dict(use_cpu=False, bf16=True, fp16=False, gradient_checkpointing=False)
+
+
+def stage_inputs(cfg: StageConfig) -> dict[str, Any]:
+    """What the output depends on besides the config: the input model's manifest and the data bytes."""
+    up = read_manifest(cfg.model) if Path(cfg.model).is_dir() else None
+    inputs: dict[str, Any] = {
+        "model": cfg.model,
+        "model_config_hash": up.get("config_hash") if up else None,
+        "model_finished_at": up.get("finished_at") if up else None,
+        "data": cfg.data,
+        "data_fingerprint": file_fingerprint(cfg.data) if Path(cfg.data).is_file() else None,
+    }
+    if cfg.eval.enabled() and Path(cfg.eval.data).is_file():
+        inputs["eval_data_fingerprint"] = file_fingerprint(cfg.eval.data)
+    return inputs
+
+
+def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
+    """Check the required paths; ``None`` if ``cfg.out`` is already a finished output of the same work."""
+    for key in ("model", "data", "out"):
+        if not getattr(cfg, key):
+            raise ConfigError(f"{stage}: `{key}` is not set (give {key}=...)")
+    inputs = stage_inputs(cfg)
+    if is_complete(cfg.out, cfg) and (read_manifest(cfg.out) or {}).get("inputs") == json.loads(
+            json.dumps(inputs, default=str)):
+        say(stage, f"{cfg.out} is already complete with the same config and inputs: not re-running")
+        return None
+    return inputs
+
+
+def load_policy(path: str, device: str, stage: str):
+    """(model, tokenizer) for training; the tokenizer must have a chat template and a pad token."""
+    from remit.models import load_model, load_tokenizer
+    from remit.utils.integrations import default_dtype
+
+    tokenizer = load_tokenizer(path)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"{stage}: the tokenizer of model '{path}' has no chat template; post-training formats "
+                          "prompts as chats (train the tokenizer with remit.models.train_tokenizer, or set "
+                          "tokenizer.chat_template and save it)")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_model(path, dtype=default_dtype(device), device=device)
+    return model, tokenizer
+
+
+def trl_args(cls: type, stage: str, values: dict[str, Any], passthrough: dict[str, Any]):
+    """Build the TRL config ``cls`` from remit's ``values`` then the user's ``trl:`` mapping."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in passthrough:
+        if key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = f" Did you mean 'trl.{close[0]}'?" if close else ""
+            raise ConfigError(f"{stage}: trl.{key} is not a field of TRL's {cls.__name__}.{hint}")
+    kwargs = {**values, **passthrough}
+    # transformers >= 5.2x renamed gradient_checkpointing (TRL still defaults it to True): use the new name.
+    if "activation_checkpointing" in names and "gradient_checkpointing" in values \
+            and "gradient_checkpointing" not in passthrough:
+        kwargs.setdefault("activation_checkpointing", kwargs.pop("gradient_checkpointing"))
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{stage}: TRL rejected the training arguments: {e}") from None
+
+
+def common_values(cfg: StageConfig, device: str, scratch: Path) -> dict[str, Any]:
+    """TrainingArguments fields set the same way for every stage."""
+    return dict(
+        output_dir=str(scratch),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        logging_steps=cfg.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **device_args(device),
+    )
+
+
+def drop_scratch(path: Path) -> None:
+    """Remove TRL's ``output_dir`` (nothing is saved there: save_strategy is "no")."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def eval_settings(cfg: StageConfig) -> dict[str, Any]:
+    e = cfg.eval
+    return {"data": e.data, "n": e.n, "max_new_tokens": e.max_new_tokens, "rewards": list(e.rewards)}
+
+
+def evaluate_in_memory(model, tokenizer, cfg: StageConfig) -> float:
+    from remit.posttrain.data import RL_FIELDS, read_rows
+    from remit.posttrain.generate import evaluate_rows
+
+    rows = read_rows(cfg.eval.data, required=RL_FIELDS, limit=cfg.eval.n)
+    values = evaluate_rows(model, tokenizer, rows, list(cfg.eval.rewards), max_new_tokens=cfg.eval.max_new_tokens,
+                           batch_size=cfg.eval.batch_size)
+    return sum(values) / len(values)
+
+
+def reward_before(model, tokenizer, cfg: StageConfig) -> float | None:
+    """Held-out reward of the input model: reused from its manifest when measured the same way."""
+    if not cfg.eval.enabled():
+        return None
+    up = read_manifest(cfg.model) if Path(cfg.model).is_dir() else None
+    prev = (up or {}).get("eval") or {}
+    if prev.get("settings") == eval_settings(cfg) and prev.get("post") is not None:
+        return float(prev["post"])
+    return evaluate_in_memory(model, tokenizer, cfg)
+
+
+def check_finite(log_history: list[dict[str, Any]], stage: str) -> None:
+    import math
+
+    from remit.errors import TrainingError
+
+    for rec in log_history:
+        loss = rec.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(f"{stage}: loss became {loss} at step {rec.get('step')}; lower learning_rate")
+
+
+def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], model, tokenizer,
+           log_history: list[dict[str, Any]] | None = None, *, pre: float | None = None,
+           started: float | None = None, **extra: Any) -> dict[str, Any]:
+    """Write the checkpoint, config, metrics and manifest of a stage into ``tmp`` (its atomic_dir)."""
+    post = evaluate_in_memory(model, tokenizer, cfg) if cfg.eval.enabled() else None
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    save_config(cfg, tmp / "config.yaml")
+    log_history = log_history or []
+    with open(tmp / "metrics.jsonl", "w", encoding="utf-8") as f:
+        for rec in log_history:
+            f.write(json.dumps(rec, default=float) + "\n")
+    losses = [r["loss"] for r in log_history if "loss" in r]
+    info: dict[str, Any] = {
+        "steps": max((r.get("step", 0) for r in log_history), default=0),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "wall_s": round(time.time() - started, 2) if started else None,
+        **extra,
+    }
+    if post is not None:
+        info["eval"] = {"settings": eval_settings(cfg), "pre": pre, "post": post}
+        say(stage, f"held-out reward ({', '.join(cfg.eval.rewards)}, n={cfg.eval.n}): "
+                   f"{'' if pre is None else f'{pre:.3f} -> '}{post:.3f}")
+    write_manifest(tmp, stage, cfg, inputs=inputs, **info)
+    return info
+
+
+__all__ = ["RewardEvalConfig", "StageConfig", "RemitError", "begin", "load_policy", "trl_args", "finish"]

@@ -1,0 +1,198 @@
+"""On-policy DPO with TRL's DPOTrainer: preference pairs sampled from the model itself and verified.
+
+    remit dpo model=runs/x/sft data=runs/x/world/rl.jsonl out=runs/x/dpo [pairs_per_prompt=2 ...]
+
+For each of the first ``limit`` prompts (rows ``{"prompt", "answer", ...}``) the input model
+samples ``samples_per_prompt`` completions (batched ``model.generate``); the reward functions
+score them; a completion scoring ``>= correct_threshold`` is "correct". Up to ``pairs_per_prompt``
+(correct, incorrect) pairs are taken per prompt; prompts whose samples are all correct or all
+incorrect give no pair (no contrast). The counts go into the manifest (``pairs``).
+
+With fewer than ``min_pairs`` pairs DPO cannot run: ``on_no_pairs=skip`` (default) says so and
+copies the input model forward unchanged, recording ``skipped: true`` and the reason in the
+manifest; ``on_no_pairs=error`` raises.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from remit.config import check_choice, check_range
+from remit.posttrain.common import (
+    StageConfig,
+    begin,
+    check_finite,
+    common_values,
+    drop_scratch,
+    finish,
+    load_policy,
+    reward_before,
+    resolve_device,
+    say,
+    trl_args,
+)
+from remit.utils.io import atomic_dir
+
+STAGE = "dpo"
+
+
+@dataclass
+class DPOStageConfig(StageConfig):
+    learning_rate: float = 1e-4
+    max_steps: int = 20
+    batch_size: int = 8
+    limit: int | None = 64  # prompts to sample from
+    beta: float = 0.1
+    samples_per_prompt: int = 8
+    pairs_per_prompt: int = 2
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    gen_batch_size: int = 256  # sequences per generate() call
+    rewards: list[str] = field(default_factory=lambda: ["world"])
+    reward_weights: list[float] | None = None
+    correct_threshold: float = 0.5
+    min_pairs: int = 1
+    on_no_pairs: str = "skip"  # skip | error
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("beta", self.beta, lo=0.0, lo_open=True)
+        check_range("samples_per_prompt", self.samples_per_prompt, lo=2)
+        check_range("pairs_per_prompt", self.pairs_per_prompt, lo=1)
+        check_range("temperature", self.temperature, lo=0.0, lo_open=True)
+        check_range("top_p", self.top_p, lo=0.0, hi=1.0, lo_open=True)
+        check_range("max_new_tokens", self.max_new_tokens, lo=1)
+        check_range("gen_batch_size", self.gen_batch_size, lo=1)
+        check_range("min_pairs", self.min_pairs, lo=1)
+        check_choice("on_no_pairs", self.on_no_pairs, ("skip", "error"))
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            from remit.errors import ConfigError
+
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values but rewards has "
+                              f"{len(self.rewards)} ({self.rewards})")
+
+
+def build_pairs(rows: list[dict[str, Any]], completions: list[list[str]], rewards: list[list[float]], *,
+                pairs_per_prompt: int, correct_threshold: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(correct, incorrect) pairs per prompt, and counts.
+
+    Duplicate texts are merged first. Pairs are taken in a fixed order over the grid of
+    (correct i, incorrect j), by ``max(i, j)`` then ``i``, ``j``, so that the first pairs use
+    different samples: ``min(pairs_per_prompt, n_correct * n_incorrect)`` pairs per prompt.
+    """
+    pairs: list[dict[str, Any]] = []
+    stats = {"prompts": len(rows), "samples": 0, "correct_samples": 0, "prompts_with_pairs": 0,
+             "prompts_all_correct": 0, "prompts_all_incorrect": 0, "pairs": 0}
+    for row, texts, scores in zip(rows, completions, rewards, strict=True):
+        good: dict[str, float] = {}
+        bad: dict[str, float] = {}
+        for text, r in zip(texts, scores, strict=True):
+            (good if r >= correct_threshold else bad).setdefault(text, r)
+        stats["samples"] += len(texts)
+        stats["correct_samples"] += sum(r >= correct_threshold for r in scores)
+        if not bad:
+            stats["prompts_all_correct"] += 1
+        if not good:
+            stats["prompts_all_incorrect"] += 1
+        if not good or not bad:
+            continue
+        g, b = list(good.items()), list(bad.items())
+        grid = sorted(((i, j) for i in range(len(g)) for j in range(len(b))), key=lambda ij: (max(ij), ij))
+        for i, j in grid[:pairs_per_prompt]:
+            pairs.append({"prompt": row["prompt"], "chosen": g[i][0], "rejected": b[j][0],
+                          "chosen_reward": g[i][1], "rejected_reward": b[j][1]})
+        stats["prompts_with_pairs"] += 1
+    stats["pairs"] = len(pairs)
+    stats["sample_accuracy"] = stats["correct_samples"] / max(1, stats["samples"])
+    return pairs, stats
+
+
+def make_pairs(rows: list[dict[str, Any]], sample_fn: Callable[[list[str], int], list[list[str]]],
+               reward_fn: Callable[..., list], cfg: DPOStageConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Sample with ``sample_fn(prompts, k)``, score with ``reward_fn``, then :func:`build_pairs`."""
+    from remit.posttrain.generate import score
+
+    completions = sample_fn([r["prompt"] for r in rows], cfg.samples_per_prompt)
+    if len(completions) != len(rows) or any(len(c) != cfg.samples_per_prompt for c in completions):
+        raise RuntimeError(f"sampler returned {len(completions)} groups for {len(rows)} prompts")
+    rewards = score(reward_fn, rows, completions)
+    return build_pairs(rows, completions, rewards, pairs_per_prompt=cfg.pairs_per_prompt,
+                       correct_threshold=cfg.correct_threshold)
+
+
+def pair_dataset(pairs: list[dict[str, Any]]):
+    """Conversational preference dataset for DPOTrainer."""
+    from datasets import Dataset
+
+    from remit.posttrain.data import user_turn
+
+    return Dataset.from_list([{
+        "prompt": user_turn(p["prompt"]),
+        "chosen": [{"role": "assistant", "content": p["chosen"]}],
+        "rejected": [{"role": "assistant", "content": p["rejected"]}],
+    } for p in pairs])
+
+
+def run(cfg: DPOStageConfig) -> Path:
+    inputs = begin(cfg, STAGE)
+    out = Path(cfg.out)
+    if inputs is None:
+        return out
+    started = time.time()
+    from remit.posttrain.data import RL_FIELDS, read_rows
+    from remit.posttrain.generate import sample, weighted_reward
+
+    rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
+    reward_fn = weighted_reward(cfg.rewards, cfg.reward_weights)
+    device = resolve_device(cfg.device)
+    model, tokenizer = load_policy(cfg.model, device, STAGE)
+    pre = reward_before(model, tokenizer, cfg)
+
+    def sample_fn(prompts: list[str], k: int) -> list[list[str]]:
+        return sample(model, tokenizer, prompts, num_samples=k, max_new_tokens=cfg.max_new_tokens, do_sample=True,
+                      temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.gen_batch_size, seed=cfg.seed)
+
+    t0 = time.time()
+    pairs, stats = make_pairs(rows, sample_fn, reward_fn, cfg)
+    stats["sampling_s"] = round(time.time() - t0, 2)
+    say(STAGE, f"built {stats['pairs']} pairs from {stats['prompts_with_pairs']}/{stats['prompts']} prompts "
+               f"(sample accuracy {stats['sample_accuracy']:.3f}, {stats['prompts_all_correct']} all correct, "
+               f"{stats['prompts_all_incorrect']} all incorrect)")
+    if stats["pairs"] < cfg.min_pairs:
+        reason = (f"only {stats['pairs']} preference pairs (min_pairs={cfg.min_pairs}): no prompt had both a "
+                  f"correct and an incorrect sample among {cfg.samples_per_prompt}")
+        if cfg.on_no_pairs == "error":
+            from remit.errors import TrainingError
+
+            raise TrainingError(f"dpo: {reason}; raise samples_per_prompt/limit or set on_no_pairs=skip")
+        say(STAGE, f"SKIPPED: {reason}. Copying the input model forward unchanged (on_no_pairs=skip).")
+        with atomic_dir(out) as tmp:
+            finish(tmp, STAGE, cfg, inputs, model, tokenizer, [], pre=pre, started=started, pairs=stats,
+                   skipped=True, skip_reason=reason)
+        return out
+
+    from trl import DPOConfig, DPOTrainer
+
+    from remit.models import load_model
+    from remit.utils.integrations import default_dtype
+
+    ref_model = load_model(cfg.model, dtype=default_dtype(device), device=device)
+    with atomic_dir(out) as tmp:
+        args = trl_args(DPOConfig, STAGE, {
+            **common_values(cfg, device, tmp / "_trl"),
+            "beta": cfg.beta,
+            "max_length": cfg.max_length,
+        }, cfg.trl)
+        trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=pair_dataset(pairs),
+                             processing_class=tokenizer)
+        say(STAGE, f"{stats['pairs']} pairs, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} on {device}")
+        trainer.train()
+        check_finite(trainer.state.log_history, STAGE)
+        drop_scratch(tmp / "_trl")
+        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, trainer.state.log_history, pre=pre,
+               started=started, pairs=stats, skipped=False)
+    return out

@@ -1,0 +1,134 @@
+"""RL with verifiable rewards: TRL's GRPOTrainer on prompts whose answers a reward function checks.
+
+    remit grpo model=runs/x/dpo data=runs/x/world/rl.jsonl out=runs/x/grpo eval.data=runs/x/world/eval.jsonl
+
+Rows ``{"prompt", "answer", ...}``; the prompt becomes a one-turn chat and every other column
+(``answer``, ``kind``, ...) reaches the reward functions (``rewards``, names from
+``remit.rewards`` or ``module:function``, weighted by ``reward_weights``). ``batch_size`` counts
+PROMPTS per optimizer step; each gets ``num_generations`` sampled completions of at most
+``max_completion_length`` tokens. With ``eval.data`` set, the mean reward of greedy completions
+on the held-out prompts is measured before and after training and written to the manifest
+(``eval.pre``, ``eval.post``). Generation uses vLLM on GPU when it is installed (``use_vllm``
+unset), plain batched ``model.generate`` otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from remit.config import check_choice, check_range
+from remit.errors import ConfigError
+from remit.posttrain.common import (
+    StageConfig,
+    begin,
+    check_finite,
+    common_values,
+    drop_scratch,
+    finish,
+    load_policy,
+    reward_before,
+    resolve_device,
+    say,
+    trl_args,
+)
+from remit.utils.io import atomic_dir
+
+STAGE = "grpo"
+
+
+@dataclass
+class GRPOStageConfig(StageConfig):
+    learning_rate: float = 5e-4
+    max_steps: int = 40
+    batch_size: int = 4  # prompts per step (x num_generations completions)
+    num_generations: int = 8
+    max_completion_length: int = 48
+    temperature: float = 1.0
+    top_p: float = 1.0
+    beta: float = 0.0  # KL to the input model; 0 = no reference model (TRL's default)
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"  # group | batch | none
+    rewards: list[str] = field(default_factory=lambda: ["world"])
+    reward_weights: list[float] | None = None
+    use_vllm: bool | None = None  # None = on when CUDA and vllm are available
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("num_generations", self.num_generations, lo=2)
+        check_range("max_completion_length", self.max_completion_length, lo=1)
+        check_range("temperature", self.temperature, lo=0.0, lo_open=True)
+        check_range("top_p", self.top_p, lo=0.0, hi=1.0, lo_open=True)
+        check_range("beta", self.beta, lo=0.0)
+        check_choice("loss_type", self.loss_type, ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"))
+        check_choice("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
+        if not self.rewards:
+            raise ConfigError("rewards: give at least one reward name (for example [world])")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values but rewards has "
+                              f"{len(self.rewards)} ({self.rewards})")
+
+
+def _vllm(cfg: GRPOStageConfig, device: str) -> bool:
+    from remit.utils.integrations import has_vllm
+
+    if cfg.use_vllm is None:
+        return device == "cuda" and has_vllm()
+    if cfg.use_vllm and not has_vllm():
+        raise ConfigError("use_vllm=true but vLLM (with a GPU) is not available; unset use_vllm")
+    return cfg.use_vllm
+
+
+def run(cfg: GRPOStageConfig) -> Path:
+    inputs = begin(cfg, STAGE)
+    out = Path(cfg.out)
+    if inputs is None:
+        return out
+    started = time.time()
+    from remit.posttrain.data import RL_FIELDS, prompt_dataset, read_rows
+    from remit.posttrain.generate import resolve_reward
+
+    rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
+    reward_fns = [resolve_reward(n) for n in cfg.rewards]
+    if cfg.eval.enabled():
+        read_rows(cfg.eval.data, required=RL_FIELDS, limit=cfg.eval.n)  # fail now, not after training
+    device = resolve_device(cfg.device)
+    model, tokenizer = load_policy(cfg.model, device, STAGE)
+    pre = reward_before(model, tokenizer, cfg)
+    use_vllm = _vllm(cfg, device)
+    from trl import GRPOConfig, GRPOTrainer
+
+    with atomic_dir(out) as tmp:
+        values = {
+            **common_values(cfg, device, tmp / "_trl"),
+            "per_device_train_batch_size": cfg.batch_size * cfg.num_generations,
+            "num_generations": cfg.num_generations,
+            "max_completion_length": cfg.max_completion_length,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "beta": cfg.beta,
+            "loss_type": cfg.loss_type,
+            "scale_rewards": cfg.scale_rewards,
+            "reward_weights": cfg.reward_weights,
+            "use_vllm": use_vllm,
+        }
+        if use_vllm:
+            values.update(vllm_mode="colocate", vllm_max_model_length=cfg.max_length + cfg.max_completion_length)
+        args = trl_args(GRPOConfig, STAGE, values, cfg.trl)
+        trainer = GRPOTrainer(model=model, reward_funcs=reward_fns, args=args, train_dataset=prompt_dataset(rows),
+                              processing_class=tokenizer)
+        say(STAGE, f"{len(rows)} prompts, {cfg.max_steps} steps of {cfg.batch_size} prompts x "
+                   f"{cfg.num_generations} generations on {device}{' (vLLM)' if use_vllm else ''}")
+        trainer.train()
+        check_finite(trainer.state.log_history, STAGE)
+        drop_scratch(tmp / "_trl")
+        logs = trainer.state.log_history
+        train_rewards = [r["reward"] for r in logs if "reward" in r]
+        zero_std = [r["frac_reward_zero_std"] for r in logs if "frac_reward_zero_std" in r]
+        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre, started=started,
+               prompts=len(rows), use_vllm=use_vllm,
+               train_reward_first=train_rewards[0] if train_rewards else None,
+               train_reward_last=train_rewards[-1] if train_rewards else None,
+               frac_reward_zero_std=sum(zero_std) / len(zero_std) if zero_std else None)
+    return out

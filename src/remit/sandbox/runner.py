@@ -1,0 +1,208 @@
+"""Run untrusted (model-written) Python code in a contained subprocess.
+
+    from remit.sandbox import run_python, run_tests
+    r = run_python("print(1 + 1)")                  # r.ok, r.reason, r.stdout == "2\\n"
+    r = run_tests(solution_code, "assert f(2) == 4")  # ok only if every assert passes
+
+The code never runs in the calling process. What is enforced, and by whom:
+
+- by the caller: a wall-clock timeout that SIGKILLs the child's whole process group; an
+  output cap (stdout and stderr are read in a loop, the child is killed when one exceeds
+  ``max_output_bytes``); a fresh temp working directory, deleted afterwards; a scrubbed
+  environment (PATH, LANG, LC_ALL, HOME/TMPDIR = the temp dir); ``python -I -S``.
+- by the kernel, always: RLIMIT_CPU, RLIMIT_AS (memory), RLIMIT_FSIZE, RLIMIT_NOFILE,
+  RLIMIT_CORE=0, and RLIMIT_NPROC when not running as root (root ignores it).
+- by the kernel, where ``unshare`` is permitted (root or user namespaces; see
+  ``SandboxResult.isolation``): a new network namespace (no interface but a down loopback:
+  nothing can be reached), a PID namespace whose init is the program (when it dies, or its
+  parent is killed, every process it started dies; it cannot see or signal other
+  processes) and a mount namespace in which every mount except the temp directory is
+  re-mounted read-only.
+- by a Python prelude, always (a speed bump, not a wall: a determined program can get
+  around it): sockets, process creation (fork/exec/subprocess/multiprocessing), ctypes, and
+  opening files for writing outside the temp directory raise ``SandboxViolation``.
+
+Where namespaces are refused, "no network" and "no writes outside the temp directory"
+rest on the Python prelude only; ``isolation`` says which layer applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_BOOTSTRAP = (Path(__file__).with_name("_bootstrap.py")).read_text(encoding="utf-8")
+EXIT_CPU, EXIT_BLOCKED, EXIT_MEMORY = 96, 97, 98
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    ok: bool  # exited with status 0 within every limit
+    reason: str  # "ok", "timeout", "cpu_limit", "memory_limit", "output_limit", "blocked", "error", "killed"
+    returncode: int | None
+    stdout: str
+    stderr: str
+    elapsed_s: float
+    isolation: dict[str, str] = field(default_factory=dict)  # which layer enforced network/pid/filesystem limits
+
+    @property
+    def detail(self) -> str:
+        """One line for logs: the reason plus the last line of stderr."""
+        tail = self.stderr.strip().splitlines()[-1] if self.stderr.strip() else ""
+        return f"{self.reason}: {tail}" if tail else self.reason
+
+
+def _env(tmp: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": tmp,
+            "TMPDIR": tmp, "PYTHONHASHSEED": "0"}
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has exited, without reaping it (so its process group id stays reserved)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def run_python(code: str, *, stdin: str | None = None, timeout_s: float = 5.0, cpu_s: int | None = None,
+               memory_mb: int = 512, max_file_mb: int = 10, max_output_bytes: int = 64_000, max_procs: int = 1,
+               namespaces: bool = True, readonly_fs: bool = True, python_guards: bool = True) -> SandboxResult:
+    """Run ``code`` as ``main.py`` in a contained child interpreter; never raises for bad code.
+
+    ``cpu_s`` defaults to ``ceil(timeout_s)``; ``max_procs`` <= 1 forbids starting processes
+    (fork storms), larger values allow them (bounded by RLIMIT_NPROC when not root, and by the
+    PID namespace and process-group kill at the end). ``namespaces=False`` skips ``unshare``;
+    ``python_guards=False`` skips the Python prelude (to test the kernel layers on their own).
+    """
+    t0 = time.perf_counter()
+    tmp = tempfile.mkdtemp(prefix="remit-sandbox-")
+    status_r, status_w = os.pipe()
+    proc = None
+    try:
+        Path(tmp, "main.py").write_text(code, encoding="utf-8")
+        stdin_path = Path(tmp, ".stdin")
+        stdin_path.write_text(stdin or "", encoding="utf-8")
+        cfg = {"root": tmp, "status_fd": status_w, "cpu_s": int(cpu_s or max(1, -(-timeout_s // 1))),
+               "memory_bytes": int(memory_mb) << 20, "file_bytes": int(max_file_mb) << 20,
+               "nproc": max(1, int(max_procs)), "allow_procs": max_procs > 1, "namespaces": namespaces,
+               "readonly_fs": readonly_fs, "python_guards": python_guards}
+        with open(stdin_path, "rb") as fin:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(cfg)], cwd=tmp,
+                                    env=_env(tmp), stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    pass_fds=(status_w,), start_new_session=True, close_fds=True)
+        os.close(status_w)
+        status_w = -1
+        out, err, timed_out, flooded = _collect(proc, t0 + timeout_s, max_output_bytes)
+        while not _exited(proc.pid) and time.perf_counter() < t0 + timeout_s:
+            time.sleep(0.005)
+        timed_out = timed_out or not _exited(proc.pid)
+        _kill_group(proc.pid)  # leftovers (and the child itself on timeout), before reaping frees the pgid
+        returncode = proc.wait()
+        isolation = _read_status(status_r)
+    finally:
+        if proc is not None and proc.returncode is None:
+            _kill_group(proc.pid)
+            proc.wait()
+        for fd in (status_r, status_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    stdout = out.decode("utf-8", errors="replace")
+    stderr = err.decode("utf-8", errors="replace")
+    reason = _reason(returncode, timed_out, flooded, stderr)
+    return SandboxResult(reason == "ok", reason, returncode, stdout, stderr, time.perf_counter() - t0, isolation)
+
+
+def _collect(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[bytes, bytes, bool, bool]:
+    """Read stdout/stderr until EOF, the deadline, or more than ``cap`` bytes on one stream."""
+    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    sel = selectors.DefaultSelector()
+    for f in bufs:
+        os.set_blocking(f.fileno(), False)
+        sel.register(f, selectors.EVENT_READ)
+    timed_out = flooded = False
+    try:
+        while sel.get_map():
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(timeout=min(left, 0.1)):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buf = bufs[key.fileobj]
+                buf += chunk
+                if len(buf) > cap:
+                    del buf[cap:]
+                    flooded = True
+            if flooded:
+                break
+    finally:
+        sel.close()
+        if timed_out or flooded:
+            _kill_group(proc.pid)
+        for f in bufs:
+            f.close()
+    return bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr]), timed_out, flooded
+
+
+def _read_status(fd: int) -> dict[str, str]:
+    try:
+        os.set_blocking(fd, False)
+        data = os.read(fd, 4096)
+        return json.loads(data) if data else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _reason(returncode: int, timed_out: bool, flooded: bool, stderr: str) -> str:
+    if flooded:
+        return "output_limit"
+    if timed_out:
+        return "timeout"
+    if returncode == 0:
+        return "ok"
+    if returncode in (-signal.SIGXCPU, EXIT_CPU):
+        return "cpu_limit"
+    if returncode == EXIT_MEMORY or "MemoryError" in stderr[-2000:]:
+        return "memory_limit"
+    if returncode == EXIT_BLOCKED:
+        return "blocked"
+    if returncode < 0:
+        return "killed"
+    return "error"
+
+
+def run_tests(program: str, test_code: str, *, entry_point: str | None = None, timeout_s: float = 10.0,
+              **limits) -> SandboxResult:
+    """Run ``program`` followed by ``test_code`` (asserts, or HumanEval's ``def check(candidate)``).
+
+    With ``entry_point`` (HumanEval) and a ``check`` function in ``test_code``, calls
+    ``check(entry_point)``. ``ok`` is True only if the whole script exits cleanly.
+    """
+    script = f"{program}\n\n{test_code}\n"
+    if entry_point:
+        script += f"\ncheck({entry_point})\n"
+    return run_python(script, timeout_s=timeout_s, **limits)

@@ -1,0 +1,114 @@
+"""Build every split of the embedded world from one seed (pure Python, deterministic).
+
+Splits: ``pretrain`` and ``midtrain`` (``{"text"}`` documents), ``sft`` (``{"prompt", "response",
+"kind", "answer"}``), ``rl`` and ``eval`` (``{"prompt", "answer", "kind"}``). Held-out ``eval``
+prompts are drawn first; no training split (including the worked solutions inside the
+pretrain/midtrain text) ever contains one of them.
+
+    from remit.world import WorldConfig, generate_world
+    world = generate_world(WorldConfig(seed=0))
+    world["eval"][0]  # {"prompt": ..., "answer": ..., "kind": ...}
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from remit.world.tasks import Task, make_task
+from remit.world.text import general_doc
+
+if TYPE_CHECKING:
+    from remit.world.stage import WorldConfig
+
+SPLITS = ("pretrain", "midtrain", "sft", "rl", "eval")
+
+
+def _rng(seed: int, name: str) -> random.Random:
+    # String seeds are hashed with sha512 by `random`, so streams are stable across runs and machines.
+    return random.Random(f"remit-world/{seed}/{name}")
+
+
+def qa_text(task: Task) -> str:
+    """How a worked solution appears inside pretrain/midtrain documents."""
+    return f"Question: {task.prompt}\nAnswer: {task.solution}"
+
+
+class _TaskSource:
+    """Draws tasks of the configured kinds, never one whose prompt is held out."""
+
+    def __init__(self, rng: random.Random, kinds: list[str], difficulty: int, forbidden: set[str]):
+        self.rng, self.kinds, self.difficulty, self.forbidden = rng, kinds, difficulty, forbidden
+
+    def draw(self, kind: str | None = None) -> Task:
+        for _ in range(1000):
+            t = make_task(kind or self.rng.choice(self.kinds), self.rng, self.difficulty)
+            if t.prompt not in self.forbidden:
+                return t
+        raise RuntimeError("world: could not draw a task outside the eval set in 1000 tries")
+
+
+def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
+    """``n_eval`` distinct prompts per kind, drawn from their own stream."""
+    out: list[dict[str, str]] = []
+    for kind in cfg.kinds:
+        rng, seen = _rng(cfg.seed, f"eval/{kind}"), set()
+        tries = 0
+        while len(seen) < cfg.n_eval:
+            tries += 1
+            if tries > 200 * max(cfg.n_eval, 1):
+                from remit.errors import ConfigError
+
+                raise ConfigError(f"n_eval={cfg.n_eval}: kind '{kind}' at difficulty {cfg.difficulty} has too few "
+                                  "distinct prompts; lower n_eval or raise difficulty")
+            t = make_task(kind, rng, cfg.difficulty)
+            if t.prompt in seen:
+                continue
+            seen.add(t.prompt)
+            out.append({"prompt": t.prompt, "answer": t.answer, "kind": kind})
+    return out
+
+
+def _reasoning_doc(src: _TaskSource, n: int) -> str:
+    return "\n\n".join(qa_text(src.draw()) for _ in range(n))
+
+
+def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_range: tuple[int, int],
+          forbidden: set[str]) -> list[dict[str, str]]:
+    rng = _rng(cfg.seed, name)
+    src = _TaskSource(_rng(cfg.seed, name + "/tasks"), list(cfg.kinds), cfg.difficulty, forbidden)
+    docs = []
+    for _ in range(n_docs):
+        if cfg.kinds and rng.random() < reasoning_frac:
+            text = _reasoning_doc(src, rng.randint(*qa_range))
+        else:
+            text = general_doc(rng, cfg.general_doc_chars)
+        docs.append({"text": text})
+    return docs
+
+
+def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every split of the world as lists of JSON-able dicts (see the module docstring)."""
+    if cfg is None:
+        from remit.world.stage import WorldConfig
+
+        cfg = WorldConfig()
+    eval_rows = held_out(cfg)
+    forbidden = {r["prompt"] for r in eval_rows}
+    world: dict[str, list[dict[str, Any]]] = {"eval": eval_rows}
+    world["pretrain"] = _docs(cfg, "pretrain", cfg.n_pretrain_docs, cfg.pretrain_reasoning_frac, (2, 4), forbidden)
+    world["midtrain"] = _docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac, (3, 6),
+                              forbidden)
+    kinds = list(cfg.kinds)
+    sft_src = _TaskSource(_rng(cfg.seed, "sft"), kinds, cfg.difficulty, forbidden)
+    # Kinds are cycled so every kind gets the same share of SFT and RL prompts.
+    world["sft"] = [
+        {"prompt": t.prompt, "response": t.solution, "kind": t.kind, "answer": t.answer}
+        for t in (sft_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_sft if kinds else 0))
+    ]
+    rl_src = _TaskSource(_rng(cfg.seed, "rl"), kinds, cfg.difficulty, forbidden)
+    world["rl"] = [
+        {"prompt": t.prompt, "answer": t.answer, "kind": t.kind}
+        for t in (rl_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_rl if kinds else 0))
+    ]
+    return {k: world[k] for k in SPLITS}

@@ -1,0 +1,61 @@
+"""kill -9 at a random step, --resume to the end: same final loss and weights as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from remit.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _args(make_cfg_args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "remit.cli", "midtrain", *make_cfg_args]
+
+
+def _overrides(cfg) -> list[str]:
+    return [f"out_dir={cfg.out_dir}", f"model.path={cfg.model.path}", f"reference.path={cfg.reference.path}",
+            f"data.sources=[{{path: '{cfg.data.sources[0].path}'}}]", f"data.seq_len={cfg.data.seq_len}",
+            f"data.cache_dir={cfg.data.cache_dir}", "optim.batch_size=4", "optim.micro_batch_size=2",
+            "optim.lr=3e-3", "max_steps=40", "checkpoint_every=1", "logging.every=1", "logging.progress=false",
+            "logging.tensorboard=false", "method.name=remit"]
+
+
+def test_kill9_then_resume_is_exact(make_cfg, tmp_path):
+    from safetensors.torch import load_file
+
+    from remit.midtrain.stage import run
+
+    full = run(make_cfg("remit", "max_steps=40", "checkpoint_every=1", out="full"))
+    cfg = make_cfg("remit", out="killed")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen(_args(_overrides(cfg)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpts = Path(cfg.out_dir) / "checkpoints"
+    target = random.Random().randint(3, 12)
+    deadline = time.time() + 60
+    while not any(p.name >= f"step-{target:08d}" for p in ckpts.glob("step-*")) and time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended early: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (Path(cfg.out_dir) / "manifest.json").exists(), "killed too late: the run had finished"
+    with pytest.raises(ConfigError, match="resume=true"):  # no silent restart over an earlier run
+        run(cfg)
+    res = subprocess.run(_args([*_overrides(cfg), "--resume"]), env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in b] == list(range(1, 41))  # lines after the checkpoint were rewritten once
+    assert abs(a[-1]["loss"] - b[-1]["loss"]) <= 1e-6
+    wa, wb = load_file(str(full / "model.safetensors")), load_file(str(Path(cfg.out_dir) / "model.safetensors"))
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6

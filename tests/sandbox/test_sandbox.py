@@ -1,0 +1,180 @@
+"""Containment tests for remit.sandbox: each hostile program yields ok=False with a reason, the caller survives.
+
+Where the kernel layers (namespaces, read-only mounts) are available they are also tested on
+their own, with the Python prelude switched off.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from remit.sandbox import run_python, run_tests
+
+
+@pytest.fixture(scope="module")
+def isolation() -> dict[str, str]:
+    return run_python("pass").isolation
+
+
+def test_passing_program_returns_stdout(isolation):
+    r = run_python("import math\nprint(math.factorial(5), input())", stdin="hi\n")
+    assert r.ok and r.reason == "ok" and r.returncode == 0
+    assert r.stdout == "120 hi\n" and r.stderr == ""
+    assert set(isolation) == {"network", "pid", "filesystem"}
+
+
+def test_exception_is_an_error_with_the_traceback():
+    r = run_python("def f():\n    raise ValueError('boom')\nf()")
+    assert not r.ok and r.reason == "error" and r.returncode == 1
+    assert "ValueError: boom" in r.stderr and r.detail == "error: ValueError: boom"
+    r = run_python("def f(:\n")
+    assert not r.ok and r.reason == "error" and "SyntaxError" in r.stderr
+
+
+def test_infinite_loop_hits_the_wall_clock_timeout():
+    t0 = time.perf_counter()
+    r = run_python("while True:\n    pass", timeout_s=1.0, cpu_s=60)
+    assert not r.ok and r.reason == "timeout" and r.returncode == -9
+    assert 0.9 < r.elapsed_s < 4.0 and time.perf_counter() - t0 < 5.0
+
+
+def test_cpu_limit():
+    r = run_python("while True:\n    pass", timeout_s=20.0, cpu_s=1)
+    assert not r.ok and r.reason == "cpu_limit", r
+
+
+def test_memory_hog():
+    r = run_python("x = bytearray(3 * 1024 ** 3)\nprint('allocated')", memory_mb=256)
+    assert not r.ok and r.reason == "memory_limit" and "allocated" not in r.stdout
+    r = run_python("x = []\nwhile True:\n    x.append(' ' * 10 ** 6)", memory_mb=256, timeout_s=10)
+    assert not r.ok and r.reason == "memory_limit"
+
+
+def test_fork_storm_is_blocked():
+    r = run_python("import os\nwhile True:\n    os.fork()")
+    assert not r.ok and r.reason == "blocked" and "os.fork" in r.stderr
+    r = run_python("import subprocess\nsubprocess.run(['echo', 'hi'])")
+    assert not r.ok and r.reason == "blocked" and r.stdout == ""
+    r = run_python("import multiprocessing")
+    assert not r.ok and "ImportError" in r.stderr
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if marker.encode() in (p / "cmdline").read_bytes():
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_fork_storm_without_prelude_dies_with_the_pid_namespace(isolation):
+    if isolation["pid"] != "pidns":
+        pytest.skip("no PID namespace here: only the Python prelude stops fork storms")
+    code = ("import os, sys, time\nprint(os.getcwd(), flush=True)\n"
+            "for i in range(200):\n    if os.fork() == 0:\n        os.setsid()\n        while True: time.sleep(0.01)\n"
+            "time.sleep(60)")
+    r = run_python(code, timeout_s=1.5, max_procs=10_000, python_guards=False)
+    assert not r.ok and r.reason == "timeout"
+    root = r.stdout.split()[0]
+    assert root.startswith("/") and not os.path.exists(root)  # temp dir deleted
+    time.sleep(0.2)
+    assert _processes_mentioning(root) == []  # setsid() did not let any child escape
+
+
+def test_write_outside_the_temp_dir_is_blocked(tmp_path):
+    target = tmp_path / "owned_by_test.txt"
+    keep = tmp_path / "keep.txt"
+    keep.write_text("original")
+    for code in (f"open({str(target)!r}, 'w').write('pwned')",
+                 f"import pathlib\npathlib.Path({str(target)!r}).write_text('pwned')",
+                 f"import os\nos.remove({str(keep)!r})",
+                 f"import os\nos.rename({str(keep)!r}, 'stolen.txt')",
+                 f"import os\nos.chdir('/')\nopen({str(target)!r}[1:], 'a').write('pwned')"):
+        r = run_python(code)
+        assert not r.ok and r.reason == "blocked", (code, r)
+    assert not target.exists() and keep.read_text() == "original"
+    r = run_python("import os\nos.makedirs('a/b')\nopen('a/b/c.txt', 'w').write('hi')\nprint(open('a/b/c.txt').read())")
+    assert r.ok and r.stdout == "hi\n"  # the temp dir itself is writable
+
+
+def test_readonly_mounts_without_prelude(tmp_path, isolation):
+    if not isolation["filesystem"].startswith("readonly-mounts"):
+        pytest.skip("no mount namespace here: only the Python prelude stops writes outside the temp dir")
+    target = tmp_path / "owned_by_test.txt"
+    r = run_python(f"open({str(target)!r}, 'w').write('pwned')", python_guards=False)
+    assert not r.ok and "Read-only file system" in r.stderr
+    assert not target.exists()
+    r = run_python("open('x', 'w').write('ok')\nprint(open('x').read())", python_guards=False)
+    assert r.ok and r.stdout == "ok\n"
+
+
+@pytest.fixture()
+def listener():
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.3)
+    yield srv
+    srv.close()
+
+
+def _arrived(srv: socket.socket) -> bool:
+    try:
+        conn, _ = srv.accept()
+    except TimeoutError:
+        return False
+    conn.close()
+    return True
+
+
+@pytest.mark.parametrize("guards", [True, False])
+def test_network_connection_never_arrives(listener, isolation, guards):
+    if not guards and not isolation["network"].startswith("netns"):
+        pytest.skip("no network namespace here: only the Python prelude blocks sockets")
+    port = listener.getsockname()[1]
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'hi')\nprint('sent')"
+    r = run_python(code, python_guards=guards)
+    assert not r.ok and "sent" not in r.stdout
+    assert r.reason == ("blocked" if guards else "error")
+    assert not _arrived(listener)
+
+
+def test_output_flooding_is_capped():
+    r = run_python("while True:\n    print('x' * 1000)", max_output_bytes=10_000, timeout_s=5)
+    assert not r.ok and r.reason == "output_limit" and len(r.stdout) == 10_000 and r.elapsed_s < 4
+    r = run_python("import sys\nwhile True:\n    sys.stderr.write('e' * 1000)", max_output_bytes=5_000, timeout_s=5)
+    assert not r.ok and r.reason == "output_limit" and len(r.stderr) == 5_000
+
+
+def test_environment_is_scrubbed_and_temp_dir_removed(monkeypatch):
+    monkeypatch.setenv("REMIT_TEST_SECRET", "hunter2")
+    r = run_python("import os\nprint(os.getcwd())\nprint(sorted(os.environ))")
+    assert r.ok
+    cwd, keys = r.stdout.splitlines()
+    assert "REMIT_TEST_SECRET" not in keys and "hunter2" not in r.stdout
+    assert set(eval(keys)) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONHASHSEED", "LC_CTYPE"}
+    assert not os.path.exists(cwd)
+
+
+def test_file_size_limit():
+    r = run_python("open('big', 'w').write('x' * (3 << 20))", max_file_mb=1)
+    assert not r.ok and "File too large" in r.stderr
+
+
+def test_run_tests_asserts_and_humaneval_check():
+    prog = "def add(a, b):\n    return a + b\n"
+    assert run_tests(prog, "assert add(1, 2) == 3\nassert add(-1, 1) == 0").ok
+    bad = run_tests(prog, "assert add(1, 2) == 4")
+    assert not bad.ok and bad.reason == "error" and "AssertionError" in bad.stderr
+    check = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
+    assert run_tests(prog, check, entry_point="add").ok
+    assert not run_tests("def add(a, b):\n    return a - b\n", check, entry_point="add").ok
