@@ -27,6 +27,12 @@ def role_models(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture
+def make_run():
+    """``make_run(root, models, remit_better=..., texts=...)``: a synthetic run folder."""
+    return _make_run
+
+
 def _results(model: str, per_task: dict[str, list[float]]) -> dict:
     tasks = {t: {"exact_match": {"value": sum(v) / len(v), "stderr": 0.01, "n": len(v)}} for t, v in per_task.items()}
     return {"model": model, "suite": "world", "tasks": tasks,
@@ -38,7 +44,7 @@ def _scores(p: float, n: int, seed: int) -> list[float]:
     return [1.0 if rng.random() < p else 0.0 for _ in range(n)]
 
 
-def make_run(root: Path, models: dict[str, Path], *, remit_better: bool, texts: list[str]) -> Path:
+def _make_run(root: Path, models: dict[str, Path], *, remit_better: bool, texts: list[str]) -> Path:
     """A run folder as the flywheel writes it, with fake evals where ReMiT is clearly better (or worse)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(exist_ok=True)
@@ -55,7 +61,7 @@ def make_run(root: Path, models: dict[str, Path], *, remit_better: bool, texts: 
                                    "wall_s": 20.0},
               "midtrain-remit": {"path": "midtrain-remit", "kind": "midtrain", "method": "remit", "round": 1,
                                  "wall_s": 26.0}}
-    for name, st in stages.items():
+    for st in stages.values():
         d = root / st["path"]
         d.mkdir(exist_ok=True)
         weighted = st.get("method") == "remit"

@@ -86,14 +86,8 @@ def _default_out(cfg: EvalConfig) -> Path:
     return Path("runs/eval") / f"{slug or 'model'}-{cfg.suite if not cfg.tasks else '+'.join(cfg.tasks)}"
 
 
-def _context_length(model: str) -> int:
-    """The model's context window from its config (2048 when it names none or cannot be read here)."""
-    from transformers import AutoConfig
-
-    try:
-        c = AutoConfig.from_pretrained(model)
-    except (OSError, ValueError, KeyError):
-        return 2048  # load_model() reports the real problem with a clear message
+def _context_length(c: Any) -> int:
+    """The model's context window from its config (2048 when it names none)."""
     return int(getattr(c, "max_position_embeddings", None) or getattr(c, "n_positions", None) or 2048)
 
 
@@ -116,8 +110,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     tok = load_tokenizer(cfg.tokenizer or cfg.model)
     for name in ("lm_eval", "lm_eval.api.task", "lm_eval.models.huggingface", "lm_eval.evaluator"):
         logging.getLogger(name).setLevel(logging.ERROR)  # per-task notices about custom datasets
-    # Tasks (and their data files) before the model: a missing file fails fast, not after a long load.
-    max_length = cfg.max_length or _context_length(cfg.model)
+    model = load_model(cfg.model, dtype=cfg.dtype, device=device)
+    max_length = cfg.max_length or _context_length(model.config)
     opts = BuildOptions(data_dir=cfg.data_dir, world_dir=cfg.world_dir, max_length=max_length,
                         max_gen_toks=cfg.max_gen_toks, code_samples=cfg.code_samples, code_ks=tuple(cfg.code_ks),
                         code_timeout_s=cfg.code_timeout_s, code_workers=cfg.code_workers,
@@ -126,7 +120,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     task_objs: dict[str, Any] = {}
     for name in names:
         task_objs.update(build_tasks(name, opts))
-    model = load_model(cfg.model, dtype=cfg.dtype, device=device)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, device=device, max_length=max_length)
     t_load = time.perf_counter() - t0
     out = lm_eval.simple_evaluate(

@@ -25,8 +25,16 @@ import torch
 from remit.errors import ConfigError, TrainingError
 from remit.midtrain import checkpoint as ckpt
 from remit.midtrain.config import MidtrainConfig
-from remit.midtrain.distributed import (World, all_reduce_sum, barrier, full_state, gather_objects, init_world,
-                                        load_full_state, no_sync)
+from remit.midtrain.distributed import (
+    World,
+    all_reduce_sum,
+    barrier,
+    full_state,
+    gather_objects,
+    init_world,
+    load_full_state,
+    no_sync,
+)
 from remit.midtrain.metrics import MetricsLogger, WeightStats, truncate_jsonl
 from remit.midtrain.schedule import lr_multiplier
 

@@ -2,8 +2,9 @@
 
 Each task is scored by one primary metric (the first of ``METRIC_PREFERENCE`` it has, else its
 first metric). A model is compared with its baseline by a paired bootstrap over the per-example
-values (same examples, same order); without per-example values, by a normal approximation from
-the two stderrs. The average over tasks is of the "gain" (the delta, sign-flipped for metrics
+values (same examples, same order; the per-task CI is :func:`remit.eval.compare.paired_bootstrap`'s,
+so the report and ``remit compare`` agree); without per-example values, by a normal
+approximation from the two stderrs. The average over tasks is of the "gain" (the delta, sign-flipped for metrics
 where lower is better), and its CI comes from averaging the per-task bootstrap draws.
 """
 
@@ -107,10 +108,16 @@ def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: 
     pa = (res.get("per_example") or {}).get(task, {}).get(metric)
     pb = (base.get("per_example") or {}).get(task, {}).get(metric)
     if pa and pb and len(pa) == len(pb) and len(pa) > 1:
-        d, lo, hi, p, draws = paired_bootstrap(np.asarray(pa) * k, np.asarray(pb) * k, n_boot=n_boot, seed=seed,
-                                               confidence=confidence)
-        return Delta(task, metric, va * k, vb * k, va * k - vb * k, lo + (va - vb) * k - d, hi + (va - vb) * k - d,
-                     p, len(pa), True, sign * draws + sign * ((va - vb) * k - d))
+        from remit.eval.compare import paired_bootstrap as eval_bootstrap
+
+        xa, xb = np.asarray(pa, dtype=np.float64) * k, np.asarray(pb, dtype=np.float64) * k
+        # The per-task CI is `remit compare`'s (same numbers in both places); the draws kept here only
+        # serve the average over tasks and the p-value.
+        d, lo, hi, _ = eval_bootstrap(list(xb), list(xa), n_boot=n_boot, confidence=confidence, seed=seed)
+        _, _, _, p, draws = paired_bootstrap(xa, xb, n_boot=n_boot, seed=seed, confidence=confidence)
+        shift = (va - vb) * k - d  # centre on the reported delta if value != mean(per_example)
+        return Delta(task, metric, va * k, vb * k, va * k - vb * k, lo + shift, hi + shift, p, len(pa), True,
+                     sign * (draws + shift))
     sa = (res["tasks"][task][metric] or {}).get("stderr") if isinstance(res["tasks"][task][metric], dict) else None
     sb = (base["tasks"][task][metric] or {}).get("stderr") if isinstance(base["tasks"][task][metric], dict) else None
     d = (va - vb) * k

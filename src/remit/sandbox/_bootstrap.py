@@ -91,6 +91,8 @@ def _status_and_fork(libc):
         import signal
 
         signal.signal(signal.SIGXCPU, _on_sigxcpu)
+        if STATUS["filesystem"] != "python-guard":  # our own mount namespace: a /proc that shows only our PIDs
+            libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None)
         return
     # The parent only relays the program's exit status.
     import resource
@@ -235,11 +237,12 @@ def _run_program():
 
 
 def main():
-    libc = _namespaces() if CFG.get("namespaces", True) else None
-    if libc is None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
+    libc = None
+    if CFG.get("namespaces", True) and sys.platform.startswith("linux"):
+        try:
+            libc = _namespaces()
+        except (OSError, AttributeError):  # no unshare() here: the Python guards still apply
+            libc = None
     _status_and_fork(libc)
     del libc
     _rlimits()

@@ -16,14 +16,17 @@ The code never runs in the calling process. What is enforced, and by whom:
   ``SandboxResult.isolation``): a new network namespace (no interface but a down loopback:
   nothing can be reached), a PID namespace whose init is the program (when it dies, or its
   parent is killed, every process it started dies; it cannot see or signal other
-  processes) and a mount namespace in which every mount except the temp directory is
-  re-mounted read-only.
+  processes; /proc is re-mounted to show only its own) and a mount namespace in which every
+  mount except the temp directory is re-mounted read-only.
 - by a Python prelude, always (a speed bump, not a wall: a determined program can get
   around it): sockets, process creation (fork/exec/subprocess/multiprocessing), ctypes, and
   opening files for writing outside the temp directory raise ``SandboxViolation``.
 
 Where namespaces are refused, "no network" and "no writes outside the temp directory"
-rest on the Python prelude only; ``isolation`` says which layer applied.
+rest on the Python prelude only; ``isolation`` says which layer applied. Not enforced:
+reading files (the program runs as the caller's user and can read what it can read; with
+no network, what it reads can only reach its own stdout/stderr), and, as root without
+namespaces, a program that bypasses the prelude could write anywhere root can.
 """
 
 from __future__ import annotations
@@ -73,10 +76,12 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _exited(pid: int) -> bool:
-    """True once ``pid`` has exited, without reaping it (so its process group id stays reserved)."""
+def _exited(proc: subprocess.Popen) -> bool:
+    """True once the child has exited, without reaping it (so its process group id stays reserved)."""
+    if not hasattr(os, "waitid"):  # macOS: reap it; the final process-group kill then races pid reuse
+        return proc.poll() is not None
     try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
 
@@ -110,9 +115,9 @@ def run_python(code: str, *, stdin: str | None = None, timeout_s: float = 5.0, c
         os.close(status_w)
         status_w = -1
         out, err, timed_out, flooded = _collect(proc, t0 + timeout_s, max_output_bytes)
-        while not _exited(proc.pid) and time.perf_counter() < t0 + timeout_s:
+        while not _exited(proc) and time.perf_counter() < t0 + timeout_s:
             time.sleep(0.005)
-        timed_out = timed_out or not _exited(proc.pid)
+        timed_out = timed_out or not _exited(proc)
         _kill_group(proc.pid)  # leftovers (and the child itself on timeout), before reaping frees the pgid
         returncode = proc.wait()
         isolation = _read_status(status_r)

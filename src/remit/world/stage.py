@@ -26,7 +26,7 @@ class WorldConfig:
     out_dir: str = "runs/world"
     seed: int = 0
     # Defaults give about 1.5M pretrain and 0.5M midtrain tokens at a ~1.5k byte-level BPE vocabulary.
-    n_pretrain_docs: int = 7500
+    n_pretrain_docs: int = 8000
     n_midtrain_docs: int = 2150
     n_sft: int = 4000
     n_rl: int = 2000

@@ -1,0 +1,157 @@
+"""The embedded world: determinism, correct worked solutions, held-out eval, checkers, stage output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import re
+import time
+
+import pytest
+
+from remit.config import load_config
+from remit.errors import ConfigError
+from remit.world import KINDS, WorldConfig, check_answer, extract_answer, generate_world, has_answer_format, make_task
+from remit.world.generate import qa_text
+
+SMALL = dict(n_pretrain_docs=200, n_midtrain_docs=100, n_sft=200, n_rl=100, n_eval=50)
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    return generate_world(WorldConfig(**SMALL))
+
+
+def test_deterministic_and_seed_dependent(small_world):
+    assert generate_world(WorldConfig(**SMALL)) == small_world
+    other = generate_world(WorldConfig(seed=1, **SMALL))
+    assert other["eval"] != small_world["eval"] and other["pretrain"] != small_world["pretrain"]
+
+
+def test_split_shapes(small_world):
+    w = small_world
+    assert {k: len(v) for k, v in w.items()} == {"pretrain": 200, "midtrain": 100, "sft": 200, "rl": 100, "eval": 200}
+    assert all(set(r) == {"text"} and r["text"] for r in w["pretrain"] + w["midtrain"])
+    assert all(set(r) == {"prompt", "response", "kind", "answer"} for r in w["sft"])
+    assert all(set(r) == {"prompt", "answer", "kind"} for r in w["rl"] + w["eval"])
+    for split in ("sft", "rl", "eval"):  # every kind equally represented
+        counts = {k: sum(r["kind"] == k for r in w[split]) for k in KINDS}
+        assert set(counts.values()) == {len(w[split]) // 4}, (split, counts)
+    # midtrain is reasoning-rich, pretrain mostly general text
+    frac = {s: sum("Question: " in r["text"] for r in w[s]) / len(w[s]) for s in ("pretrain", "midtrain")}
+    assert frac["pretrain"] < 0.25 and frac["midtrain"] > 0.6
+
+
+def test_eval_is_held_out(small_world):
+    w = small_world
+    ev = [r["prompt"] for r in w["eval"]]
+    assert len(set(ev)) == len(ev)
+    train_prompts = {r["prompt"] for r in w["sft"] + w["rl"]}
+    assert not train_prompts & set(ev)
+    docs = "\n\n".join(r["text"] for r in w["pretrain"] + w["midtrain"])
+    assert sum(f"Question: {p}\nAnswer:" in docs for p in ev) == 0
+    assert docs.count("Question: ") > 300  # the check above had plenty of chances to fail
+
+
+def test_sft_responses_are_correct_and_formatted(small_world):
+    for r in small_world["sft"]:
+        assert check_answer(r["kind"], r["response"], r["answer"]), r
+        assert has_answer_format(r["response"]) and r["response"].endswith(f"The answer is {r['answer']}.")
+        assert not check_answer(r["kind"], r["response"].replace(f"is {r['answer']}.", "is 99999."), r["answer"])
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_arith_and_program_answers_match_python(difficulty):
+    rng = random.Random(difficulty)
+    for _ in range(150):
+        t = make_task("arith", rng, difficulty)
+        expr = t.prompt.removeprefix("What is ").removesuffix("?")
+        assert str(eval(expr)) == t.answer, t  # parentheses make Python's precedence = the worked order
+        p = make_task("program", rng, difficulty)
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            exec(p.prompt.split("\n", 1)[1], {})  # our own generated program, not model output
+        assert buf.getvalue().strip() == p.answer, p
+
+
+@pytest.mark.parametrize("difficulty", [1, 3])
+def test_word_steps_add_up(difficulty):
+    rng = random.Random(10 + difficulty)
+    for _ in range(150):
+        t = make_task("word", rng, difficulty)
+        eqs = re.findall(r"(\d+) ([-+*]) (\d+) = (\d+)", t.solution)
+        assert eqs
+        for a, op, b, c in eqs:
+            assert eval(f"{a} {op} {b}") == int(c), t
+        assert eqs[-1][3] == t.answer and int(t.answer) >= 0
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_logic_answer_follows_from_the_facts(difficulty):
+    rng = random.Random(20 + difficulty)
+    for _ in range(100):
+        t = make_task("logic", rng, difficulty)
+        facts = re.findall(r"(\w+) is (\w+) than (\w+)\.", t.prompt)
+        assert len(facts) == difficulty + 1
+        more_words = {"taller", "older", "faster", "heavier"}
+        beats = {(a, b) if rel in more_words else (b, a) for a, rel, b in facts}  # (more, less)
+        people = {x for pair in beats for x in pair}
+        top = [p for p in people if all(b != p for _, b in beats)]
+        bottom = [p for p in people if all(a != p for a, _ in beats)]
+        assert len(top) == len(bottom) == 1
+        asked_most = re.search(r"Who is the (tallest|oldest|fastest|heaviest)\?", t.prompt) is not None
+        assert t.answer == (top[0] if asked_most else bottom[0]), t
+
+
+def test_extract_and_check_answer():
+    assert extract_answer("23 + 45 = 68. 68 - 12 = 56. The answer is 56.") == "56"
+    assert extract_answer("The answer is 3.\nNo wait.\nThe answer is 4.") == "4"
+    assert extract_answer("The answer is 3.5.") == "3.5"
+    assert extract_answer("the answer is: **-7**") == "-7"
+    assert extract_answer("no answer here") is None and extract_answer(None) is None
+    assert check_answer("arith", "The answer is 56.0.", "56") and check_answer("word", "The answer is 1,000.", "1000")
+    assert not check_answer("arith", "The answer is 57.", "56")
+    assert check_answer("logic", "So... The answer is ann.", "Ann") and not check_answer("logic", "The answer is Bob.", "Ann")
+    assert not check_answer("program", "56", "56")  # the final-line format is required
+    assert has_answer_format("x\nThe answer is 5.") and not has_answer_format("The answer is 5. But maybe 6")
+
+
+def test_default_world_size_and_speed():
+    t0 = time.perf_counter()
+    w = generate_world(WorldConfig())
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 5.0
+    tokens = {s: sum(len(r["text"]) for r in w[s]) / 3.5 for s in ("pretrain", "midtrain")}
+    assert 1.3e6 < tokens["pretrain"] < 1.7e6 and 0.4e6 < tokens["midtrain"] < 0.6e6, tokens
+    assert len(w["eval"]) == 4 * 200
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="difficulty"):
+        load_config(WorldConfig, None, ["difficulty=5"])
+    with pytest.raises(ConfigError, match="kinds: unknown kind 'chess'"):
+        load_config(WorldConfig, None, ["kinds=[arith, chess]"])
+    cfg = load_config(WorldConfig, None, ["kinds=arith,logic", "n_eval=3", "n_sft=4", "n_rl=2", "n_pretrain_docs=2",
+                                          "n_midtrain_docs=2"])
+    w = generate_world(cfg)
+    assert {r["kind"] for r in w["eval"] + w["sft"] + w["rl"]} == {"arith", "logic"}
+
+
+def test_stage_writes_files_and_reuses_them(tmp_path):
+    from remit.cli import main
+    from remit.utils.io import read_manifest
+    from remit.world.stage import FILES
+
+    out = tmp_path / "world"
+    args = ["world", f"out_dir={out}"] + [f"{k}={v}" for k, v in SMALL.items()]
+    assert main(args) == 0
+    rows = {s: [json.loads(line) for line in (out / f).read_text().splitlines()] for s, f in FILES.items()}
+    assert rows == generate_world(WorldConfig(out_dir=str(out), **SMALL))
+    m = read_manifest(out)
+    assert m["stage"] == "world" and m["splits"]["eval"]["rows"] == 200 and (out / "config.yaml").is_file()
+    assert qa_text(make_task("arith", random.Random(0))).startswith("Question: What is ")
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    assert main(args) == 0 and (out / "manifest.json").stat().st_mtime_ns == stamp  # complete: skipped
+    assert main(args[:-1] + ["n_eval=40"]) == 0 and read_manifest(out)["splits"]["eval"]["rows"] == 160
