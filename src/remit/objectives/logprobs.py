@@ -58,6 +58,10 @@ def _check_labels(labels: Tensor, valid: Tensor, safe: Tensor, vocab: int) -> No
         raise ValueError(f"labels hold ids outside [0, {vocab}) that are not ignore_index")
 
 
+_log_softmax_out = torch.ops.aten._log_softmax.out
+_softmax_out = torch.ops.aten._softmax.out
+
+
 class _TokenLogps(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor, ignore_index: int, rows: int) -> Tensor:
@@ -67,32 +71,38 @@ class _TokenLogps(torch.autograd.Function):
         _check_labels(labels, valid, safe, vocab)
         n, dt = x.shape[0], _compute_dtype(logits.dtype)
         out = torch.empty(n, dtype=dt, device=logits.device)
-        lse = torch.empty(n, dtype=dt, device=logits.device)
+        # One chunk-sized scratch buffer reused for every chunk: the fused log_softmax kernel writes into
+        # it and only the label column is kept (fewer kernel launches than logsumexp + sub + gather).
+        scratch = torch.empty(min(rows, n), vocab, dtype=dt, device=logits.device)
         for s in range(0, n, rows):
             xc = x[s:s + rows].to(dt)  # a view when logits are already fp32
-            lse[s:s + rows] = torch.logsumexp(xc, dim=-1)
-            out[s:s + rows] = xc.gather(1, safe[s:s + rows, None]).squeeze(1)
-        out.sub_(lse).masked_fill_(~valid, 0.0)
-        ctx.save_for_backward(logits, safe, valid, lse)
+            buf = scratch[:xc.shape[0]]
+            _log_softmax_out(xc, 1, False, out=buf)
+            torch.gather(buf, 1, safe[s:s + rows, None], out=out[s:s + rows, None])
+        del scratch
+        out.masked_fill_(~valid, 0.0)
+        ctx.save_for_backward(logits, safe, valid)
         ctx.rows = rows
         return out.view(labels.shape)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        logits, safe, valid, lse = ctx.saved_tensors
+        logits, safe, valid = ctx.saved_tensors
         rows = ctx.rows
         vocab = logits.shape[-1]
         x = logits.reshape(-1, vocab)
-        g = grad_out.reshape(-1).to(lse.dtype).masked_fill(~valid, 0.0)
+        dt = _compute_dtype(logits.dtype)
+        g = grad_out.reshape(-1).to(dt).masked_fill(~valid, 0.0)
         grad = torch.empty_like(x, memory_format=torch.contiguous_format)
-        in_place = grad.dtype == lse.dtype
+        in_place = grad.dtype == dt
+        scratch = None if in_place else torch.empty(min(rows, x.shape[0]), vocab, dtype=dt, device=x.device)
         for s in range(0, x.shape[0], rows):
-            gc, lc, idx = g[s:s + rows, None], lse[s:s + rows, None], safe[s:s + rows, None]
-            # d logp / d logits = onehot - softmax, times the incoming gradient.
-            buf = grad[s:s + rows] if in_place else torch.empty(gc.shape[0], vocab, dtype=lse.dtype, device=x.device)
-            torch.sub(x[s:s + rows], lc, out=buf)
-            buf.exp_().mul_(gc.neg())
+            gc, idx = g[s:s + rows, None], safe[s:s + rows, None]
+            buf = grad[s:s + rows] if in_place else scratch[:gc.shape[0]]
+            # d logp / d logits = (onehot - softmax) * grad_out; the softmax is recomputed in one fused kernel.
+            _softmax_out(x[s:s + rows].to(dt), 1, False, out=buf)
+            buf.mul_(gc.neg())
             buf.scatter_add_(1, idx, gc)
             if not in_place:
                 grad[s:s + rows].copy_(buf)
