@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from remit.config import from_dict, save_config, validate_config
 from remit.flywheel.config import FlywheelConfig
@@ -187,7 +188,26 @@ def _write_manifest(cfg: FlywheelConfig, stages: list[Stage], walls: dict[str, f
             doc["models"][st.label] = str(Path(out) / st.config.stages[-1]) if st.config.stages else st.config.model
         elif st.kind == "eval":
             doc["evals"].setdefault(st.label, {})[st.info["suite"]] = out
+    if cfg.start_checkpoint:
+        doc["models"].setdefault("pre-annealing", cfg.start_checkpoint)
+    doc["roles"] = _roles(doc["models"], posts_sft)
+    mid = [st for st in stages if st.kind == "midtrain"]
+    if mid and mid[0].config.data.sources:
+        path = mid[0].config.data.sources[0].path
+        doc["data"] = {"midtrain": path, "probe": path}
     return atomic_write_json(root / "manifest.json", doc)
+
+
+def _roles(models: dict[str, str], posts: dict[str, Any]) -> dict[str, str]:
+    """Which label plays which part of method.md (P, B0, B1, SFT, R0, R1) for the report."""
+    roles = {"pre_annealing": "pre-annealing", "vanilla": "vanilla", "remit": "remit-r1",
+             "rl": "vanilla+post", "reference": "vanilla+post", "remit_rl": "remit-r1+post"}
+    roles = {k: v for k, v in roles.items() if v in models}
+    sft = ((posts.get("vanilla+post") or {}).get("sft") or {}).get("out")
+    if sft:
+        models.setdefault("vanilla+sft", sft)
+        roles["sft"] = "vanilla+sft"
+    return roles
 
 
 def _stage_out(st: Stage) -> str:

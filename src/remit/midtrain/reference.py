@@ -60,7 +60,9 @@ class PolicyLogps(torch.nn.Module):
         if self.want_logits:
             logits = torch.nn.functional.linear(hidden, weight, bias)
             return token_logps(logits, labels, chunk_size=self.chunk_size), logits
-        return token_logps_from_hidden(hidden, weight, labels, bias=bias, chunk_size=self.chunk_size), None
+        logps = token_logps_from_hidden(hidden, weight, labels, bias=bias, chunk_size=self.chunk_size)
+        # A fresh [B, T] tensor, not a view: FSDP2 hooks the module's outputs for its pre-backward all-gather.
+        return logps.clone(), None
 
 
 class OnlineReference:

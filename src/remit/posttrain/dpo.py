@@ -16,9 +16,10 @@ manifest; ``on_no_pairs=error`` raises.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from remit.config import check_choice, check_range
 from remit.posttrain.common import (
@@ -29,8 +30,8 @@ from remit.posttrain.common import (
     drop_scratch,
     finish,
     load_policy,
-    reward_before,
     resolve_device,
+    reward_before,
     say,
     trl_args,
 )

@@ -12,8 +12,9 @@ in DPO pair building and during GRPO.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from remit.errors import ConfigError
 from remit.posttrain.data import RL_FIELDS, columns_of, read_rows, user_turn

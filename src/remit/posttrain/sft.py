@@ -21,8 +21,8 @@ from remit.posttrain.common import (
     drop_scratch,
     finish,
     load_policy,
-    reward_before,
     resolve_device,
+    reward_before,
     say,
     trl_args,
 )
