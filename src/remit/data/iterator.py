@@ -1,14 +1,16 @@
 """Deterministic, rank-sharded, resumable micro-batches over a packed dataset.
 
-    it = BatchIterator(ds, micro_batch_size=8, seed=0, rank=rank, world_size=world)
+    it = BatchIterator(ds, micro_batch_size=8, seed=0, rank=rank, world_size=world, accumulation=4)
     batch = next(it)            # input_ids, labels, doc_ids [B, L]; row_index [B]
     state = it.state_dict()     # ... later: it.load_state_dict(state) continues exactly there
 
 Epoch e visits the rows in the order ``default_rng([seed, e]).permutation(N)``; the k-th
-global step of an epoch takes the next ``B * world_size`` rows and rank r gets the r-th
-block of B, so ranks never share a row within a step or an epoch. The rows that do not fill
-a whole global step are left out of that epoch (different ones every epoch). The iterator
-is endless: it moves to the next epoch by itself.
+optimizer step of an epoch takes the next ``G = B * world_size * accumulation`` rows, and
+micro-batch m of rank r gets block ``m * world_size + r`` of B of them, so ranks never share
+a row, and any split of the same G (1 x 8 or 8 x 1 micro-batches, 1 or 2 ranks) sees the same
+rows in every step, across epoch boundaries too. The rows that do not fill a whole optimizer
+step are left out of that epoch (different ones every epoch). The iterator is endless: it
+moves to the next epoch by itself.
 
 ``labels[b, t]`` is the token after ``input_ids[b, t]`` (-100 at padding) and
 ``doc_ids[b, t]`` is the document of that target token.
@@ -28,7 +30,7 @@ IGNORE_INDEX = -100
 
 class BatchIterator:
     def __init__(self, dataset: PackedDataset, micro_batch_size: int, *, seed: int, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, accumulation: int = 1):
         if micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size={micro_batch_size} must be >= 1")
         if not 0 <= rank < world_size:
@@ -38,11 +40,15 @@ class BatchIterator:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.steps_per_epoch = len(dataset) // (micro_batch_size * world_size)
+        if accumulation < 1:
+            raise ConfigError(f"accumulation={accumulation} must be >= 1")
+        self.accumulation = accumulation
+        global_rows = micro_batch_size * world_size * accumulation
+        self.steps_per_epoch = (len(dataset) // global_rows) * accumulation  # micro-steps of this rank
         if self.steps_per_epoch == 0:
             raise DataError(f"the packed dataset has {len(dataset)} rows, fewer than one global batch "
-                            f"(micro_batch_size {micro_batch_size} x world_size {world_size}): add data or "
-                            f"lower seq_len / micro_batch_size")
+                            f"(micro_batch_size {micro_batch_size} x world_size {world_size} x accumulation "
+                            f"{accumulation}): add data or lower seq_len / batch_size")
         self.epoch = 0
         self.step = 0  # step within the epoch
         self._perm: np.ndarray | None = None
@@ -57,7 +63,8 @@ class BatchIterator:
         if self.step >= self.steps_per_epoch:
             self.epoch, self.step, self._perm = self.epoch + 1, 0, None
         b = self.micro_batch_size
-        start = (self.step * self.world_size + self.rank) * b
+        opt_step, micro = divmod(self.step, self.accumulation)
+        start = (opt_step * self.accumulation * self.world_size + micro * self.world_size + self.rank) * b
         rows = self._order()[start:start + b]
         self.step += 1
         return rows
@@ -85,12 +92,13 @@ class BatchIterator:
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "step": self.step, "seed": self.seed, "micro_batch_size": self.micro_batch_size,
-                "world_size": self.world_size, "num_rows": len(self.dataset), "fingerprint": self.dataset.fingerprint}
+                "world_size": self.world_size, "accumulation": self.accumulation, "num_rows": len(self.dataset),
+                "fingerprint": self.dataset.fingerprint}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
-        for key in ("seed", "micro_batch_size", "world_size", "num_rows", "fingerprint"):
-            if state.get(key) != mine[key]:
+        for key in ("seed", "micro_batch_size", "world_size", "accumulation", "num_rows", "fingerprint"):
+            if state.get(key, 1 if key == "accumulation" else None) != mine[key]:
                 raise DataError(f"cannot resume the data iterator: {key} was {state.get(key)!r} when saved, "
                                 f"now {mine[key]!r}")
         self.epoch, self.step, self._perm = int(state["epoch"]), int(state["step"]), None

@@ -27,7 +27,7 @@ from typing import Any
 
 from remit.config import from_dict, save_config, validate_config
 from remit.flywheel.config import FlywheelConfig
-from remit.utils.io import atomic_write_json, is_complete, read_manifest
+from remit.utils.io import atomic_write_json, read_manifest
 
 __all__ = ["FlywheelConfig", "Stage", "plan", "run"]
 
@@ -230,21 +230,20 @@ def run(cfg: FlywheelConfig) -> Path:
     print(f"[flywheel] {cfg.name}: {n} stages -> {root}", flush=True)
     for i, st in enumerate(stages, 1):
         out = _stage_out(st)
-        prev = read_manifest(out) or {}
-        if is_complete(out, st.config):
-            walls[st.id] = float(prev.get("wall_s") or 0.0)
-            print(f"[flywheel] [{i}/{n}] {st.id}: reused (finished earlier)", flush=True)
-            continue
+        before = (read_manifest(out) or {}).get("finished_at")
         done = ", ".join(f"{k} {_fmt(v)}" for k, v in walls.items())
         print(f"[flywheel] [{i}/{n}] {st.id} ... (elapsed {_fmt(time.time() - t_start)}; done: {done or '-'})",
               flush=True)
         t0 = time.time()
-        st.runner(st.config)
-        walls[st.id] = round(time.time() - t0, 2)
+        st.runner(st.config)  # every stage skips itself when its output is finished with the same config
+        m = read_manifest(out) or {}
+        reused = before is not None and m.get("finished_at") == before
+        walls[st.id] = float(m.get("wall_s") or 0.0) if reused else round(time.time() - t0, 2)
         if st.kind == "posttrain":
-            post_info[st.label] = (read_manifest(out) or {}).get("stages")
+            post_info[st.label] = m.get("stages")
         _write_manifest(cfg, stages, walls, post_info)
-        print(f"[flywheel] [{i}/{n}] {st.id}: done in {_fmt(walls[st.id])}", flush=True)
+        print(f"[flywheel] [{i}/{n}] {st.id}: {'reused (finished earlier)' if reused else 'done in ' + _fmt(walls[st.id])}",
+              flush=True)
     for st in stages:
         if st.kind == "posttrain" and st.label not in post_info:
             post_info[st.label] = (read_manifest(_stage_out(st)) or {}).get("stages")

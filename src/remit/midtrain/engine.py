@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,7 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
     key = _key_config(record if record is not None else cfg)
     if is_complete(out, key) and not cfg.overwrite:
         return out
+    t_start = time.time()
     out, resume_from = _prepare_out_dir(cfg, world)
     run = build_run(cfg, world, out)
     trainer, iterator, total_steps, accum = run.trainer, run.iterator, run.total_steps, run.accum
@@ -204,6 +206,7 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
         save_config(key, out / "config.yaml")
     logger = MetricsLogger(out, cfg.logging, enabled=world.is_main, total_steps=total_steps, start_step=step,
                            run_config=_as_dict(key))
+    start_step = step
     logger.start_window(step * tokens_per_step)
     try:
         while step < total_steps:
@@ -228,8 +231,11 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
         logger.close()
     _save_final(run, cfg, world, out)
     if world.is_main:
+        wall = time.time() - t_start  # this invocation (a resumed run counts from its restart)
+        trained = (total_steps - start_step) * tokens_per_step
         write_manifest(out, stage, key, inputs=run.inputs, steps=total_steps,
-                       tokens=total_steps * tokens_per_step, world_size=world.world_size, **run.extra)
+                       tokens=total_steps * tokens_per_step, world_size=world.world_size, wall_s=round(wall, 2),
+                       tokens_per_s=round(trained / max(wall, 1e-9), 1), **run.extra)
     barrier(world)
     return out
 

@@ -162,6 +162,6 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
                       grad_clip=cfg.optim.grad_clip, epsilon=method.epsilon,
                       autocast_dtype=torch.bfloat16 if world.device.startswith("cuda") else None)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
-                             world_size=world.world_size)
+                             world_size=world.world_size, accumulation=accum)
     extra["rows"] = len(dataset)
     return Run(trainer, iterator, policy, optimizer, model, tokenizer, total_steps, accum, inputs, extra)

@@ -5,10 +5,10 @@
 
 Both are custom ``torch.autograd.Function``s that walk over rows in chunks:
 
-* forward: per chunk, ``logsumexp`` and a ``gather`` of the label's logit; only the inputs (by
-  reference) and one fp32 ``logsumexp`` per row are saved;
-* backward: per chunk, the softmax is recomputed from the saved ``logsumexp`` and
-  ``grad = (onehot - softmax) * grad_out`` is written straight into the gradient (logits' dtype).
+* forward: per chunk, a fused ``log_softmax`` into one reused chunk buffer and a ``gather`` of the
+  label's column; only the inputs are saved (by reference, no copy);
+* backward: per chunk, the softmax is recomputed (one fused kernel) straight into the gradient
+  (logits' dtype), then ``grad = (onehot - softmax) * grad_out`` in place.
 
 So the extra memory is the gradient itself plus one chunk, instead of the log-softmax, the
 gather's dense gradient and the log-softmax's gradient of the naive ``log_softmax + gather``
@@ -25,10 +25,11 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["token_logps", "token_logps_from_hidden", "DEFAULT_CHUNK_ELEMENTS"]
 
-# Rows per chunk are chosen so that one chunk holds about this many fp32 elements (~4 MiB):
-# large enough to amortise the per-chunk Python overhead, small enough to stay in cache.
-# Measured in benchmarks/bench_objectives.py (vocab 50k -> 20 rows per chunk).
-DEFAULT_CHUNK_ELEMENTS = 1 << 20
+# Rows per chunk are chosen so that one chunk holds about this many elements (64 MiB in fp32; vocab 50k ->
+# 335 rows). Small chunks (~1M elements) are as fast single-threaded but much slower with several CPU
+# threads on a busy machine (every kernel is a parallel region that waits for its slowest thread);
+# measured with benchmarks/bench_objectives.py. Still negligible next to the [N, V] gradient.
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
 
 
 def _rows_per_chunk(chunk_size: int | None, vocab: int) -> int:
@@ -110,10 +111,10 @@ class _TokenLogps(torch.autograd.Function):
 
 
 def token_logps(logits: Tensor, labels: Tensor, *, ignore_index: int = -100, chunk_size: int | None = None) -> Tensor:
-    """Log-probability of ``labels`` under ``softmax(logits)``, fp32, same shape as ``labels``.
+    """Log-probability of ``labels`` under ``softmax(logits)``, fp32 (fp64 for fp64 logits), shape of ``labels``.
 
     ``logits``: [..., V] (any float dtype), ``labels``: [...] integer ids, already aligned.
-    ``chunk_size``: rows per chunk (default: about 1M elements per chunk).
+    ``chunk_size``: rows per chunk (default: about 16M elements per chunk).
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} must be labels {tuple(labels.shape)} plus a vocab dim")
@@ -131,24 +132,22 @@ class _TokenLogpsFromHidden(torch.autograd.Function):
         _check_labels(labels, valid, safe, vocab)
         n, dt = h.shape[0], _compute_dtype(hidden.dtype)
         out = torch.empty(n, dtype=dt, device=hidden.device)
-        lse = torch.empty(n, dtype=dt, device=hidden.device)
         for s in range(0, n, rows):
             # The matmul runs in the model's dtype (as an unchunked lm_head would); softmax in fp32.
             zc = torch.nn.functional.linear(h[s:s + rows], weight, bias).to(dt)
-            lse[s:s + rows] = torch.logsumexp(zc, dim=-1)
-            out[s:s + rows] = zc.gather(1, safe[s:s + rows, None]).squeeze(1)
-        out.sub_(lse).masked_fill_(~valid, 0.0)
-        ctx.save_for_backward(hidden, weight, bias, safe, valid, lse)
+            out[s:s + rows] = torch.log_softmax(zc, 1).gather(1, safe[s:s + rows, None]).squeeze(1)
+        out.masked_fill_(~valid, 0.0)
+        ctx.save_for_backward(hidden, weight, bias, safe, valid)
         ctx.rows = rows
         return out.view(labels.shape)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        hidden, weight, bias, safe, valid, lse = ctx.saved_tensors
+        hidden, weight, bias, safe, valid = ctx.saved_tensors
         rows = ctx.rows
         h = hidden.reshape(-1, hidden.shape[-1])
-        dt = lse.dtype
+        dt = _compute_dtype(hidden.dtype)
         g = grad_out.reshape(-1).to(dt).masked_fill(~valid, 0.0)
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.empty_like(h) if need_h else None
@@ -157,9 +156,8 @@ class _TokenLogpsFromHidden(torch.autograd.Function):
         grad_b = torch.zeros(weight.shape[0], dtype=dt, device=weight.device) if need_b else None
         for s in range(0, h.shape[0], rows):
             hc, gc = h[s:s + rows], g[s:s + rows, None]
-            dz = torch.nn.functional.linear(hc, weight, bias).to(dt)
-            dz.sub_(lse[s:s + rows, None]).exp_().mul_(gc.neg())
-            dz.scatter_add_(1, safe[s:s + rows, None], gc)
+            dz = torch.softmax(torch.nn.functional.linear(hc, weight, bias).to(dt), 1)
+            dz.mul_(gc.neg()).scatter_add_(1, safe[s:s + rows, None], gc)
             if need_h:
                 torch.matmul(dz.to(weight.dtype), weight, out=grad_h[s:s + rows])
             if need_w:
@@ -178,7 +176,7 @@ def token_logps_from_hidden(hidden: Tensor, weight: Tensor, labels: Tensor, *, b
 
     ``hidden``: [..., H], ``weight``: [V, H] (the LM head), ``bias``: [V] or None. Neither the full
     logits nor their gradient is ever materialised; backward recomputes each chunk's logits.
-    ``chunk_size``: rows per chunk (default: about 1M logits per chunk).
+    ``chunk_size``: rows per chunk (default: about 16M logits per chunk).
     """
     if hidden.shape[:-1] != labels.shape:
         raise ValueError(f"hidden {tuple(hidden.shape)} must be labels {tuple(labels.shape)} plus a hidden dim")
