@@ -44,3 +44,14 @@ def test_load_errors(tmp_path, tiny_model_dir):
         load_model(noweights)
     with pytest.raises(RemitError, match="unknown dtype"):
         load_model(tiny_model_dir, dtype="float7")
+
+
+def test_split_revision(tmp_path):
+    from remit.models.load import split_revision
+
+    assert split_revision("allenai/OLMo-2-0425-1B@stage1-step1000-tokens2B") == (
+        "allenai/OLMo-2-0425-1B", "stage1-step1000-tokens2B")
+    assert split_revision("gpt2") == ("gpt2", None)
+    odd = tmp_path / "run@3"
+    odd.mkdir()
+    assert split_revision(str(odd)) == (str(odd), None)  # an existing path is never split

@@ -1,13 +1,11 @@
 """Post-training fixtures: a tiny verifiable task set ("What is a + b?" -> "The answer is c.") on disk.
 
-The reward functions used by the tests live in ``posttrain_fake_rewards.py`` next to this file
+The reward functions used by the tests live in ``posttrain_helpers.py`` next to this file
 (importable by name: this folder is put on sys.path).
 """
 
 from __future__ import annotations
 
-import json
-import random
 import sys
 from pathlib import Path
 
@@ -17,20 +15,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def addition_rows(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        a, b = rng.randint(1, 9), rng.randint(1, 9)
-        rows.append({"prompt": f"What is {a} + {b}?", "response": f"{a} + {b} = {a + b}. The answer is {a + b}.",
-                     "kind": "arith", "answer": str(a + b)})
-    return rows
+from posttrain_helpers import addition_rows, write_jsonl  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from posttrain_helpers import write_jsonl
 
-from conftest import write_jsonl
 from remit.errors import DataError, RemitError
 from remit.posttrain.data import RL_FIELDS, SFT_FIELDS, columns_of, read_rows
 

@@ -22,7 +22,7 @@ def fake_sampler(prompts, k):
 
 
 def test_build_pairs_exact_counts():
-    cfg = DPOStageConfig(samples_per_prompt=3, pairs_per_prompt=2, rewards=["posttrain_fake_rewards:exact_answer"])
+    cfg = DPOStageConfig(samples_per_prompt=3, pairs_per_prompt=2, rewards=["posttrain_helpers:exact_answer"])
     pairs, stats = make_pairs(ROWS, fake_sampler, weighted_reward(cfg.rewards), cfg)
     # correct/incorrect per prompt: (0,3) (1,2) (2,1) (3,0): pairs min(2, c*i) = 0, 2, 2, 0
     assert stats["pairs"] == len(pairs) == 4
@@ -58,7 +58,7 @@ def test_duplicates_merged_and_threshold():
 
 
 def test_score_passes_columns_and_weights():
-    fn = weighted_reward(["posttrain_fake_rewards:exact_answer", "posttrain_fake_rewards:even_length"], [2.0, 0.5])
+    fn = weighted_reward(["posttrain_helpers:exact_answer", "posttrain_helpers:even_length"], [2.0, 0.5])
     rows = ROWS[:2]
     values = score(fn, rows, [["The answer is 2.", "nope"], ["The answer is 4!"]])
     # "The answer is 2." has 16 chars (even): 2*1 + 0.5; "nope" even: 0.5; "The answer is 4!" 16 chars: 2 + .5
@@ -69,6 +69,6 @@ def test_unknown_reward_is_a_config_error():
     from remit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot import reward"):
-        weighted_reward(["posttrain_fake_rewards:nope"])
+        weighted_reward(["posttrain_helpers:nope"])
     with pytest.raises(ConfigError, match="reward_weights has 1 values"):
-        weighted_reward(["posttrain_fake_rewards:never", "posttrain_fake_rewards:never"], [1.0])
+        weighted_reward(["posttrain_helpers:never", "posttrain_helpers:never"], [1.0])

@@ -20,7 +20,7 @@ from remit.utils.io import read_manifest
 
 pytestmark = pytest.mark.xdist_group("posttrain_trl")
 
-FAKE = "posttrain_fake_rewards"
+FAKE = "posttrain_helpers"
 
 
 def chain_overrides(model: Path, data: Path, out: Path) -> list[str]:
@@ -33,7 +33,7 @@ def chain_overrides(model: Path, data: Path, out: Path) -> list[str]:
         f"grpo.rewards=[{FAKE}:even_length, {FAKE}:exact_answer]", "grpo.reward_weights=[0.5, 1.0]",
         "grpo.logging_steps=1",
         *(f"{s}.eval.{k}" for s in ("sft", "dpo", "grpo")
-          for k in ("n=4", "max_new_tokens=8", f"rewards=[{FAKE}:exact_answer]")),
+          for k in ("n=4", "max_new_tokens=8", "rewards=[world]")),
     ]
 
 

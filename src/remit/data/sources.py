@@ -40,6 +40,7 @@ class DataSource:
     split: str = "train"
     limit: int | None = None
     doc_split: str = "paragraph"
+    subset: str | None = None  # hub datasets: the configuration name (load_dataset's ``name``)
 
     def validate(self) -> None:
         if not self.path:
@@ -231,9 +232,10 @@ def iter_texts(src: DataSource) -> Iterator[str]:
         from datasets import load_dataset
 
         try:
-            ds = load_dataset(src.path, split=src.split)
+            ds = load_dataset(src.path, src.subset, split=src.split)
         except Exception as e:  # hub/network errors come in many types
-            raise DataError(f"cannot load dataset '{src.path}' (split '{src.split}'): {e}") from None
+            raise DataError(f"cannot load dataset '{src.path}' (subset {src.subset!r}, split '{src.split}'): "
+                            f"{e}") from None
         yield from _iter_dataset(ds, src.path, src)
         return
     if not path.exists():

@@ -55,7 +55,7 @@ def source_fingerprint(src: DataSource) -> str:
         content = file_fingerprint(files) + ":" + ",".join(str(f.relative_to(path)) if path.is_dir() else f.name
                                                            for f in files)
     else:  # hub id: named, not content-addressed (the hub dataset may change under the same id)
-        content = f"hub:{src.path}"
+        content = f"hub:{src.path}:{src.subset}"
     return fingerprint({"content": content, "split": src.split, "fields": src.fields(), "template": src.template,
                         "text_field": src.text_field, "limit": src.limit, "doc_split": src.doc_split})
 

@@ -3,6 +3,7 @@
     from remit.models import load_model, load_tokenizer
     model = load_model("runs/x/midtrain")          # dtype/device default: fp32 on CPU, bf16 on GPU
     tok = load_tokenizer("HuggingFaceTB/SmolLM3-3B")
+    pre = load_model("allenai/OLMo-2-0425-1B@stage1-step1907359-tokens4001B")  # hub id @ revision
 
 A failure is a ``RemitError`` naming the path and the reason (missing directory, no
 config.json, not a causal LM, no tokenizer files, ...), never a deep stack trace.
@@ -22,6 +23,15 @@ def _is_local(name: str) -> bool:
     """A hub id is ``name`` or ``org/name``; anything else (or anything that exists) is a path."""
     p = Path(name).expanduser()
     return p.exists() or p.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def split_revision(name: str) -> tuple[str, str | None]:
+    """``org/model@revision`` -> (``org/model``, ``revision``) for hub ids; paths are left alone."""
+    if "@" in name and not Path(name).expanduser().exists():
+        repo, rev = name.rsplit("@", 1)
+        if repo and rev and not _is_local(repo):
+            return repo, rev
+    return name, None
 
 
 def _check_model_dir(path: Path) -> dict:
@@ -65,20 +75,20 @@ def load_model(name_or_path: str | Path, *, dtype=None, device: str | None = Non
 
     from remit.utils.integrations import default_device, default_dtype
 
-    name = str(name_or_path)
+    name, revision = split_revision(str(name_or_path))
     device = device or default_device()
     torch_dtype = _torch_dtype(dtype or default_dtype(device))
     local = _is_local(name)
-    where = f"model directory {name}" if local else f"hub model '{name}'"
+    where = f"model directory {name}" if local else f"hub model '{name}'" + (f" (revision {revision})" if revision else "")
     if local:
         _check_model_dir(Path(name).expanduser())
     try:
-        config = AutoConfig.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as e:
         raise RemitError(f"cannot read the config of {where}: {_first_line(e)}") from None
     _check_causal_lm(config, where)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, revision=revision)
     except (OSError, ValueError, RuntimeError) as e:
         raise RemitError(f"cannot load the weights of {where}: {_first_line(e)}") from None
     return model.to(device).eval()
@@ -91,7 +101,7 @@ def load_tokenizer(name_or_path: str | Path):
     """
     from transformers import AutoTokenizer
 
-    name = str(name_or_path)
+    name, revision = split_revision(str(name_or_path))
     local = _is_local(name)
     where = f"directory {name}" if local else f"hub model '{name}'"
     if local:
@@ -103,7 +113,7 @@ def load_tokenizer(name_or_path: str | Path):
             raise RemitError(f"tokenizer directory {path} has no tokenizer files "
                              f"(expected one of {', '.join(_TOKENIZER_FILES)})")
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = AutoTokenizer.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RemitError(f"cannot load the tokenizer of {where}: {_first_line(e)}") from None
     if tok.pad_token is None and tok.eos_token is not None:

@@ -23,6 +23,7 @@ _EXPORTS = {
     "NTP": "base",
     "remit_weights": "remit",
     "remit_weights_and_delta": "remit",
+    "center_delta": "remit",
     "weight_stats": "remit",
     "ReMiT": "remit",
     "Rho1": "rho1",
@@ -34,7 +35,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "KD", "NTP", "Objective", "ObjectiveInputs", "ObjectiveOutput", "ReMiT", "Rho1", "document_mean_losses",
+    "KD", "NTP", "Objective", "center_delta", "ObjectiveInputs", "ObjectiveOutput", "ReMiT", "Rho1", "document_mean_losses",
     "miniplm_scores", "remit_weights", "remit_weights_and_delta", "select_top", "soft_cross_entropy",
     "token_logps", "token_logps_from_hidden", "weight_stats",
 ]
@@ -59,5 +60,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from remit.objectives.kd import KD, soft_cross_entropy
     from remit.objectives.logprobs import token_logps, token_logps_from_hidden
     from remit.objectives.miniplm import document_mean_losses, miniplm_scores, select_top
-    from remit.objectives.remit import ReMiT, remit_weights, remit_weights_and_delta, weight_stats
+    from remit.objectives.remit import ReMiT, center_delta, remit_weights, remit_weights_and_delta, weight_stats
     from remit.objectives.rho1 import Rho1

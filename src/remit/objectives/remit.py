@@ -32,7 +32,7 @@ from remit.objectives.base import (
     masked_nll_sum,
 )
 
-__all__ = ["remit_weights", "remit_weights_and_delta", "weight_stats", "ReMiT", "HIST_BINS"]
+__all__ = ["remit_weights", "remit_weights_and_delta", "center_delta", "weight_stats", "ReMiT", "HIST_BINS"]
 
 HIST_BINS = 20
 
@@ -54,6 +54,24 @@ def _segment_ids(doc_ids: Tensor) -> Tensor:
     return change.reshape(-1).cumsum(0) - 1
 
 
+def center_delta(delta: Tensor, mask: Tensor, doc_ids: Tensor | None = None) -> Tensor:
+    """``delta`` minus its mean over the counted positions of its row (or packed document), [B, T] fp32.
+
+    ``delta`` must already be 0 at uncounted positions; there the result is meaningless (callers mask it).
+    A row/document with no counted position has mean 0 (no NaN).
+    """
+    m = as_bool_mask(mask, delta)
+    if doc_ids is None:
+        return delta - delta.sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1)
+    if doc_ids.shape != delta.shape:
+        raise ValueError(f"doc_ids {tuple(doc_ids.shape)} must have the log-probs' shape {tuple(delta.shape)}")
+    seg = _segment_ids(doc_ids)
+    n = seg.numel()
+    sums = torch.zeros(n, dtype=delta.dtype, device=delta.device).scatter_add_(0, seg, delta.reshape(-1))
+    cnts = torch.zeros(n, dtype=delta.dtype, device=delta.device).scatter_add_(0, seg, m.reshape(-1).to(delta.dtype))
+    return delta - (sums / cnts.clamp_min(1)).gather(0, seg).view_as(delta)
+
+
 def remit_weights_and_delta(ref_logps: Tensor, policy_logps: Tensor, mask: Tensor, *, epsilon: float = 0.2,
                             temperature: float = 1.0, doc_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(weights, delta), both [B, T] fp32 and detached; delta = ref - policy at counted positions, 0 elsewhere."""
@@ -67,17 +85,7 @@ def remit_weights_and_delta(ref_logps: Tensor, policy_logps: Tensor, mask: Tenso
     with torch.no_grad():
         diff = ref_logps.detach().float() - policy_logps.detach().float()
         delta = torch.where(m, diff, torch.zeros_like(diff))  # also drops NaN/inf at uncounted positions
-        if doc_ids is None:
-            mean = delta.sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1)
-            centered = delta - mean
-        else:
-            if doc_ids.shape != delta.shape:
-                raise ValueError(f"doc_ids {tuple(doc_ids.shape)} must have the log-probs' shape {tuple(delta.shape)}")
-            seg = _segment_ids(doc_ids)
-            n = seg.numel()
-            sums = torch.zeros(n, dtype=delta.dtype, device=delta.device).scatter_add_(0, seg, delta.reshape(-1))
-            cnts = torch.zeros(n, dtype=delta.dtype, device=delta.device).scatter_add_(0, seg, m.reshape(-1).to(delta.dtype))
-            centered = delta - (sums / cnts.clamp_min(1)).gather(0, seg).view_as(delta)
+        centered = center_delta(delta, m, doc_ids)
         # 2 * sigmoid(0) is exactly 1.0 in floating point, hence w == 1 where the models agree.
         w = centered.div_(temperature).sigmoid_().mul_(2.0).clamp_(1.0 - epsilon, 1.0 + epsilon)
         w.masked_fill_(~m, 0.0)

@@ -125,6 +125,12 @@ def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
         if not getattr(cfg, key):
             raise ConfigError(f"{stage}: `{key}` is not set (give {key}=...)")
     inputs = stage_inputs(cfg)
+    if cfg.eval.enabled():  # a bad held-out file or reward fails now, not after training
+        from remit.posttrain.data import RL_FIELDS, read_rows
+        from remit.posttrain.generate import check_reward, weighted_reward
+
+        check_reward(weighted_reward(cfg.eval.rewards), read_rows(cfg.eval.data, required=RL_FIELDS,
+                                                                  limit=cfg.eval.n), cfg.eval.data)
     if is_complete(cfg.out, cfg) and (read_manifest(cfg.out) or {}).get("inputs") == json.loads(
             json.dumps(inputs, default=str)):
         say(stage, f"{cfg.out} is already complete with the same config and inputs: not re-running")

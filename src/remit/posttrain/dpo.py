@@ -145,10 +145,11 @@ def run(cfg: DPOStageConfig) -> Path:
         return out
     started = time.time()
     from remit.posttrain.data import RL_FIELDS, read_rows
-    from remit.posttrain.generate import sample, weighted_reward
+    from remit.posttrain.generate import check_reward, sample, weighted_reward
 
     rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
     reward_fn = weighted_reward(cfg.rewards, cfg.reward_weights)
+    check_reward(reward_fn, rows, cfg.data)
     device = resolve_device(cfg.device)
     model, tokenizer = load_policy(cfg.model, device, STAGE)
     pre = reward_before(model, tokenizer, cfg)

@@ -57,6 +57,16 @@ def weighted_reward(names: Sequence[str] | str, weights: Sequence[float] | None 
     return reward
 
 
+def check_reward(reward: RewardFn, rows: list[dict[str, Any]], where: str) -> None:
+    """Call ``reward`` once on the first row (empty completion) so that a missing column fails before training."""
+    from remit.errors import RemitError
+
+    try:
+        score(reward, rows[:1], [[""]])
+    except RemitError as e:
+        raise type(e)(f"{where}: {e}") from None
+
+
 def score(reward: RewardFn, rows: list[dict[str, Any]], completions: list[list[str]]) -> list[list[float]]:
     """Rewards of ``completions[i][j]`` (the j-th sample for ``rows[i]``), shaped like ``completions``."""
     flat_rows = [r for r, cs in zip(rows, completions) for _ in cs]

@@ -87,12 +87,11 @@ def run(cfg: GRPOStageConfig) -> Path:
         return out
     started = time.time()
     from remit.posttrain.data import RL_FIELDS, prompt_dataset, read_rows
-    from remit.posttrain.generate import resolve_reward
+    from remit.posttrain.generate import check_reward, resolve_reward, weighted_reward
 
     rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
     reward_fns = [resolve_reward(n) for n in cfg.rewards]
-    if cfg.eval.enabled():
-        read_rows(cfg.eval.data, required=RL_FIELDS, limit=cfg.eval.n)  # fail now, not after training
+    check_reward(weighted_reward(cfg.rewards, cfg.reward_weights), rows, cfg.data)
     device = resolve_device(cfg.device)
     model, tokenizer = load_policy(cfg.model, device, STAGE)
     pre = reward_before(model, tokenizer, cfg)

@@ -1,11 +1,14 @@
-"""Reward functions for the post-training tests (referenced as ``posttrain_fake_rewards:NAME``).
+"""Helpers for the post-training tests: reward functions (referenced as ``posttrain_helpers:NAME``), files.
 
 TRL signature: ``fn(prompts, completions, **columns) -> list[float]``; completions are chats.
 """
 
 from __future__ import annotations
 
+import json
+import random
 import re
+from pathlib import Path
 
 
 def _text(completion) -> str:
@@ -28,3 +31,18 @@ def even_length(prompts, completions, **_) -> list[float]:
 
 def never(prompts, completions, **_) -> list[float]:
     return [0.0 for _ in completions]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def addition_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        rows.append({"prompt": f"What is {a} + {b}?", "response": f"{a} + {b} = {a + b}. The answer is {a + b}.",
+                     "kind": "arith", "answer": str(a + b)})
+    return rows
