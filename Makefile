@@ -34,7 +34,8 @@ test: lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e ".[bench]"
+	for f in benchmarks/bench_*.py; do OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -66,9 +66,9 @@ def test_tokenizer_without_chat_template(tmp_path, tiny_model_dir, task_dir):
 
 def test_unknown_trl_key_names_the_key(tmp_path, tiny_model_dir, task_dir):
     cfg = sft.SFTStageConfig(model=str(tiny_model_dir), data=str(task_dir / "sft.jsonl"), out=str(tmp_path / "o"),
-                             device="cpu", trl={"warmup_ratioo": 0.1})
-    with pytest.raises(ConfigError, match=r"trl.warmup_ratioo is not a field of TRL's SFTConfig. "
-                                          r"Did you mean 'trl.warmup_ratio'"):
+                             device="cpu", trl={"warmup_stepss": 0.1})
+    with pytest.raises(ConfigError, match=r"trl.warmup_stepss is not a field of TRL's SFTConfig. "
+                                          r"Did you mean 'trl.warmup_steps'"):
         sft.run(cfg)
     assert not (tmp_path / "o").exists()
 
