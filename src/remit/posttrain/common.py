@@ -37,7 +37,7 @@ class RewardEvalConfig:
 
     data: str = ""  # prompts with answers (eval.jsonl); "" = no evaluation
     n: int = 128
-    max_new_tokens: int = 48
+    max_new_tokens: int = 56
     rewards: list[str] = field(default_factory=lambda: ["world"])
     batch_size: int = 128
 

@@ -42,7 +42,7 @@ STAGE = "dpo"
 
 @dataclass
 class DPOStageConfig(StageConfig):
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-5
     max_steps: int = 20
     batch_size: int = 8
     limit: int | None = 64  # prompts to sample from
@@ -51,7 +51,7 @@ class DPOStageConfig(StageConfig):
     pairs_per_prompt: int = 2
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 48
+    max_new_tokens: int = 56
     gen_batch_size: int = 256  # sequences per generate() call
     rewards: list[str] = field(default_factory=lambda: ["world"])
     reward_weights: list[float] | None = None

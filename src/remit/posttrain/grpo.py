@@ -10,6 +10,11 @@ PROMPTS per optimizer step; each gets ``num_generations`` sampled completions of
 on the held-out prompts is measured before and after training and written to the manifest
 (``eval.pre``, ``eval.post``). Generation uses vLLM on GPU when it is installed (``use_vllm``
 unset), plain batched ``model.generate`` otherwise.
+
+Measured (``python tests/posttrain/grpo_quality.py``: a 1.09M-param Llama SFT'd 200 steps on 150
+additions "What is a + b?" (a, b <= 20), GRPO on 150 other additions, greedy reward on 100 held-out
+ones): T=0.7, lr 5e-5: 0.20 -> 0.23 (60 steps), 0.20 -> 0.28 (150 steps); T=1.0: 0.20 -> 0.18 (lr
+5e-5), 0.13 (lr 1e-4), 0.02 (lr 5e-4). n=100, so one standard error is about 0.04.
 """
 
 from __future__ import annotations
@@ -40,12 +45,15 @@ STAGE = "grpo"
 
 @dataclass
 class GRPOStageConfig(StageConfig):
-    learning_rate: float = 5e-4
+    # Measured on a ~1M Llama (see docs of this module): lr >= 5e-4 or temperature 1.0 LOWER the held-out
+    # greedy reward (Adam turns sparse, noisy advantages into full-size steps; T=1 samples from a tiny model
+    # are mostly garbage, far from the greedy output); lr 5e-5 at T=0.7 raises it.
+    learning_rate: float = 5e-5
     max_steps: int = 40
     batch_size: int = 4  # prompts per step (x num_generations completions)
     num_generations: int = 8
-    max_completion_length: int = 48
-    temperature: float = 1.0
+    max_completion_length: int = 56  # the world's longest worked solutions are ~52 tokens
+    temperature: float = 0.7
     top_p: float = 1.0
     beta: float = 0.0  # KL to the input model; 0 = no reference model (TRL's default)
     loss_type: str = "dapo"
