@@ -35,7 +35,9 @@ def test_split_shapes(small_world):
     assert {k: len(v) for k, v in w.items()} == {"pretrain": 200, "midtrain": 100, "sft": 200, "rl": 100, "eval": 200}
     assert all(set(r) == {"text"} and r["text"] for r in w["pretrain"] + w["midtrain"])
     assert all(set(r) == {"prompt", "response", "kind", "answer"} for r in w["sft"])
-    assert all(set(r) == {"prompt", "answer", "kind"} for r in w["rl"] + w["eval"])
+    assert all(set(r) == {"prompt", "answer", "kind"} for r in w["rl"])
+    assert all(set(r) == {"prompt", "answer", "kind", "solution"} for r in w["eval"])
+    assert all(r["solution"].rstrip().endswith(f"The answer is {r['answer']}.") for r in w["eval"])
     for split in ("sft", "rl", "eval"):  # every kind equally represented
         counts = {k: sum(r["kind"] == k for r in w[split]) for k in KINDS}
         assert set(counts.values()) == {len(w[split]) // 4}, (split, counts)

@@ -1,7 +1,8 @@
 """Build every split of the embedded world from one seed (pure Python, deterministic).
 
 Splits: ``pretrain`` and ``midtrain`` (``{"text"}`` documents), ``sft`` (``{"prompt", "response",
-"kind", "answer"}``), ``rl`` and ``eval`` (``{"prompt", "answer", "kind"}``). Held-out ``eval``
+"kind", "answer"}``), ``rl`` (``{"prompt", "answer", "kind"}``) and ``eval`` (the same plus the worked
+``"solution"``, scored for bits per byte). Held-out ``eval``
 prompts are drawn first; no training split (including the worked solutions inside the
 pretrain/midtrain text) ever contains one of them.
 
@@ -65,7 +66,7 @@ def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
             if t.prompt in seen:
                 continue
             seen.add(t.prompt)
-            out.append({"prompt": t.prompt, "answer": t.answer, "kind": kind})
+            out.append({"prompt": t.prompt, "answer": t.answer, "kind": kind, "solution": t.solution})
     return out
 
 
