@@ -8,12 +8,54 @@ anything runs, so a typo deep in a section fails in the first second, naming the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from remit.config import ConfigError, check_range
 
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``over`` merged in: values of ``over`` win, nested mappings merge."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
 BASELINES = ("sft_guided", "kd", "rho1", "miniplm")
+
+
+# The embedded default: a ~1.2M-parameter Llama from scratch on the generated world, sized so that
+# `remit flywheel` with no arguments finishes in about 15 minutes on 2 CPU cores.
+# configs/flywheel/default.yaml spells out the same values (a test keeps the two equal).
+def default_pretrain() -> dict[str, Any]:
+    return {
+        "model": {"tokenizer_vocab_size": 1536,
+                  "fresh": {"arch": "llama", "hidden_size": 128, "num_layers": 4, "num_heads": 4,
+                            "max_position_embeddings": 512}},
+        "data": {"seq_len": 256},
+        "optim": {"lr": 2.0e-3, "batch_size": 16, "micro_batch_size": 16},
+        "schedule": {"kind": "constant", "warmup_fraction": 0.05, "decay_fraction": 0.0},
+        "token_budget": 1_500_000,
+        "checkpoint_every": 100,
+        "logging": {"every": 10},
+    }
+
+
+def default_midtrain() -> dict[str, Any]:
+    return {
+        "data": {"seq_len": 256},
+        "optim": {"lr": 1.0e-3, "batch_size": 16, "micro_batch_size": 16},
+        "schedule": {"kind": "wsd", "warmup_fraction": 0.0, "decay_fraction": 1.0, "decay_shape": "linear",
+                     "min_lr_ratio": 0.01},
+        "token_budget": 500_000,
+        "checkpoint_every": 50,
+        "logging": {"every": 5},
+        "method": {"epsilon": 0.2, "temperature": 1.0},
+    }
 
 
 @dataclass
@@ -23,12 +65,12 @@ class FlywheelConfig:
     seed: int = 0
     # Data. With world.enabled the embedded world is generated and used for every stage;
     # otherwise the data paths inside the stage sections are used as given.
-    world: dict[str, Any] = field(default_factory=dict)
+    world: dict[str, Any] = field(default_factory=lambda: {"n_eval": 40})  # 40 held-out tasks per kind
     use_world: bool = True
     # Start: a pre-annealing checkpoint (HF dir or hub id), or pre-train one from scratch.
     start_checkpoint: str | None = None
-    pretrain: dict[str, Any] = field(default_factory=dict)
-    midtrain: dict[str, Any] = field(default_factory=dict)
+    pretrain: dict[str, Any] = field(default_factory=default_pretrain)
+    midtrain: dict[str, Any] = field(default_factory=default_midtrain)
     posttrain: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     # ReMiT rounds after the vanilla round (1 = ReMiT, 2 = ReMiT^2, ...).
@@ -38,6 +80,11 @@ class FlywheelConfig:
     posttrain_baselines: bool = False
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
     report: bool = True
+
+    def __post_init__(self) -> None:
+        # A section given in YAML or as key=value overrides the embedded defaults key by key.
+        self.pretrain = deep_merge(default_pretrain(), self.pretrain)
+        self.midtrain = deep_merge(default_midtrain(), self.midtrain)
 
     def validate(self) -> None:
         check_range("rounds", self.rounds, 0, 10)

@@ -18,7 +18,6 @@ built and validated before the first stage runs.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from remit.config import from_dict, save_config, validate_config
-from remit.flywheel.config import FlywheelConfig
+from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.utils.io import atomic_write_json, read_manifest
 
 __all__ = ["FlywheelConfig", "Stage", "plan", "run"]
@@ -40,17 +39,6 @@ class Stage:
     runner: Callable[[Any], Path]
     label: str | None = None  # model label (vanilla, remit-r1, ...) for models and evals
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: values of ``over`` win; nested mappings merge."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 def _build(cls: type, section: str, data: dict[str, Any]):
@@ -80,13 +68,13 @@ class _Planner:
     def world(self) -> None:
         from remit.world import stage as world_stage
 
-        data = _merge({"seed": self.cfg.seed}, self.cfg.world)
+        data = deep_merge({"seed": self.cfg.seed}, self.cfg.world)
         data["out_dir"] = str(self.world_dir)
         self.add(Stage("world", "world", _build(world_stage.WorldConfig, "world", data), world_stage.run))
 
     def _data(self, section: dict[str, Any], file: str) -> dict[str, Any]:
         if self.cfg.use_world and not section.get("data", {}).get("sources"):
-            return _merge(section, {"data": {"sources": [{"path": str(self.world_dir / file)}]}})
+            return deep_merge(section, {"data": {"sources": [{"path": str(self.world_dir / file)}]}})
         return section
 
     def pretrain(self) -> str:
@@ -94,8 +82,8 @@ class _Planner:
             return self.cfg.start_checkpoint
         from remit.midtrain import stage as mt
 
-        data = self._data(_merge({"seed": self.cfg.seed}, self.cfg.pretrain), "pretrain.jsonl")
-        data = _merge(data, {"out_dir": str(self.root / "pretrain"), "resume": True})
+        data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.pretrain), "pretrain.jsonl")
+        data = deep_merge(data, {"out_dir": str(self.root / "pretrain"), "resume": True})
         st = self.add(Stage("pretrain", "pretrain", _build(mt.PretrainConfig, "pretrain", data), mt.run_pretrain,
                             label="pre-annealing"))
         return st.config.out_dir
@@ -104,12 +92,12 @@ class _Planner:
                  rnd: int) -> str:
         from remit.midtrain import stage as mt
 
-        data = self._data(_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
+        data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
         over: dict[str, Any] = {"out_dir": str(self.root / sid), "resume": True, "model": {"path": init},
                                 "method": method}
         if reference is not None:
             over["reference"] = {"path": reference}
-        data = _merge(data, over)
+        data = deep_merge(data, over)
         st = self.add(Stage(sid, "midtrain", _build(mt.MidtrainConfig, f"midtrain ({sid})", data), mt.run,
                             label=label, info={"method": method.get("name"), "round": rnd, "reference": reference}))
         return st.config.out_dir
@@ -117,11 +105,11 @@ class _Planner:
     def posttrain(self, sid: str, label: str, model: str, rnd: int) -> dict[str, str]:
         from remit.posttrain import chain
 
-        data = _merge({"seed": self.cfg.seed}, self.cfg.posttrain)
+        data = deep_merge({"seed": self.cfg.seed}, self.cfg.posttrain)
         over = {"model": model, "out": str(self.root / sid)}
         if self.cfg.use_world and not data.get("data_dir"):
             over["data_dir"] = str(self.world_dir)
-        cfg = _build(chain.PosttrainConfig, f"posttrain ({sid})", _merge(data, over))
+        cfg = _build(chain.PosttrainConfig, f"posttrain ({sid})", deep_merge(data, over))
         self.add(Stage(sid, "posttrain", cfg, chain.run, label=label + "+post", info={"round": rnd}))
         outs = {name: str(Path(cfg.out) / name) for name in cfg.stages}
         outs["final"] = outs[cfg.stages[-1]] if cfg.stages else model
@@ -132,12 +120,12 @@ class _Planner:
 
         for label, (path, chat) in models.items():
             for suite in self.cfg.eval_suites:
-                data = _merge({"seed": self.cfg.seed}, self.cfg.eval)
+                data = deep_merge({"seed": self.cfg.seed}, self.cfg.eval)
                 over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat,
                                         "out_dir": str(self.root / f"eval-{label}-{suite}")}
                 if self.cfg.use_world and not data.get("world_dir"):
                     over["world_dir"] = str(self.world_dir)
-                cfg = _build(ev.EvalConfig, f"eval ({label}, {suite})", _merge(data, over))
+                cfg = _build(ev.EvalConfig, f"eval ({label}, {suite})", deep_merge(data, over))
                 self.add(Stage(f"eval-{label}-{suite}", "eval", cfg, ev.run, label=label, info={"suite": suite}))
 
 
@@ -152,7 +140,7 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
     bases["vanilla"] = p.midtrain("midtrain-vanilla", "vanilla", pre, {"name": "ntp"}, None, 0)
     posts["vanilla"] = p.posttrain("post-vanilla", "vanilla", bases["vanilla"], 0)
     ref = posts["vanilla"]["final"]
-    remit_method = _merge({"name": "remit"}, {k: v for k, v in cfg.midtrain.get("method", {}).items()
+    remit_method = deep_merge({"name": "remit"}, {k: v for k, v in cfg.midtrain.get("method", {}).items()
                                               if k != "name"})
     for k in range(1, cfg.rounds + 1):
         label = f"remit-r{k}"
