@@ -1,0 +1,89 @@
+"""`remit flywheel`: planning, early validation, the end-to-end smoke run, and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from remit.config import ConfigError, load_config, to_dict
+from remit.flywheel.config import FlywheelConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "flywheel"
+
+
+def test_default_yaml_is_the_embedded_default():
+    assert to_dict(load_config(FlywheelConfig, CONFIGS / "default.yaml")) == to_dict(load_config(FlywheelConfig))
+
+
+def test_sections_override_defaults_key_by_key():
+    cfg = load_config(FlywheelConfig, None, ["pretrain.token_budget=1000"])
+    assert cfg.pretrain["token_budget"] == 1000
+    assert cfg.pretrain["model"]["fresh"]["hidden_size"] == 128  # the rest of the default stays
+
+
+def test_plan_orders_stages_and_validates_before_running(tmp_path):
+    from remit.flywheel.run import plan
+
+    cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "rounds=2", "baselines=[sft_guided, rho1]"])
+    stages = plan(cfg)
+    ids = [s.id for s in stages]
+    assert ids[:8] == ["world", "pretrain", "midtrain-vanilla", "post-vanilla", "midtrain-remit-r1",
+                       "post-remit-r1", "midtrain-remit-r2", "post-remit-r2"]
+    by_id = {s.id: s for s in stages}
+    # round 2 is guided by round 1's RL model; baselines by round 0's (SFT-guided: its SFT model)
+    assert by_id["midtrain-remit-r2"].config.reference.path.endswith("post-remit-r1/grpo")
+    assert by_id["midtrain-remit-r1"].config.reference.path.endswith("post-vanilla/grpo")
+    assert by_id["midtrain-sft-guided"].config.reference.path.endswith("post-vanilla/sft")
+    assert by_id["midtrain-sft-guided"].config.method.name == "remit"
+    assert by_id["midtrain-rho1"].config.method.name == "rho1"
+    # every ReMiT round and baseline starts from the same pre-annealing checkpoint, on the same data/schedule
+    mids = [s.config for s in stages if s.kind == "midtrain"]
+    assert {m.model.path for m in mids} == {by_id["pretrain"].config.out_dir}
+    assert len({json.dumps(to_dict(m.data)) for m in mids}) == 1
+    assert len({json.dumps(to_dict(m.schedule)) for m in mids}) == 1
+    assert sum(s.kind == "eval" for s in stages) == 4 + 3 + 3  # P, B0, B1, B2, 2 baselines; 3 post-trained
+    with pytest.raises(ConfigError, match=r"midtrain \(midtrain-vanilla\).*optim\.lrr"):
+        plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "midtrain.optim.lrr=1"]))
+    with pytest.raises(ConfigError, match="baselines: 'dpo' is not known"):
+        load_config(FlywheelConfig, None, ["baselines=[dpo]"])
+
+
+@pytest.mark.slow
+def test_smoke_flywheel_runs_and_resumes_without_redoing_stages(tmp_path, monkeypatch):
+    from remit.flywheel import run as fw
+    from remit.posttrain import chain
+
+    cfg = load_config(FlywheelConfig, CONFIGS / "smoke.yaml", [f"runs_dir={tmp_path}"])
+    calls = {"post": 0}
+    real_chain = chain.run
+
+    def crash_on_second_posttrain(c):
+        calls["post"] += 1
+        if calls["post"] == 2:
+            raise KeyboardInterrupt  # the user stops the flywheel during post-remit-r1
+        return real_chain(c)
+
+    monkeypatch.setattr(chain, "run", crash_on_second_posttrain)
+    with pytest.raises(KeyboardInterrupt):
+        fw.run(cfg)
+    root = tmp_path / "smoke"
+    done_before = {d.name: json.loads((d / "manifest.json").read_text())["finished_at"]
+                   for d in root.iterdir() if (d / "manifest.json").is_file()}
+    assert {"world", "pretrain", "midtrain-vanilla", "post-vanilla", "midtrain-remit-r1"} <= set(done_before)
+    assert "post-remit-r1" not in done_before
+
+    monkeypatch.setattr(chain, "run", real_chain)
+    report = fw.run(cfg)
+    for name in ("world", "pretrain", "midtrain-vanilla", "midtrain-remit-r1"):  # reused, not redone
+        assert json.loads((root / name / "manifest.json").read_text())["finished_at"] == done_before[name]
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert set(manifest["models"]) >= {"pre-annealing", "vanilla", "remit-r1", "vanilla+post", "remit-r1+post"}
+    assert all(st["done"] for st in manifest["stages"].values())
+    for label in ("vanilla", "remit-r1", "vanilla+post", "remit-r1+post"):
+        res = json.loads((Path(manifest["evals"][label]["world"]) / "results.json").read_text())
+        assert res["tasks"]["world"]["bpb"]["n"] == 40  # 10 held-out tasks per kind x 4 kinds, limit 8... see below
+    text = Path(report).read_text()
+    assert "Did ReMiT beat vanilla?" in text and ("did not beat vanilla" in text or "beat vanilla" in text)
+    assert (root / "report.html").is_file()
