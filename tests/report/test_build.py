@@ -19,7 +19,7 @@ def _build(run_dir, **kw):
 def test_full_report(role_models, tiny_texts, tmp_path, make_run):
     run = make_run(tmp_path / "run", role_models, remit_better=True, texts=tiny_texts[:20])
     md, page, summary = _build(run, strict=True, sample_texts=1, probe_texts=4)
-    assert "**Yes, remit beat vanilla in this run, significantly." in md
+    assert "**By accuracy: Yes, remit beat vanilla in this run, significantly." in md
     v = summary["sections"]["Did ReMiT beat vanilla?"]["remit vs vanilla"]
     assert v["beat"] and v["significant"] and v["gain"] == pytest.approx(40.0, abs=8) and v["lo"] > 0
     # remit_rl is compared with rl; its model dir is missing but its eval exists
@@ -44,7 +44,7 @@ def test_full_report(role_models, tiny_texts, tmp_path, make_run):
 def test_verdict_flips_with_the_numbers(role_models, tiny_texts, tmp_path, make_run):
     run = make_run(tmp_path / "run", role_models, remit_better=False, texts=tiny_texts[:5])
     md, _, summary = _build(run, dynamics=False, heatmap=False)
-    assert "**No, remit did not beat vanilla in this run: it is significantly behind." in md
+    assert "**By accuracy: No, remit did not beat vanilla in this run: it is significantly behind." in md
     v = summary["sections"]["Did ReMiT beat vanilla?"]["remit vs vanilla"]
     assert not v["beat"] and v["significant"] and v["hi"] < 0
 
@@ -110,3 +110,18 @@ def test_paired_bootstrap_closed_forms():
     assert dt.delta == pytest.approx(-0.5) and not dt.paired
     assert dt.hi - dt.lo == pytest.approx(2 * 1.959964 * 2 ** 0.5 * 0.1, rel=1e-4)
     assert average_gain([dt])["gain"] == pytest.approx(0.5)
+
+
+def test_metric_families_are_judged_separately():
+    from remit.report.sections import by_family
+
+    res = {"tasks": {"gsm8k": {"exact_match": {"value": 0.0}, "bpb": {"value": 2.5}, "token_loss": {"value": 1.0}},
+                     "arc_easy": {"acc": {"value": 0.25}, "acc_norm": {"value": 0.3}, "margin": {"value": -1.2}}},
+           "per_example": {"gsm8k": {"exact_match": [0, 0], "bpb": [2.4, 2.6]}, "arc_easy": {"margin": [-1, -1.4]}}}
+    fam = by_family(res)
+    assert fam["accuracy"]["tasks"] == {"gsm8k": {"exact_match": {"value": 0.0}},
+                                        "arc_easy": {"acc_norm": {"value": 0.3}}}
+    assert fam["bpb"]["tasks"] == {"gsm8k": {"bpb": {"value": 2.5}}}
+    assert fam["bpb"]["per_example"] == {"gsm8k": {"bpb": [2.4, 2.6]}}
+    assert fam["margin"]["tasks"] == {"arc_easy": {"margin": {"value": -1.2}}}
+    assert "token_loss" not in str(fam)

@@ -5,7 +5,7 @@ Import-light: the names below are resolved lazily.
 
 from __future__ import annotations
 
-import importlib
+from remit.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "DataSource": "sources",
@@ -23,7 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"remit.data.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'remit.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -80,6 +80,7 @@ class FlywheelConfig:
     posttrain_baselines: bool = False
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
     report: bool = True
+    quiet: bool = True  # hide the libraries' own progress bars and advisory warnings
 
     def __post_init__(self) -> None:
         # A section given in YAML or as key=value overrides the embedded defaults key by key.

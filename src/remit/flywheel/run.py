@@ -208,7 +208,11 @@ def _fmt(s: float) -> str:
 
 
 def run(cfg: FlywheelConfig) -> Path:
+    from remit.utils.integrations import quiet_libraries
+
     stages = plan(cfg)
+    if cfg.quiet:
+        quiet_libraries()
     root = Path(cfg.runs_dir) / cfg.name
     save_config(cfg, root / "config.yaml")
     walls: dict[str, float] = {}

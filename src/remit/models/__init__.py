@@ -5,7 +5,7 @@ Import-light: the names below are resolved lazily (no torch/transformers import 
 
 from __future__ import annotations
 
-import importlib
+from remit.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "load_model": "load",
@@ -25,7 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"remit.models.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'remit.models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -36,28 +36,55 @@ def _results(run) -> dict[str, dict]:
     return out
 
 
+# Tiny models sit at chance on accuracy; these likelihood metrics still rank checkpoints, so the report
+# judges them separately (one verdict line per family; units differ, so they are never averaged together).
+FAMILIES = {"accuracy": "accuracy", "bpb": "bits per byte on gold solutions",
+            "margin": "log-likelihood margin of the correct option"}
+
+
+def by_family(res: dict) -> dict[str, dict]:
+    """Split one model's results into {family: results} with one metric per task."""
+    out: dict[str, dict] = {}
+    for task, metrics in res["tasks"].items():
+        pe = (res.get("per_example") or {}).get(task, {})
+        names = [tables.primary_metric(metrics)] + [m for m in FAMILIES if m != "accuracy" and m in metrics]
+        for m in dict.fromkeys(names):
+            fam = m if m in FAMILIES and m != "accuracy" else "accuracy"
+            part = out.setdefault(fam, {"tasks": {}, "per_example": {}})
+            part["tasks"][task] = {m: metrics[m]}
+            if m in pe:
+                part["per_example"][task] = {m: pe[m]}
+    return out
+
+
 def verdict_section(run, cfg, out):
     results = _results(run)
     pairs = run.verdicts
     if not pairs:
         return [("p", f"{NA}: the run names no ReMiT/vanilla pair (manifest.json 'roles' or 'verdicts').")], {}
     blocks, numbers = [], {}
-    for i, (a, b) in enumerate(pairs):
+    for a, b in pairs:
         if a not in results or b not in results:
             missing = [x for x in (a, b) if x not in results]
-            text = f"{NA} for {a} vs {b}: no eval results for {', '.join(missing)}."
+            blocks.append(("p", f"{NA} for {a} vs {b}: no eval results for {', '.join(missing)}."))
             numbers[f"{a} vs {b}"] = {"available": False}
-        else:
-            deltas = tables.compare_models(results[a], results[b], n_boot=cfg.n_boot, seed=cfg.seed,
+            continue
+        fa, fb = by_family(results[a]), by_family(results[b])
+        families = {}
+        for i, fam in enumerate(f for f in FAMILIES if f in fa and f in fb):
+            deltas = tables.compare_models(fa[fam], fb[fam], n_boot=cfg.n_boot, seed=cfg.seed,
                                            confidence=cfg.confidence)
             avg = tables.average_gain(deltas, confidence=cfg.confidence)
-            text = tables.verdict(a, b, avg, deltas, confidence=cfg.confidence, n_boot=cfg.n_boot)
-            numbers[f"{a} vs {b}"] = {"available": avg is not None, "beat": bool(avg and avg["gain"] > 0),
-                                      "significant": bool(avg and (avg["lo"] > 0 or avg["hi"] < 0)), **(avg or {})}
-        blocks.append(("p", ("**" + text + "**") if i == 0 else text))
+            text = f"By {FAMILIES[fam]}: " + tables.verdict(a, b, avg, deltas, confidence=cfg.confidence,
+                                                             n_boot=cfg.n_boot)
+            blocks.append(("p", ("**" + text + "**") if i == 0 else text))
+            families[fam] = {"available": avg is not None, "beat": bool(avg and avg["gain"] > 0),
+                             "significant": bool(avg and (avg["lo"] > 0 or avg["hi"] < 0)), **(avg or {})}
+        first = next(iter(families.values()), {"available": False})
+        numbers[f"{a} vs {b}"] = {**first, "families": families}
     blocks.append(("p", "Gain = score difference (points for accuracies; sign flipped where lower is better), "
-                        f"averaged over tasks; {int(cfg.confidence * 100)}% confidence intervals from a paired "
-                        f"bootstrap over examples ({cfg.n_boot} resamples)."))
+                        f"averaged over the tasks of one metric family; {int(cfg.confidence * 100)}% confidence "
+                        f"intervals from a paired bootstrap over examples ({cfg.n_boot} resamples)."))
     return blocks, numbers
 
 
@@ -65,35 +92,44 @@ def results_section(run, cfg, out):
     results = _results(run)
     if not results:
         return [("p", f"{NA}: no eval results.json found.")], {}
-    tasks = list(dict.fromkeys(t for r in results.values() for t in r["tasks"]))
-    metric = {t: next(tables.primary_metric(r["tasks"][t]) for r in results.values() if t in r["tasks"])
-              for t in tasks}
-    header = ["model", "vs"] + [f"{t} ({metric[t]})" for t in tasks] + ["avg gain [CI]"]
+    split = {label: by_family(res) for label, res in results.items()}
+    cols = list(dict.fromkeys((fam, t) for f in split.values() for fam in FAMILIES if fam in f
+                              for t in f[fam]["tasks"]))
+    metric = {(fam, t): next(iter(f[fam]["tasks"][t])) for f in split.values() for fam, t in cols
+              if fam in f and t in f[fam]["tasks"]}
+    header = ["model", "vs"] + [f"{t} ({metric[c]})" for c in cols for (_, t) in [c]] + ["avg gain [CI]"]
     rows, numbers = [], {}
     for label in list(run.evals):
-        res = results.get(label)
+        res = split.get(label)
         base_label = run.baselines.get(label)
-        base = results.get(base_label) if base_label else None
+        base = split.get(base_label) if base_label else None
         if res is None:
-            rows.append([label, base_label or "", *["not available"] * len(tasks), ""])
+            rows.append([label, base_label or "", *["not available"] * len(cols), ""])
             continue
-        cells, deltas = [], []
-        for t in tasks:
-            d = tables.compare_task(res, base, t, n_boot=cfg.n_boot, seed=cfg.seed,
-                                    confidence=cfg.confidence) if base is not None else None
-            deltas += [d] if d else []
-            cells.append(tables.fmt_cell(d, tables.task_value(res, t)))
-        avg = tables.average_gain(deltas, confidence=cfg.confidence) if deltas else None
-        avg_cell = "" if avg is None else f"{avg['gain']:+.2f}" + (
-            "" if math.isnan(avg["lo"]) else f" [{avg['lo']:+.2f}, {avg['hi']:+.2f}]")
+        cells, deltas = [], {}
+        for fam, t in cols:
+            mine = res.get(fam)
+            theirs = (base or {}).get(fam)
+            d = tables.compare_task(mine, theirs, t, n_boot=cfg.n_boot, seed=cfg.seed,
+                                    confidence=cfg.confidence) if mine and theirs else None
+            if d:
+                deltas.setdefault(fam, []).append(d)
+            cells.append(tables.fmt_cell(d, tables.task_value(mine, t) if mine else None))
+        avgs = {fam: tables.average_gain(ds, confidence=cfg.confidence) for fam, ds in deltas.items()}
+        avg_cell = "; ".join(f"{fam} {a['gain']:+.2f}" + ("" if math.isnan(a["lo"]) else
+                                                          f" [{a['lo']:+.2f}, {a['hi']:+.2f}]")
+                             for fam, a in avgs.items() if a)
         rows.append([label, base_label if base is not None else "", *cells, avg_cell])
         numbers[label] = {"baseline": base_label if base is not None else None,
-                          "tasks": {t: tables.task_value(res, t) for t in tasks},
-                          "deltas": {d.task: {"delta": d.delta, "lo": d.lo, "hi": d.hi, "p": d.p} for d in deltas},
-                          "avg": avg}
+                          "tasks": {f"{t} ({metric[(fam, t)]})": tables.task_value(res[fam], t)
+                                    for fam, t in cols if fam in res},
+                          "deltas": {f"{d.task} ({d.metric})": {"delta": d.delta, "lo": d.lo, "hi": d.hi, "p": d.p}
+                                     for ds in deltas.values() for d in ds},
+                          "avg": avgs}
     note = ("Cells: score (delta vs the model in column 'vs' [CI]); * = the CI excludes 0. Accuracies in points "
-            "(x100). Paired bootstrap over per-example values where both have them, else a normal "
-            "approximation from the two standard errors.")
+            "(x100); bpb = bits per byte of the gold solution (lower is better); margin = log p(correct option) - "
+            "max log p(wrong option). The average gain is per metric family. Paired bootstrap over per-example "
+            "values where both have them, else a normal approximation from the two standard errors.")
     return [("table", header, rows), ("p", note)], numbers
 
 
