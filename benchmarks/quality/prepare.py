@@ -148,7 +148,7 @@ def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]
     done = out / "prep.json"
     if done.is_file():
         info = json.loads(done.read_text())
-        if info.get("pretrain_chars") == pretrain_chars and info.get("seed") == seed:
+        if info.get("pretrain_chars") == pretrain_chars and info.get("seed") == seed and info.get("version") == 2:
             return info
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -216,9 +216,9 @@ def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]
 
     # -- held-out gold solutions (TEST splits: evaluation only, the sample-efficiency curve)
     gold = [{"context": f"Question: {r['question']}\nAnswer:", "target": " " + r["answer"], "src": "gsm8k_test"}
-            for r in _read(d / "gsm8k/test.jsonl")[:150]]
+            for r in _read(d / "gsm8k/test.jsonl")[:60]]
     gold += [{"context": f"Problem:\n{r['problem']}\n\nSolution:", "target": " " + r["solution"], "src": "math_test"}
-             for r in _read(d / "math/test.jsonl.gz")[:150]]
+             for r in _read(d / "math/test.jsonl.gz")[:60]]
 
     probes = eval_questions(d)
     mid, drop_mid = _decontaminate_fast(mid, "text", probes)
@@ -236,7 +236,7 @@ def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]
             by[r.get("src", "-")] = by.get(r.get("src", "-"), 0) + 1
         return {"rows": len(rows), "chars": sum(len(r[key]) for r in rows), "by_source": by}
 
-    info = {"shared_data": str(d), "seed": seed, "pretrain_chars": pretrain_chars,
+    info = {"version": 2, "shared_data": str(d), "seed": seed, "pretrain_chars": pretrain_chars,
             "pretrain": stats(pre), "midtrain": stats(mid), "sft": stats(sft, "prompt"), "rl": stats(rl, "prompt"),
             "eval": stats(ev, "prompt"), "heldout_gold": stats(gold, "target"),
             "decontamination": {"probes": len(probes), "dropped": {"pretrain": drop_pre, "midtrain": drop_mid,

@@ -121,7 +121,8 @@ class Experiment:
             "model": {"path": pre}, "method": spec["method"],
             "data": {"sources": [{"path": str(self.data / "midtrain.jsonl"), "weight": m["mix"]["midtrain"]},
                                  {"path": str(self.data / "pretrain.jsonl"), "weight": m["mix"]["pretrain"]}],
-                     "seq_len": self.rec["seq_len"], "cache_dir": str(self.work / "cache")},
+                     "seq_len": self.rec["seq_len"], "cache_dir": str(self.work / "cache"),
+                     "max_tokens": m["pool_factor"] * m["token_budget"]},  # same pool for every method
             "optim": m["optim"], "schedule": m["schedule"], "token_budget": m["token_budget"],
             "checkpoint_every": every, "keep_checkpoints": (m["curve_points"] + 2) if curve else 1,
             "logging": {"every": 2, "progress": False, "tensorboard": False}}
@@ -177,19 +178,30 @@ class Experiment:
         self.evaluate("pre-annealing", pre, chat=False)
         models: dict[str, str] = {"pre-annealing": pre}
         specs = self.rec["midtrain"]["methods"]
-        for seed in seeds:
-            refs: dict[str, str] = {}
-            order = ["vanilla"] + [k for k in specs if k not in ("vanilla", "remit-r2")] + \
-                    (["remit-r2"] if "remit-r2" in specs else [])
-            for label in order:
-                spec = specs[label]
-                ref = refs[spec["reference"]] if spec.get("reference") else None
-                mid = self.midtrain(label, seed, pre, spec, ref)
-                post = self.posttrain(label, seed, mid)
+        # method-major order (each method over all seeds) so that a partial run already holds complete
+        # seed sets for the first methods: vanilla, remit-r1, remit-r2, then the baselines
+        first = [k for k in ("vanilla", "remit-r1", "remit-r2") if k in specs]
+        order = first + [k for k in specs if k not in first]
+        refs: dict[int, dict[str, str]] = {s: {} for s in seeds}
+        for label in order:
+            spec = specs[label]
+            for seed in seeds:
+                if spec.get("reference") and spec["reference"] not in refs[seed]:
+                    say(f"SKIP {label} seed {seed}: its reference ({spec['reference']}) was not produced")
+                    continue
+                ref = refs[seed][spec["reference"]] if spec.get("reference") else None
+                try:
+                    mid = self.midtrain(label, seed, pre, spec, ref)
+                    post = self.posttrain(label, seed, mid)
+                except Exception as e:  # one failed method must not stop the others; recorded, not hidden
+                    say(f"FAILED {label} seed {seed}: {type(e).__name__}: {e}")
+                    self.ledger.data.setdefault("failed", {})[f"s{seed}/{label}"] = f"{type(e).__name__}: {e}"
+                    self.ledger.path.write_text(json.dumps(self.ledger.data, indent=1))
+                    continue
                 if label == "vanilla":
-                    refs.update(r0=post["grpo"], sft0=post["sft"])
+                    refs[seed].update(r0=post["grpo"], sft0=post["sft"])
                 if label == "remit-r1":
-                    refs["r1"] = post["grpo"]
+                    refs[seed]["r1"] = post["grpo"]
                 models[f"{label}/s{seed}"] = mid
                 models[f"{label}+post/s{seed}"] = post["grpo"]
                 self.evaluate(f"{label}-s{seed}", mid, chat=False)
