@@ -299,7 +299,13 @@ def analyze(work: Path, out: Path) -> Path:
            "tables": {"base": table(evals, base_labels, "vanilla"), "post": table(evals, post_labels, "vanilla+post")},
            "curves": curves(work), "weights": weight_stats(work), "posttrain": posttrain_stats(work),
            "final_bpb": _load(work / "curves" / "final_models.json"), "wall": {"seconds_by_kind": walls}}
-    res["notes"] = []
+    notes = out / "notes.md"  # hand-written reading of the numbers (kept across re-analyses)
+    res["notes"] = [notes.read_text().rstrip()] if notes.is_file() else []
+    done = {(k, s) for k, by in evals.items() for s in by}
+    res["missing"] = [f"{k}-s{s}" for k in [*ORDER, *(f"{x}+post" for x in ORDER)]
+                      for s in ((res["meta"] or {}).get("seeds") or []) if (k, s) not in done]
+    if res["missing"]:
+        res["notes"].insert(0, "**Partial results**: not (yet) evaluated: " + ", ".join(res["missing"]) + ".")
     out.mkdir(parents=True, exist_ok=True)
     plots(res, out)
     (out / "results.json").write_text(json.dumps(res, indent=1, default=lambda o: None if isinstance(o, float)

@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.dist
-def test_two_processes_match_one(make_cfg):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one(make_cfg, parallel):
     from safetensors.torch import load_file
 
     from remit.midtrain.stage import run
@@ -23,12 +24,12 @@ def test_two_processes_match_one(make_cfg):
     # noise in near-zero gradients (DDP averages in another order) into whole-step weight differences.
     one = run(make_cfg("remit", "optim.batch_size=8", "optim.micro_batch_size=2", "max_steps=3", "optim.eps=1e-4",
                        out="one"))
-    cfg = make_cfg("remit", out="two")
+    cfg = make_cfg("remit", out=f"two-{parallel}")
     args = [f"out_dir={cfg.out_dir}", f"model.path={cfg.model.path}", f"reference.path={cfg.reference.path}",
             f"data.sources=[{{path: '{cfg.data.sources[0].path}'}}]", "data.seq_len=32",
             f"data.cache_dir={cfg.data.cache_dir}", "optim.batch_size=8", "optim.micro_batch_size=2",
             "optim.lr=3e-3", "max_steps=3", "logging.every=1", "logging.progress=false", "logging.tensorboard=false",
-            "checkpoint_every=2", "method.name=remit", "optim.eps=1e-4"]
+            "checkpoint_every=2", "method.name=remit", "optim.eps=1e-4", f"parallel={parallel}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "remit.cli", "midtrain", *args]
