@@ -86,6 +86,8 @@ class Trainer:
         device = torch.device(self.world.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         denom = torch.zeros((), dtype=torch.float64, device=device)
+        nll_sum = torch.zeros((), dtype=torch.float64, device=device)  # plain NTP loss, comparable across methods
+        n_tokens = torch.zeros((), dtype=torch.float64, device=device)
         last = len(micro_batches) - 1
         for i, mb in enumerate(micro_batches):
             mb = {k: v.to(device, non_blocking=True) for k, v in mb.items()}
@@ -104,11 +106,14 @@ class Trainer:
                 out.loss_sum.backward()
             loss_sum += out.loss_sum.detach().double()
             denom += out.denom.detach().double()
+            nll_sum -= (logps.detach().double() * mask).sum()
+            n_tokens += mask.sum()
             if collect_stats:
                 self._collect(out.stats, mask)
-        totals = all_reduce_sum(torch.stack([loss_sum, denom]), self.world)
+        totals = all_reduce_sum(torch.stack([loss_sum, denom, nll_sum, n_tokens]), self.world)
         total_denom = float(totals[1])
         loss = float(totals[0]) / total_denom if total_denom > 0 else 0.0
+        nll = float(totals[2]) / float(totals[3]) if float(totals[3]) > 0 else 0.0
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLoss("the loss", loss)
@@ -128,7 +133,7 @@ class Trainer:
                 raise NonFiniteLoss("the gradient norm", grad_norm)
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss, "denom": total_denom, "grad_norm": grad_norm}
+        return {"loss": loss, "nll": nll, "denom": total_denom, "grad_norm": grad_norm}
 
     def _collect(self, stats: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
         if "weights" in stats:
@@ -221,7 +226,7 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
                 raise TrainingError(f"step {step + 1}: {e} (lr {lr:.3g}); training stopped, {keep}") from None
             step += 1
             if log_now:
-                record = {"step": step, "tokens": step * tokens_per_step, "loss": res["loss"], "lr": lr,
+                record = {"step": step, "tokens": step * tokens_per_step, "loss": res["loss"], "nll": res["nll"], "lr": lr,
                           "grad_norm": res["grad_norm"], **trainer.pop_stats()}
                 logger.log(record)
             logger.advance()

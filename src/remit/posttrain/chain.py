@@ -25,7 +25,7 @@ from remit.errors import ConfigError
 from remit.posttrain.dpo import DPOStageConfig
 from remit.posttrain.grpo import GRPOStageConfig
 from remit.posttrain.sft import SFTStageConfig
-from remit.utils.io import read_manifest, write_manifest
+from remit.utils.io import is_complete, read_manifest, write_manifest
 
 STAGES = ("sft", "dpo", "grpo")
 
@@ -102,9 +102,13 @@ def run(cfg: PosttrainConfig) -> Path:
         last = runners[name](sc)
         m = read_manifest(last) or {}
         summary[name] = {"out": str(last), "wall_s": round(time.time() - t0, 2), "eval": m.get("eval"),
-                         "skipped": m.get("skipped", False)}
+                         "skipped": m.get("skipped", False), "finished_at": m.get("finished_at")}
         if name == "dpo":
             summary[name]["pairs"] = (m.get("pairs") or {}).get("pairs")
-    write_manifest(cfg.out, "posttrain", cfg, inputs={"model": cfg.model, "data_dir": cfg.data_dir},
-                   stages=summary, final=str(last), wall_s=round(time.time() - started, 2))
+    old = read_manifest(cfg.out) or {}
+    unchanged = is_complete(cfg.out, cfg) and all(
+        (old.get("stages") or {}).get(n, {}).get("finished_at") == s["finished_at"] for n, s in summary.items())
+    if not unchanged:  # every stage was reused: the chain's manifest (and its wall time) stays as it was
+        write_manifest(cfg.out, "posttrain", cfg, inputs={"model": cfg.model, "data_dir": cfg.data_dir},
+                       stages=summary, final=str(last), wall_s=round(time.time() - started, 2))
     return last

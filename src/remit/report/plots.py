@@ -47,18 +47,23 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_training_curves(runs: dict[str, list[dict]], path: Path) -> Path:
-    """Loss vs tokens (or steps) and learning rate vs step, one line per mid-training run."""
+    """Loss vs tokens (or steps) and learning rate vs step, one line per mid-training run.
+
+    The plain next-token loss (``nll``) is plotted when every run logs it: the methods' own objectives
+    (weighted, selected, distilled) are on different scales and would not compare.
+    """
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.3))
     use_tokens = all(any("tokens" in r for r in rows) for rows in runs.values())
+    key = "nll" if all(any("nll" in r for r in rows) for rows in runs.values()) else "loss"
     styles = ["-", "--", "-.", ":"]
     for i, (name, rows) in enumerate(runs.items()):  # line styles keep overlapping curves visible
         ls = styles[i % len(styles)]
-        ax1.plot(*_series(rows, "loss", "tokens" if use_tokens else "step"), label=name, lw=1.4, ls=ls)
+        ax1.plot(*_series(rows, key, "tokens" if use_tokens else "step"), label=name, lw=1.4, ls=ls)
         ax2.plot(*_series(rows, "lr"), label=name, lw=1.4, ls=ls)
     ax1.set_xlabel("training tokens" if use_tokens else "step")
-    ax1.set_ylabel("training loss (nats/token)")
-    ax1.set_title("Mid-training loss")
+    ax1.set_ylabel("next-token loss (nats/token)" if key == "nll" else "training objective (nats/token)")
+    ax1.set_title("Mid-training loss (plain NTP, unweighted)" if key == "nll" else "Mid-training objective")
     ax2.set_xlabel("step")
     ax2.set_ylabel("learning rate")
     ax2.set_title("Learning-rate schedule")

@@ -152,7 +152,8 @@ def curves_section(run, cfg, out):
     if not runs:
         return [("p", f"{NA}: no mid-training metrics.jsonl found.")], {}
     path = plots.plot_training_curves(runs, out / "training_curves.png")
-    numbers = {k: {"final_loss": next((r["loss"] for r in reversed(v) if "loss" in r), None), "steps": len(v)}
+    numbers = {k: {"final_loss": next((r["loss"] for r in reversed(v) if "loss" in r), None),
+                   "final_nll": next((r["nll"] for r in reversed(v) if "nll" in r), None), "steps": len(v)}
                for k, v in runs.items()}
     return [("img", path, "Mid-training loss (left) and learning rate (right), one line per run.")], numbers
 
