@@ -243,17 +243,33 @@ def plots(res: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    raw = res["curves"]["raw"]
     for label, s in res["curves"]["summary"].items():
         if not isinstance(s, dict):
             continue
         c = np.asarray(s["mean_curve"])
         ax.plot(c[:, 0] / 1e3, c[:, 1], marker="o", label=f"{label} (n={len(s['seeds'])} seeds)")
         ax.fill_between(c[:, 0] / 1e3, c[:, 1] - c[:, 2], c[:, 1] + c[:, 2], alpha=0.2)
+        if label != "vanilla" and "vanilla" in raw:  # paired by seed and step
+            diffs: dict[int, list[float]] = {}
+            for seed, pts in raw[label].items():
+                van = {p["tokens"]: p["bpb"]["all"] for p in raw["vanilla"].get(seed, [])}
+                for p in pts:
+                    if p["tokens"] in van:
+                        diffs.setdefault(p["tokens"], []).append(p["bpb"]["all"] - van[p["tokens"]])
+            ts = sorted(diffs)
+            ax2.errorbar(np.asarray(ts) / 1e3, [np.mean(diffs[t]) for t in ts],
+                         yerr=[np.std(diffs[t]) for t in ts], marker="o", capsize=3, label=label)
     ax.set_xlabel("mid-training tokens (thousands)")
     ax.set_ylabel("held-out gold bits per byte (GSM8K+MATH test)")
-    ax.set_title("Sample efficiency: mean ± std over seeds")
+    ax.set_title("Sample efficiency: mean ± std over seeds", fontsize=10)
     ax.legend()
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set_xlabel("mid-training tokens (thousands)")
+    ax2.set_ylabel("bpb(method) - bpb(vanilla), same seed (< 0: better)")
+    ax2.set_title("Difference to vanilla: mean ± std over seeds", fontsize=10)
+    ax2.legend()
     fig.tight_layout()
     fig.savefig(out / "sample_efficiency.png", dpi=110)
     plt.close(fig)

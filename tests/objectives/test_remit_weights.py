@@ -138,7 +138,8 @@ def test_weights_are_monotone_in_delta_within_a_row(batch):
     for i in range(w.shape[0]):
         d, wi = delta[i][mask[i]], w[i][mask[i]]
         order = torch.argsort(d)
-        assert bool((wi[order][1:] >= wi[order][:-1]).all())
+        # ties in delta may differ by float rounding (one ulp of the centring), so allow 1e-6
+        assert bool((wi[order][1:] >= wi[order][:-1] - 1e-6).all())
 
 
 @settings(max_examples=40, deadline=None)
