@@ -87,3 +87,18 @@ def test_smoke_flywheel_runs_and_resumes_without_redoing_stages(tmp_path, monkey
     text = Path(report).read_text()
     assert "Did ReMiT beat vanilla?" in text and ("did not beat vanilla" in text or "beat vanilla" in text)
     assert (root / "report.html").is_file()
+
+
+def test_eta_uses_this_runs_stage_costs():
+    from remit.flywheel.run import Stage, _eta
+
+    def st(sid, kind, ref=None):
+        return Stage(sid, kind, None, lambda c: c, info={"reference": ref} if kind == "midtrain" else {})
+
+    stages = [st("pretrain", "pretrain"), st("mid-v", "midtrain"), st("post-v", "posttrain"),
+              st("mid-r", "midtrain", ref="x"), st("post-r", "posttrain"), st("eval-a", "eval")]
+    walls = {"pretrain": 100.0, "mid-v": 50.0, "post-v": 80.0}
+    assert _eta(stages, walls, set(walls)) == "ETA: after the first stage of each kind"  # no eval measured yet
+    walls["eval-a"] = 5.0
+    stages.append(st("eval-b", "eval"))
+    assert _eta(stages, walls, set(walls)) == "ETA ~2.6 min"  # 1.4 * 50 + 80 + 5 = 155 s

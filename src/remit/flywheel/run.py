@@ -203,6 +203,29 @@ def _stage_out(st: Stage) -> str:
     return str(getattr(c, "out_dir", None) or getattr(c, "out", None))
 
 
+def _eta(stages: list[Stage], walls: dict[str, float], fresh: set[str]) -> str:
+    """Rough time left: each remaining stage costs what finished stages of its kind cost in this run
+    (a mid-training with a reference ~1.4x a vanilla one: one extra forward pass)."""
+    def cost_kind(st: Stage) -> str:
+        return f"{st.kind}:{'ref' if st.info.get('reference') else 'plain'}" if st.kind == "midtrain" else st.kind
+
+    seen: dict[str, list[float]] = {}
+    for st in stages:
+        if st.id in fresh:
+            seen.setdefault(cost_kind(st), []).append(walls[st.id])
+    if "midtrain:plain" in seen and "midtrain:ref" not in seen:
+        seen["midtrain:ref"] = [1.4 * w for w in seen["midtrain:plain"]]
+    left = 0.0
+    for st in stages:
+        if st.id in walls:
+            continue
+        known = seen.get(cost_kind(st))
+        if not known:
+            return "ETA: after the first stage of each kind"
+        left += sum(known) / len(known)
+    return f"ETA ~{_fmt(left)}"
+
+
 def _fmt(s: float) -> str:
     return f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
 
@@ -216,6 +239,7 @@ def run(cfg: FlywheelConfig) -> Path:
     root = Path(cfg.runs_dir) / cfg.name
     save_config(cfg, root / "config.yaml")
     walls: dict[str, float] = {}
+    fresh: set[str] = set()  # stages run (not reused) in this invocation: their walls predict the rest
     post_info: dict[str, Any] = {}
     t_start = time.time()
     n = len(stages)
@@ -223,14 +247,15 @@ def run(cfg: FlywheelConfig) -> Path:
     for i, st in enumerate(stages, 1):
         out = _stage_out(st)
         before = (read_manifest(out) or {}).get("finished_at")
-        done = ", ".join(f"{k} {_fmt(v)}" for k, v in walls.items())
-        print(f"[flywheel] [{i}/{n}] {st.id} ... (elapsed {_fmt(time.time() - t_start)}; done: {done or '-'})",
-              flush=True)
+        print(f"[flywheel] [{i}/{n}] {st.id} ... (elapsed {_fmt(time.time() - t_start)}; "
+              f"{_eta(stages, walls, fresh)})", flush=True)
         t0 = time.time()
         st.runner(st.config)  # every stage skips itself when its output is finished with the same config
         m = read_manifest(out) or {}
         reused = before is not None and m.get("finished_at") == before
         walls[st.id] = float(m.get("wall_s") or 0.0) if reused else round(time.time() - t0, 2)
+        if not reused:
+            fresh.add(st.id)
         if st.kind == "posttrain":
             post_info[st.label] = m.get("stages")
         _write_manifest(cfg, stages, walls, post_info)
@@ -240,7 +265,8 @@ def run(cfg: FlywheelConfig) -> Path:
         if st.kind == "posttrain" and st.label not in post_info:
             post_info[st.label] = (read_manifest(_stage_out(st)) or {}).get("stages")
     _write_manifest(cfg, stages, walls, post_info)
-    print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}", flush=True)
+    table = "\n".join(f"  {sid:<34} {_fmt(w):>8}" for sid, w in walls.items())
+    print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}:\n{table}", flush=True)
     if cfg.report:
         from remit.report import build
 
