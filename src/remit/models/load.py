@@ -11,6 +11,7 @@ config.json, not a causal LM, no tokenizer files, ...), never a deep stack trace
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -88,10 +89,25 @@ def load_model(name_or_path: str | Path, *, dtype=None, device: str | None = Non
         raise RemitError(f"cannot read the config of {where}: {_first_line(e)}") from None
     _check_causal_lm(config, where)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, revision=revision)
+        with _no_loading_bar() if local else contextlib.nullcontext():  # hub ids keep their download bars
+            model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, revision=revision)
     except (OSError, ValueError, RuntimeError) as e:
         raise RemitError(f"cannot load the weights of {where}: {_first_line(e)}") from None
     return model.to(device).eval()
+
+
+@contextlib.contextmanager
+def _no_loading_bar():
+    """Hide transformers' per-load "Loading weights" bar for local checkpoints (stages load several models)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(name_or_path: str | Path):
