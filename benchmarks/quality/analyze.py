@@ -176,7 +176,8 @@ def markdown(res: dict[str, Any]) -> str:
              f"Command: `{meta.get('command', 'n/a')}`  ", f"Commit: `{meta.get('git_head', 'n/a')}`  ",
              f"Scale: {meta.get('scale')}, seeds: {meta.get('seeds')}, started {meta.get('first_started')}, "
              f"finished {meta.get('finished', 'NOT FINISHED (partial results)')}", ""]
-    lines += res.get("notes", [])
+    for note in res.get("notes", []):
+        lines += [note, ""]
     heads = ["bpb avg (4 gold sets)", "margin avg (6 MC)", "acc avg (6 MC)", "gsm8k bpb", "math bpb",
              "humaneval bpb", "mbpp bpb"]
     for key, title in (("base", "Mid-trained models (before post-training)"),
