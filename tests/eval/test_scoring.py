@@ -79,3 +79,13 @@ def test_gold_code_passes_and_wrong_code_fails_in_sandbox(shared_data):
     assert filt([[d["canonical_solution"], "    return None\n"] for d in he], he) == [[True, False]] * 3
     filt = scoring.code_filter(scoring.mbpp_program, timeout_s=10, memory_mb=1024, workers=2)
     assert filt([[d["code"] + "\n[DONE]", "pass"] for d in mb], mb) == [[True, False]] * 3
+
+
+def test_fit_target_cuts_long_gold_to_the_window(tiny_tokenizer):
+    from remit.eval.scoring import fit_target
+
+    short = fit_target(tiny_tokenizer, lambda d: d["t"], max_length=512)
+    assert short({"t": "12 + 7 = 19."}) == "12 + 7 = 19."
+    long_text = " ".join(["the cat sat on the mat"] * 40)
+    cut = fit_target(tiny_tokenizer, lambda d: d["t"], max_length=32)({"t": long_text})
+    assert long_text.startswith(cut) and len(tiny_tokenizer.encode(cut, add_special_tokens=False)) <= 32

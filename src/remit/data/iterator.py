@@ -99,6 +99,8 @@ class BatchIterator:
         mine = self.state_dict()
         for key in ("seed", "micro_batch_size", "world_size", "accumulation", "num_rows", "fingerprint"):
             if state.get(key, 1 if key == "accumulation" else None) != mine[key]:
-                raise DataError(f"cannot resume the data iterator: {key} was {state.get(key)!r} when saved, "
-                                f"now {mine[key]!r}")
+                raise DataError(f"cannot resume: the data changed since the checkpoint ({key} was "
+                                f"{state.get(key)!r} when saved, now {mine[key]!r}); restore the data config "
+                                f"(data.*, optim batch sizes, number of processes) or start afresh with "
+                                f"overwrite=true")
         self.epoch, self.step, self._perm = int(state["epoch"]), int(state["step"]), None

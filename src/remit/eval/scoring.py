@@ -143,6 +143,20 @@ def mc_results(choices: Callable[[dict], list[str]], gold: Callable[[dict], int]
 
 
 # ---------------------------------------------------------------- gold solutions
+def fit_target(tokenizer: Any, target: Callable[[dict], str], max_length: int) -> Callable[[dict], str]:
+    """``target`` cut to its first ``max_length - 8`` tokens when longer (lm-eval refuses a continuation longer
+    than the window). A gold solution longer than the model's window is scored on that prefix, for every model
+    alike; bits per byte count the bytes of the prefix."""
+    keep = max(1, max_length - 8)
+
+    def fn(doc: dict) -> str:
+        text = target(doc)
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return text if len(ids) <= keep else tokenizer.decode(ids[:keep])
+
+    return fn
+
+
 def gold_loss_results(tokenizer: Any, context: Callable[[dict], str], target: Callable[[dict], str],
                       delimiter: str, max_length: int) -> Callable[[dict, list], dict[str, float]]:
     """Bits per byte and mean per-token loss of the gold continuation (from lm-eval's loglikelihood)."""

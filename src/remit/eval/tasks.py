@@ -217,7 +217,7 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
         out[name] = _make(name, docs, output_type="generate_until", generation_kwargs=gen,
                           process_results=spec.results, metric_names=spec.metrics, **common)
     if spec.bpb:
-        prompt, target = spec.prompt, spec.target
+        prompt, target = spec.prompt, scoring.fit_target(opts.tokenizer, spec.target, opts.max_length)
         out[f"{name}:gold"] = _make(
             f"{name}:gold", docs, output_type="loglikelihood", doc_to_text=prompt, doc_to_target=target,
             target_delimiter=spec.delimiter, num_fewshot=0,

@@ -4,7 +4,10 @@ Each checkpoint directory is written whole into a temp dir and renamed into plac
 (``remit.utils.io.atomic_dir``), so a crash while saving never leaves a broken checkpoint under a
 final name: :func:`latest` only ever sees complete ones. A checkpoint holds
 
-* ``model.pt`` / ``optimizer.pt``: full (unsharded) fp32 state dicts,
+* ``model.pt`` / ``optimizer.pt``: full (unsharded) fp32 state dicts of the training wrapper
+  (``PolicyLogps``), so model keys carry a ``model.`` prefix: strip it to load an intermediate
+  checkpoint into the HF model (``{k.removeprefix("model."): v ...}``); the final HF checkpoint in
+  ``out_dir`` is a plain ``save_pretrained``,
 * ``state.pt``: step, tokens seen, schedule position, per-rank RNG states and data-iterator states.
 
 The last ``keep`` checkpoints are kept.
