@@ -30,6 +30,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from remit.errors import DataError
+
 REPO = Path(__file__).resolve().parents[2]
 GSM8K_HELDOUT = 256  # last rows of GSM8K train: post-training reward evaluation only
 
@@ -49,14 +51,10 @@ def shared_data() -> Path:
 
 
 def _read(path: Path) -> list[Any]:
-    if not path.is_file():
-        raise PrepError(f"missing data file: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    stem = path.name[:-3] if path.suffix == ".gz" else path.name
-    with opener(path, "rt", encoding="utf-8") as f:
-        if stem.endswith(".jsonl"):
-            return [json.loads(line) for line in f if line.strip()]
-        return json.load(f)
+    """Rows of a .json/.jsonl(.gz) file of shared/data (remit's own reader: errors name the file and line)."""
+    from remit.eval.data import read_json_records
+
+    return read_json_records(path, task="quality data")
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -252,7 +250,7 @@ def main() -> None:
     a = ap.parse_args()
     try:
         print(json.dumps(prepare(Path(a.work), pretrain_chars=a.pretrain_chars), indent=1))
-    except PrepError as e:
+    except (PrepError, DataError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
