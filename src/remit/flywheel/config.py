@@ -29,7 +29,7 @@ BASELINES = ("sft_guided", "kd", "rho1", "miniplm")
 
 
 # The embedded default: a ~1.2M-parameter Llama from scratch on the generated world, sized so that
-# `remit flywheel` with no arguments finishes in about 15 minutes on 2 CPU cores.
+# `remit flywheel` with no arguments finishes within 15 minutes on 2 CPU cores (10 min measured).
 # configs/flywheel/default.yaml spells out the same values (a test keeps the two equal).
 def default_pretrain() -> dict[str, Any]:
     return {
