@@ -236,6 +236,15 @@ def check_finite(log_history: list[dict[str, Any]], stage: str) -> None:
             raise TrainingError(f"{stage}: loss became {loss} at step {rec.get('step')}; lower learning_rate")
 
 
+def train(trainer, tmp: Path, stage: str) -> list[dict[str, Any]]:
+    """Run a TRL trainer inside a stage's atomic_dir: train, refuse a non-finite loss, drop TRL's scratch
+    folder; returns the log history."""
+    trainer.train()
+    check_finite(trainer.state.log_history, stage)
+    drop_scratch(tmp / "_trl")
+    return trainer.state.log_history
+
+
 def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], model, tokenizer,
            log_history: list[dict[str, Any]] | None = None, *, pre: float | None = None,
            started: float | None = None, **extra: Any) -> dict[str, Any]:

@@ -25,14 +25,13 @@ from remit.config import check_choice, check_range
 from remit.posttrain.common import (
     StageConfig,
     begin,
-    check_finite,
     common_values,
-    drop_scratch,
     finish,
     load_policy,
     resolve_device,
     reward_before,
     say,
+    train,
     trl_args,
 )
 from remit.utils.io import atomic_dir
@@ -192,9 +191,7 @@ def run(cfg: DPOStageConfig) -> Path:
         trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=pair_dataset(pairs),
                              processing_class=tokenizer)
         say(STAGE, f"{stats['pairs']} pairs, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} on {device}")
-        trainer.train()
-        check_finite(trainer.state.log_history, STAGE)
-        drop_scratch(tmp / "_trl")
-        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, trainer.state.log_history, pre=pre,
+        logs = train(trainer, tmp, STAGE)
+        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre,
                started=started, pairs=stats, skipped=False)
     return out

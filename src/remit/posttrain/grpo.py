@@ -28,14 +28,13 @@ from remit.errors import ConfigError
 from remit.posttrain.common import (
     StageConfig,
     begin,
-    check_finite,
     common_values,
-    drop_scratch,
     finish,
     load_policy,
     resolve_device,
     reward_before,
     say,
+    train,
     trl_args,
 )
 from remit.utils.io import atomic_dir
@@ -127,10 +126,7 @@ def run(cfg: GRPOStageConfig) -> Path:
                               processing_class=tokenizer)
         say(STAGE, f"{len(rows)} prompts, {cfg.max_steps} steps of {cfg.batch_size} prompts x "
                    f"{cfg.num_generations} generations on {device}{' (vLLM)' if use_vllm else ''}")
-        trainer.train()
-        check_finite(trainer.state.log_history, STAGE)
-        drop_scratch(tmp / "_trl")
-        logs = trainer.state.log_history
+        logs = train(trainer, tmp, STAGE)
         train_rewards = [r["reward"] for r in logs if "reward" in r]
         zero_std = [r["frac_reward_zero_std"] for r in logs if "frac_reward_zero_std" in r]
         finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre, started=started,

@@ -16,14 +16,13 @@ from pathlib import Path
 from remit.posttrain.common import (
     StageConfig,
     begin,
-    check_finite,
     common_values,
-    drop_scratch,
     finish,
     load_policy,
     resolve_device,
     reward_before,
     say,
+    train,
     trl_args,
 )
 from remit.utils.io import atomic_dir
@@ -62,10 +61,8 @@ def run(cfg: SFTStageConfig) -> Path:
         }, cfg.trl)
         trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(rows), processing_class=tokenizer)
         say(STAGE, f"{len(rows)} examples, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} on {device}")
-        trainer.train()
-        check_finite(trainer.state.log_history, STAGE)
-        drop_scratch(tmp / "_trl")
-        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, trainer.state.log_history, pre=pre,
+        logs = train(trainer, tmp, STAGE)
+        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre,
                started=started, examples=len(rows))
     return out
 
