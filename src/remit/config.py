@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import types
 import typing
 from pathlib import Path
@@ -262,10 +261,9 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 def config_hash(cfg: Any) -> str:
     """Stable short hash of a config, used to decide whether a finished stage can be reused."""
-    import hashlib
+    from remit.utils.io import fingerprint
 
-    blob = json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return fingerprint(to_dict(cfg))
 
 
 def check_choice(key: str, value: Any, choices: list[Any] | tuple[Any, ...]) -> None:
