@@ -23,7 +23,13 @@ import numpy as np
 BPB_TASKS = ("gsm8k", "math", "humaneval", "mbpp")
 MC_TASKS = ("arc_easy", "arc_challenge", "mmlu", "boolq", "piqa", "winogrande")
 GEN = {"gsm8k": "exact_match", "math": "exact_match", "humaneval": "pass@1", "mbpp": "pass@1"}
-ORDER = ("vanilla", "remit-r1", "remit-r2", "sft-guided", "kd", "rho1", "miniplm")
+ORDER = ("vanilla", "remit-r1", "remit-r2", "sft-guided", "kd", "rho1", "miniplm")  # when the run has no recipe
+
+
+def _order(meta: dict | None) -> list[str]:
+    """Method labels in the recipe's order (vanilla first); the default order for older work folders."""
+    methods = list((((meta or {}).get("recipe") or {}).get("midtrain") or {}).get("methods") or ORDER)
+    return sorted(methods, key=lambda k: k != "vanilla")
 
 
 def _load(p: Path) -> Any:
@@ -299,9 +305,11 @@ def plots(res: dict[str, Any], out: Path) -> None:
 
 def analyze(work: Path, out: Path) -> Path:
     evals = _evals(work)
-    base_labels = ["pre-annealing"] + [k for k in ORDER if k in evals] + \
-                  sorted(k for k in evals if k not in ORDER and not k.endswith("+post") and k != "pre-annealing")
-    post_labels = [f"{k}+post" for k in ORDER if f"{k}+post" in evals]
+    meta = _load(work / "run_meta.json")
+    order = _order(meta)
+    base_labels = ["pre-annealing"] + [k for k in order if k in evals] + \
+                  sorted(k for k in evals if k not in order and not k.endswith("+post") and k != "pre-annealing")
+    post_labels = [f"{k}+post" for k in order if f"{k}+post" in evals]
     ledger = _load(work / "ledger.json") or {"stages": {}}
     walls: dict[str, float] = {}
     for sid, rec in ledger["stages"].items():
@@ -312,14 +320,14 @@ def analyze(work: Path, out: Path) -> Path:
             key = "mid:" + tail[len("mid-"):]
             walls[key] = round(walls.get(key, 0.0) + float(rec.get("wall_s", 0.0)), 1)
     walls["total"] = round(sum(v for k, v in walls.items() if ":" not in k), 1)
-    res = {"meta": _load(work / "run_meta.json"), "prep": _load(work / "data" / "prep.json"),
+    res = {"meta": meta, "prep": _load(work / "data" / "prep.json"),
            "tables": {"base": table(evals, base_labels, "vanilla"), "post": table(evals, post_labels, "vanilla+post")},
            "curves": curves(work), "weights": weight_stats(work), "posttrain": posttrain_stats(work),
            "final_bpb": _load(work / "curves" / "final_models.json"), "wall": {"seconds_by_kind": walls}}
     notes = out / "notes.md"  # hand-written reading of the numbers (kept across re-analyses)
     res["notes"] = [notes.read_text().rstrip()] if notes.is_file() else []
     done = {(k, s) for k, by in evals.items() for s in by}
-    res["missing"] = [f"{k}-s{s}" for k in [*ORDER, *(f"{x}+post" for x in ORDER)]
+    res["missing"] = [f"{k}-s{s}" for k in [*order, *(f"{x}+post" for x in order)]
                       for s in ((res["meta"] or {}).get("seeds") or []) if (k, s) not in done]
     if res["missing"]:
         res["notes"].insert(0, "**Partial results**: not (yet) evaluated: " + ", ".join(res["missing"]) + ".")
