@@ -32,7 +32,7 @@ def _score(model, tok, rows: list[dict[str, Any]]) -> dict[str, float]:
             tgt = tok(r["target"], add_special_tokens=False)["input_ids"][: window - 1]
             ids = (ctx + tgt)[-window:]
             n_t = len(tgt)
-            x = torch.tensor([ids])
+            x = torch.tensor([ids], device=model.device)
             logits = model(input_ids=x).logits[0, :-1].float()
             logp = torch.log_softmax(logits, -1)
             labels = x[0, 1:]
@@ -46,13 +46,13 @@ def _score(model, tok, rows: list[dict[str, Any]]) -> dict[str, float]:
     return {k: nll[k] / math.log(2) / nbytes[k] for k in nll}
 
 
-def model_bpb(model_dir: str, gold_path: str) -> dict[str, float]:
+def model_bpb(model_dir: str, gold_path: str, device: str = "cpu") -> dict[str, float]:
     from remit.models import load_model, load_tokenizer
 
-    return _score(load_model(model_dir, device="cpu"), load_tokenizer(model_dir), _rows(gold_path))
+    return _score(load_model(model_dir, device=device), load_tokenizer(model_dir), _rows(gold_path))
 
 
-def checkpoint_curve(mid_dir: str, gold_path: str) -> dict[str, Any]:
+def checkpoint_curve(mid_dir: str, gold_path: str, device: str = "cpu") -> dict[str, Any]:
     """bpb at step 0 (the starting model), at every kept checkpoint and at the end of the run."""
     import torch
     import yaml
@@ -65,15 +65,15 @@ def checkpoint_curve(mid_dir: str, gold_path: str) -> dict[str, Any]:
     manifest = json.loads((Path(mid_dir) / "manifest.json").read_text())
     rows = _rows(gold_path)
     tok = load_tokenizer(mid_dir)
-    points = [{"step": 0, "tokens": 0, "bpb": _score(load_model(cfg["model"]["path"], device="cpu"), tok, rows)}]
-    model = load_model(mid_dir, device="cpu")
+    points = [{"step": 0, "tokens": 0, "bpb": _score(load_model(cfg["model"]["path"], device=device), tok, rows)}]
+    model = load_model(mid_dir, device=device)
     for step, path in list_checkpoints(Path(mid_dir) / "checkpoints"):
-        sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+        sd = torch.load(path / "model.pt", map_location=device, weights_only=True)
         if all(k.startswith("model.model.") or k.startswith("model.lm_head") for k in sd):
             sd = {k[len("model."):]: v for k, v in sd.items()}  # the engine saves its wrapper's state dict
         model.load_state_dict(sd)
         points.append({"step": step, "tokens": step * tokens_per_step, "bpb": _score(model, tok, rows)})
-    final = load_model(mid_dir, device="cpu")
+    final = load_model(mid_dir, device=device)
     total = int(manifest.get("tokens") or 0) or (points[-1]["tokens"] if points else 0)
     last_step = total // tokens_per_step if tokens_per_step else None
     if not points or points[-1]["step"] != last_step:

@@ -92,6 +92,9 @@ class Experiment:
         self.data = work / "data"
         self.shared = shared_data()
         self.ledger = Ledger(work / "ledger.json")
+        from remit.utils.integrations import default_device
+
+        self.device = default_device()  # every stage: CUDA when visible, else CPU
 
     # ------------------------------------------------------------------ stages
     def pretrain(self) -> str:
@@ -135,7 +138,7 @@ class Experiment:
 
         out = self.work / f"s{seed}" / f"post-{label}"
         data = json.loads(json.dumps(self.rec["posttrain"]))
-        data.update({"model": model, "out": str(out), "data_dir": str(self.data), "seed": seed, "device": "cpu"})
+        data.update({"model": model, "out": str(out), "data_dir": str(self.data), "seed": seed, "device": "auto"})
         cfg = _build(chain.PosttrainConfig, data)
         self.ledger.timed(f"s{seed}/post-{label}", chain.run, cfg)
         return {name: str(out / name) for name in cfg.stages}
@@ -146,7 +149,7 @@ class Experiment:
         e = self.rec["eval"]
         cfg = _build(ev.EvalConfig, {
             "model": model, "suite": e["suite"], "data_dir": str(self.shared), "limit": e["limit"],
-            "max_gen_toks": e["max_gen_toks"], "batch_size": e["batch_size"], "chat": chat, "device": "cpu",
+            "max_gen_toks": e["max_gen_toks"], "batch_size": e["batch_size"], "chat": chat,
             "out_dir": str(self.work / "eval" / name), "code_workers": 1})
         return str(self.ledger.timed(f"eval/{name}", ev.run, cfg))
 
@@ -157,7 +160,8 @@ class Experiment:
         if out.is_file():
             return
         out.parent.mkdir(parents=True, exist_ok=True)
-        res = self.ledger.timed(f"curve/{name}", checkpoint_curve, mid_dir, str(self.data / "heldout_gold.jsonl"))
+        res = self.ledger.timed(f"curve/{name}", checkpoint_curve, mid_dir, str(self.data / "heldout_gold.jsonl"),
+                                 self.device)
         out.write_text(json.dumps(res, indent=1))
 
     def final_bpb(self, models: dict[str, str]) -> None:
@@ -168,7 +172,7 @@ class Experiment:
         todo = {k: v for k, v in models.items() if k not in done}
         if todo:
             for k, v in todo.items():
-                done[k] = model_bpb(v, str(self.data / "heldout_gold.jsonl"))
+                done[k] = model_bpb(v, str(self.data / "heldout_gold.jsonl"), self.device)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(done, indent=1))
 
