@@ -22,6 +22,8 @@ def _rows(path: str) -> list[dict[str, Any]]:
 def _score(model, tok, rows: list[dict[str, Any]]) -> dict[str, float]:
     import torch
 
+    from remit.objectives import token_logps
+
     window = min(WINDOW, int(getattr(model.config, "max_position_embeddings", WINDOW)))
     nll: dict[str, float] = {}
     nbytes: dict[str, int] = {}
@@ -29,17 +31,13 @@ def _score(model, tok, rows: list[dict[str, Any]]) -> dict[str, float]:
     with torch.no_grad():
         for r in rows:
             ctx = tok(r["context"], add_special_tokens=False)["input_ids"]
-            tgt = tok(r["target"], add_special_tokens=False)["input_ids"][: window - 1]
+            full = tok(r["target"], add_special_tokens=False)["input_ids"]
+            tgt = full[: window - 1]
             ids = (ctx + tgt)[-window:]
-            n_t = len(tgt)
             x = torch.tensor([ids], device=model.device)
-            logits = model(input_ids=x).logits[0, :-1].float()
-            logp = torch.log_softmax(logits, -1)
-            labels = x[0, 1:]
-            lp = logp.gather(-1, labels[:, None])[:, 0][-n_t:]
+            lp = token_logps(model(input_ids=x).logits[0, :-1], x[0, 1:])[-len(tgt):]
             # bytes of the scored part (the whole target unless truncated)
-            text = tok.decode(tgt) if len(tgt) < len(tok(r["target"], add_special_tokens=False)["input_ids"]) \
-                else r["target"]
+            text = tok.decode(tgt) if len(tgt) < len(full) else r["target"]
             for key in (r.get("src", "all"), "all"):
                 nll[key] = nll.get(key, 0.0) - float(lp.sum())
                 nbytes[key] = nbytes.get(key, 0) + len(text.encode("utf-8"))
@@ -54,10 +52,9 @@ def model_bpb(model_dir: str, gold_path: str, device: str = "cpu") -> dict[str, 
 
 def checkpoint_curve(mid_dir: str, gold_path: str, device: str = "cpu") -> dict[str, Any]:
     """bpb at step 0 (the starting model), at every kept checkpoint and at the end of the run."""
-    import torch
     import yaml
 
-    from remit.midtrain.checkpoint import list_checkpoints
+    from remit.midtrain.checkpoint import list_checkpoints, load_hf_state
     from remit.models import load_model, load_tokenizer
 
     cfg = yaml.safe_load((Path(mid_dir) / "config.yaml").read_text())
@@ -68,10 +65,7 @@ def checkpoint_curve(mid_dir: str, gold_path: str, device: str = "cpu") -> dict[
     points = [{"step": 0, "tokens": 0, "bpb": _score(load_model(cfg["model"]["path"], device=device), tok, rows)}]
     model = load_model(mid_dir, device=device)
     for step, path in list_checkpoints(Path(mid_dir) / "checkpoints"):
-        sd = torch.load(path / "model.pt", map_location=device, weights_only=True)
-        if all(k.startswith("model.model.") or k.startswith("model.lm_head") for k in sd):
-            sd = {k[len("model."):]: v for k, v in sd.items()}  # the engine saves its wrapper's state dict
-        model.load_state_dict(sd)
+        model.load_state_dict(load_hf_state(path, map_location=device))
         points.append({"step": step, "tokens": step * tokens_per_step, "bpb": _score(model, tok, rows)})
     final = load_model(mid_dir, device=device)
     total = int(manifest.get("tokens") or 0) or (points[-1]["tokens"] if points else 0)

@@ -138,7 +138,7 @@ class Experiment:
 
         out = self.work / f"s{seed}" / f"post-{label}"
         data = json.loads(json.dumps(self.rec["posttrain"]))
-        data.update({"model": model, "out": str(out), "data_dir": str(self.data), "seed": seed, "device": "auto"})
+        data.update({"model": model, "out": str(out), "data_dir": str(self.data), "seed": seed})  # device: auto
         cfg = _build(chain.PosttrainConfig, data)
         self.ledger.timed(f"s{seed}/post-{label}", chain.run, cfg)
         return {name: str(out / name) for name in cfg.stages}

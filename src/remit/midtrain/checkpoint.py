@@ -5,9 +5,9 @@ Each checkpoint directory is written whole into a temp dir and renamed into plac
 final name: :func:`latest` only ever sees complete ones. A checkpoint holds
 
 * ``model.pt`` / ``optimizer.pt``: full (unsharded) fp32 state dicts of the training wrapper
-  (``PolicyLogps``), so model keys carry a ``model.`` prefix: strip it to load an intermediate
-  checkpoint into the HF model (``{k.removeprefix("model."): v ...}``); the final HF checkpoint in
-  ``out_dir`` is a plain ``save_pretrained``,
+  (``PolicyLogps``), so model keys carry a ``model.`` prefix; :func:`load_hf_state` strips it to load
+  an intermediate checkpoint into the HF model; the final HF checkpoint in ``out_dir`` is a plain
+  ``save_pretrained``,
 * ``state.pt``: step, tokens seen, schedule position, per-rank RNG states and data-iterator states.
 
 The last ``keep`` checkpoints are kept.
@@ -64,6 +64,12 @@ def save_checkpoint(root: str | Path, step: int, model_sd: dict, optim_sd: dict,
     for _, old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def load_hf_state(path: str | Path, map_location: str = "cpu") -> dict:
+    """A checkpoint's model weights keyed for the HF model (``model.load_state_dict``), without the optimizer."""
+    sd = torch.load(Path(path) / "model.pt", map_location=map_location, weights_only=True)
+    return {k.removeprefix("model."): v for k, v in sd.items()}
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:
