@@ -51,6 +51,14 @@ class ScoreConfig:
 
 
 def run(cfg: ScoreConfig) -> Path:
+    """Score (or finish scoring) the cache, holding the lock of ``out_dir`` (one run per folder)."""
+    from remit.utils.lock import out_dir_lock
+
+    with out_dir_lock(cfg.out_dir, "score-reference"):
+        return _run(cfg)
+
+
+def _run(cfg: ScoreConfig) -> Path:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -60,11 +68,12 @@ def run(cfg: ScoreConfig) -> Path:
     from remit.midtrain.setup import build_dataset, cache_parts
     from remit.models import load_model, load_tokenizer
     from remit.utils.integrations import default_device, default_dtype
-    from remit.utils.io import atomic_write_json, is_complete, write_manifest
+    from remit.utils.io import atomic_write_json, is_complete, remove_stale_temps, write_manifest
 
     out = Path(cfg.out_dir)
     if is_complete(out, cfg):
         return out
+    remove_stale_temps(out / "shards")  # shards a killed run was writing
     device = cfg.device or default_device()
     world = World(device=device)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.reference)
