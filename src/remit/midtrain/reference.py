@@ -24,7 +24,8 @@ import torch
 from remit.errors import ConfigError, DataError
 from remit.utils.io import file_fingerprint, fingerprint
 
-__all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "model_fingerprint", "cache_fingerprint", "CACHE_META"]
+__all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "model_fingerprint", "cache_fingerprint", "CACHE_META",
+           "shard_file", "shard_problem"]
 
 CACHE_META = "meta.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -111,6 +112,23 @@ class CachedReference:
         self.shard_rows = int(self.meta["shard_rows"])
         self.num_rows = int(self.meta["num_rows"])
         self._shards: dict[int, np.ndarray] = {}
+        for k in range(-(-self.num_rows // self.shard_rows)):  # a cut copy fails here, not mid-run
+            rows = min(self.shard_rows, self.num_rows - k * self.shard_rows)
+            f = shard_file(self.path, k)
+            problem = shard_problem(f, rows, int(self.meta["seq_len"]), self.meta.get("dtype", "float32"))
+            if problem:
+                raise DataError(f"{f}: {problem}; the reference cache {self.path} is damaged: delete that shard "
+                                f"and re-run `remit score-reference` with the same config (it re-scores missing "
+                                f"shards)")
+
+    @classmethod
+    def is_intact(cls, path: str | Path) -> bool:
+        """True if ``path`` is a complete cache whose every shard matches its metadata."""
+        try:
+            cls(path)
+        except DataError:
+            return False
+        return True
 
     def check(self, expected: dict[str, str], what: str = "reference.cache") -> None:
         """Refuse the cache unless every fingerprint part in ``expected`` matches; name the parts that differ."""
@@ -125,7 +143,7 @@ class CachedReference:
     def _shard(self, k: int) -> np.ndarray:
         arr = self._shards.get(k)
         if arr is None:
-            arr = np.load(self.path / "shards" / f"shard-{k:05d}.npy", mmap_mode="r")
+            arr = np.load(shard_file(self.path, k), mmap_mode="r")
             self._shards[k] = arr
         return arr
 
@@ -138,6 +156,34 @@ class CachedReference:
                 raise DataError(f"{self.path}: row {r} is outside the cache ({self.num_rows} rows)")
             out[i] = self._shard(r // self.shard_rows)[r % self.shard_rows, :T]
         return torch.from_numpy(out).to(batch["labels"].device), None
+
+
+def shard_file(cache: str | Path, k: int) -> Path:
+    return Path(cache) / "shards" / f"shard-{k:05d}.npy"
+
+
+def shard_problem(path: Path, rows: int, seq_len: int, dtype: str) -> str | None:
+    """What is wrong with one cache shard (missing, cut short, wrong shape or dtype), or None.
+
+    Checked against the cache's metadata from the ``.npy`` header and the file size, without reading the data.
+    """
+    if not path.is_file():
+        return "the shard is missing"
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, have = read(f)
+            start = f.tell()
+    except (ValueError, OSError, SyntaxError) as e:
+        return f"not a .npy file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+    if tuple(shape) != (rows, seq_len) or have != np.dtype(dtype):
+        return f"holds {have} {tuple(shape)}, the metadata says {np.dtype(dtype)} ({rows}, {seq_len})"
+    expected = start + rows * seq_len * np.dtype(dtype).itemsize
+    if size != expected:
+        return f"cut short: {size} bytes, {expected} expected from the metadata"
+    return None
 
 
 def model_fingerprint(name_or_path: str | Path) -> str:

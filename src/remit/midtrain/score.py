@@ -37,6 +37,7 @@ class ScoreConfig:
     shard_rows: int = 1024
     chunk_size: int | None = None
     device: str | None = None
+    extrapolate_positions: bool = False  # allow data.seq_len > the reference's max_position_embeddings
 
     def validate(self) -> None:
         if not self.reference:
@@ -64,14 +65,14 @@ def _run(cfg: ScoreConfig) -> Path:
     from tqdm.auto import tqdm
 
     from remit.midtrain.distributed import World
-    from remit.midtrain.reference import CACHE_META, OnlineReference
+    from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_file, shard_problem
     from remit.midtrain.setup import build_dataset, cache_parts
-    from remit.models import load_model, load_tokenizer
+    from remit.models import check_positions, load_model, load_tokenizer
     from remit.utils.integrations import default_device, default_dtype
     from remit.utils.io import atomic_write_json, is_complete, remove_stale_temps, write_manifest
 
     out = Path(cfg.out_dir)
-    if is_complete(out, cfg):
+    if is_complete(out, cfg) and CachedReference.is_intact(out):
         return out
     remove_stale_temps(out / "shards")  # shards a killed run was writing
     device = cfg.device or default_device()
@@ -93,11 +94,15 @@ def _run(cfg: ScoreConfig) -> Path:
     atomic_write_json(meta_file, meta)
 
     model = load_model(cfg.reference, dtype=default_dtype(device), device=device)
+    check_positions(model.config, cfg.data.seq_len, where=f"reference={cfg.reference}",
+                    allow=cfg.extrapolate_positions, option="extrapolate_positions")
     ref = OnlineReference(model, chunk_size=cfg.chunk_size,
                           autocast_dtype=torch.bfloat16 if device.startswith("cuda") else None)
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
     n_shards = -(-len(dataset) // cfg.shard_rows)
-    todo = [k for k in range(n_shards) if not (out / "shards" / f"shard-{k:05d}.npy").is_file()]
+    todo = [k for k in range(n_shards)  # missing or damaged shards
+            if shard_problem(shard_file(out, k), min(cfg.shard_rows, len(dataset) - k * cfg.shard_rows),
+                             dataset.seq_len, cfg.dtype)]
     for k in tqdm(todo, desc="score-reference", unit="shard"):
         lo, hi = k * cfg.shard_rows, min((k + 1) * cfg.shard_rows, len(dataset))
         buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
