@@ -98,8 +98,10 @@ def test_leftover_temp_checkpoints_of_dead_processes_are_removed_on_start(make_c
     litter = root / f".step-00000002.tmp-{dead.pid}"
     litter.mkdir(parents=True)
     (litter / "optimizer.pt").write_bytes(b"\0" * 4096)
+    (root.parent / f".metrics.jsonl.tmp-{dead.pid}").write_text("half")
     run(cfg)
     assert sorted(p.name for p in root.iterdir()) == ["step-00000002"]
+    assert not [p.name for p in root.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_disk_full_while_saving_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):

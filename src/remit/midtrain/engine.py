@@ -158,8 +158,9 @@ class Trainer:
 def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | None]:
     out = Path(cfg.out_dir)
     root = out / "checkpoints"
-    if world.is_main:
-        ckpt.remove_stale_temps(root)  # what a kill during a save left behind
+    if world.is_main:  # what a kill during a save left behind
+        ckpt.remove_stale_temps(root)
+        ckpt.remove_stale_temps(out)
     found = ckpt.latest(root)
     if found is not None and not cfg.resume and not cfg.overwrite:
         raise ConfigError(f"out_dir={out} holds checkpoints of an earlier run ({found.name}): pass resume=true "
