@@ -37,6 +37,7 @@ class ModelSource:
     path: str | None = None
     tokenizer: str | None = None
     tokenizer_vocab_size: int = 512
+    tokenizer_split_digits: bool = False  # one token per digit (what small models need for arithmetic)
     fresh: ModelConfig = field(default_factory=ModelConfig)
     extrapolate_positions: bool = False  # allow data.seq_len > the model's max_position_embeddings
 

@@ -52,7 +52,8 @@ def load_tokenizer_for(cfg: MidtrainConfig, world: World, out: Path):
     def make():
         if not (tok_dir / "tokenizer.json").is_file():
             texts = [t for s in cfg.data.sources for t in read_texts(s)]
-            train_tokenizer(texts, cfg.model.tokenizer_vocab_size, out_dir=tok_dir)
+            train_tokenizer(texts, cfg.model.tokenizer_vocab_size, out_dir=tok_dir,
+                            split_digits=cfg.model.tokenizer_split_digits)
         return load_tokenizer(tok_dir)
 
     return _first_on_main(world, make)
