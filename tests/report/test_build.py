@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-
 HEAD = "Did the RL stage work, and did ReMiT beat vanilla?"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from remit.config import load_config
 from remit.errors import ConfigError
-from remit.world import KINDS, WorldConfig, check_answer, extract_answer, generate_world, has_answer_format, make_task
+from remit.world import WorldConfig, check_answer, extract_answer, generate_world, has_answer_format, make_task
 from remit.world.generate import qa_text
 
 CLASSIC = dict(kinds=["arith", "word", "program", "logic"], direct_frac=0.0)  # the world before `chain`

@@ -114,7 +114,10 @@ def compare_references(model, rl, sft, tokenizer, texts: list[str], *, epsilon: 
         idx = [j for j, ti in enumerate(s_rl.text_of) if ti == t]
         kinds += token_kinds(texts[t], [s_rl.span[j] for j in idx])
     order = sorted(range(len(s_rl.text_of)), key=lambda j: s_rl.text_of[j])  # kinds were built text by text
-    pick = (lambda xs: [xs[j] for j in order])
+
+    def pick(xs):
+        return [xs[j] for j in order]
+
     tokens = {"w_rl": pick(s_rl.weight), "w_sft": pick(s_sft.weight), "d_rl": pick(s_rl.delta),
               "d_sft": pick(s_sft.delta), "kinds": kinds}
     return summarize(tokens["w_rl"], tokens["w_sft"], tokens["d_rl"], tokens["d_sft"], kinds), tokens
