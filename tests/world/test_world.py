@@ -17,7 +17,8 @@ from remit.world import WorldConfig, check_answer, extract_answer, generate_worl
 from remit.world.generate import qa_text
 
 CLASSIC = dict(kinds=["arith", "word", "program", "logic"], direct_frac=0.0)  # the world before `chain`
-SMALL = dict(n_pretrain_docs=200, n_midtrain_docs=100, n_sft=200, n_rl=100, n_eval=50, **CLASSIC)
+SMALL = dict(n_pretrain_docs=200, n_midtrain_docs=100, n_sft=200, n_rl=100, n_eval=50, pretrain_reasoning_frac=0.1,
+             difficulty=1, **CLASSIC)
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +127,11 @@ def test_default_world_size_and_speed():
     w = generate_world(WorldConfig())
     elapsed = time.perf_counter() - t0
     assert elapsed < 5.0
-    tokens = {s: sum(len(r["text"]) for r in w[s]) / 3.5 for s in ("pretrain", "midtrain")}
-    assert 1.3e6 < tokens["pretrain"] < 1.7e6 and 0.4e6 < tokens["midtrain"] < 0.6e6, tokens
-    assert len(w["eval"]) == 4 * 200
+    chars = {s: sum(len(r["text"]) for r in w[s]) for s in ("pretrain", "midtrain")}
+    assert 4.2e6 < chars["pretrain"] < 5.2e6 and 0.7e6 < chars["midtrain"] < 1.0e6, chars  # ~2 chars a token
+    assert len(w["eval"]) == 500 and {r["kind"] for r in w["eval"]} == {"chain"}
+    direct = sum(r["response"].startswith("The answer is") for r in w["sft"]) / len(w["sft"])
+    assert 0.65 < direct < 0.75  # direct_frac: most training answers skip the steps
 
 
 def test_config_validation():

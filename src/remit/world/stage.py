@@ -25,16 +25,16 @@ from remit.world.tasks import KINDS
 class WorldConfig:
     out_dir: str = "runs/world"
     seed: int = 0
-    # Defaults give about 1.5M pretrain and 0.5M midtrain tokens at a ~1.5k byte-level BPE vocabulary.
-    n_pretrain_docs: int = 8000
+    # Defaults give about 2.3M pretrain and 0.4M midtrain tokens (512-token BPE, one token per digit).
+    n_pretrain_docs: int = 16000
     n_midtrain_docs: int = 2150
     n_sft: int = 4000
     n_rl: int = 2000
-    n_eval: int = 200  # per kind
-    difficulty: int = 1  # 1 (small numbers, 1-2 steps) .. 3 (larger numbers, more steps)
+    n_eval: int = 500  # per kind
+    difficulty: int = 3  # 1 (small numbers, 1-2 steps) .. 3 (larger numbers, more steps; chain: 1-4 steps)
     kinds: list[str] = field(default_factory=lambda: ["chain"])  # the classic world: [arith, word, program, logic]
-    direct_frac: float = 0.6  # share of training solutions written as the answer alone (no steps)
-    pretrain_reasoning_frac: float = 0.1  # share of pretrain documents that are solved tasks
+    direct_frac: float = 0.7  # share of training solutions written as the answer alone (no steps)
+    pretrain_reasoning_frac: float = 0.8  # share of pretrain documents that are solved tasks
     midtrain_general_frac: float = 0.25  # share of midtrain documents that are general text
     qa_per_doc: list[int] = field(default_factory=lambda: [2, 4])  # solved tasks per pretrain document (min, max)
     qa_per_doc_midtrain: list[int] = field(default_factory=lambda: [3, 6])
