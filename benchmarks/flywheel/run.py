@@ -57,7 +57,7 @@ def remit(args: list[str], log: Path) -> None:
 def shared_checkpoint(work: Path, extra: list[str]) -> Path:
     """P: world + pre-training of the default, once (a flywheel with no mid-training rounds would do more)."""
     from remit.config import load_config
-    from remit.flywheel import FlywheelConfig, plan
+    from remit.flywheel.run import FlywheelConfig, plan
 
     cfg = load_config(FlywheelConfig, None, [f"runs_dir={work}", "name=shared", "seed=0", *extra])
     stages = plan(cfg)
