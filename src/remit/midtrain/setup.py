@@ -80,7 +80,7 @@ def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[
 
 
 def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
-                 want_logits: bool = False):
+                 want_logits: bool = False, autocast: torch.dtype | None = None):
     from remit.midtrain.reference import OnlineReference
     from remit.models import check_compatible, load_model
     from remit.utils.integrations import default_dtype
@@ -89,14 +89,16 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     if check:
         notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
         vocab_limit = len(tokenizer) if notes else None
-    model = load_model(path, dtype=default_dtype(world.device), device=world.device)
-    autocast = torch.bfloat16 if world.device.startswith("cuda") else None
+    # bf16 weights on CUDA unless perf.precision=fp32 (then the reference is fp32 like the policy)
+    dtype = default_dtype(world.device) if autocast is not None else "float32"
+    model = load_model(path, dtype=dtype, device=world.device)
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
 
 
 def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     from remit.data import BatchIterator
+    from remit.midtrain import perf
     from remit.midtrain.engine import Trainer, build_optimizer
     from remit.midtrain.methods import build_objective, miniplm_select, repack_selected
     from remit.midtrain.reference import CachedReference, PolicyLogps
@@ -109,6 +111,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     else:
         model = cfg.model.fresh.build(tokenizer, seed=cfg.seed).to(world.device)
     model.train()
+    perf.apply_to_model(model, cfg.perf)
     dataset = build_dataset(cfg, tokenizer, world, out)
     method, ref_cfg = cfg.method, cfg.reference
     objective = build_objective(method, ref_cfg.chunk_size)
@@ -117,10 +120,14 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
 
     reference = base = None
     needs = objective.needs
+    ac = perf.autocast_dtype(cfg.perf, world.device)
+    if cfg.perf.reference_micro_batch_size is not None and needs == "ref_logits":
+        raise ConfigError(f"perf.reference_micro_batch_size applies to log-prob references; method.name="
+                          f"{method.name} needs full logits per micro-batch: leave it unset")
     if method.name == "miniplm":
         weak = _load_frozen(method.weak_model or cfg.model.path, world, tokenizer, model, ref_cfg.check,
-                            ref_cfg.chunk_size)
-        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size)
+                            ref_cfg.chunk_size, autocast=ac)
+        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, autocast=ac)
         keep = miniplm_select(dataset, weak, ref, method.select_ratio, batch_size=cfg.optim.micro_batch_size,
                               device=world.device)
         extra["miniplm"] = {"docs_scored": int(dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
@@ -137,7 +144,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             if ref_cfg.path is None:
                 raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
             reference = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size,
-                                     want_logits=(needs == "ref_logits"))
+                                     want_logits=(needs == "ref_logits"), autocast=ac)
         inputs["reference"] = ref_cfg.path
     if method.frozen_base:
         if ref_cfg.base_cache is not None:
@@ -145,7 +152,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
                        what="reference.base_cache")
         else:
-            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size)
+            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, autocast=ac)
 
     per_rank = cfg.optim.micro_batch_size * world.world_size
     if cfg.optim.batch_size % per_rank:
@@ -157,10 +164,11 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
 
     policy = PolicyLogps(model, chunk_size=ref_cfg.chunk_size, want_logits=(needs == "ref_logits"))
     policy = wrap_model(policy, world, cfg.parallel)
-    optimizer = build_optimizer(policy, cfg.optim)
+    optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
                       grad_clip=cfg.optim.grad_clip, epsilon=method.epsilon,
-                      autocast_dtype=torch.bfloat16 if world.device.startswith("cuda") else None)
+                      autocast_dtype=ac,
+                      reference_rows=cfg.perf.reference_micro_batch_size)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
                              world_size=world.world_size, accumulation=accum)
     extra["rows"] = len(dataset)
