@@ -32,12 +32,18 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return []
 
 
-def apply_to_model(model: torch.nn.Module, cfg: PerfConfig) -> torch.nn.Module:
-    """Turn on activation checkpointing and/or compile the decoder layers of ``model`` (in place)."""
+def apply_to_model(model: torch.nn.Module, cfg: PerfConfig, *, frozen: bool = False,
+                   backend: str | None = None) -> torch.nn.Module:
+    """Turn on activation checkpointing and/or compile the decoder layers of ``model`` (in place).
+
+    ``frozen``: a reference / base model run in inference mode (compiled, never checkpointed: it keeps
+    no activations). ``backend``: the ``torch.compile`` backend (default inductor; the CPU check of
+    ``benchmarks/gpu_check.py --tiny`` uses ``aot_eager`` to skip the C++ build).
+    """
     from remit.errors import ConfigError
     from remit.utils.integrations import compile_module
 
-    if cfg.activation_checkpointing:
+    if cfg.activation_checkpointing and not frozen:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ConfigError(f"perf.activation_checkpointing=true: {type(model).__name__} does not support "
                               f"gradient checkpointing; set perf.activation_checkpointing=false")
@@ -51,7 +57,7 @@ def apply_to_model(model: torch.nn.Module, cfg: PerfConfig) -> torch.nn.Module:
             raise ConfigError(f"perf.compile=true: no decoder layers found in {type(model).__name__}; "
                               f"set perf.compile=false")
         for layer in layers:
-            compile_module(layer)
+            compile_module(layer, backend=backend)
     return model
 
 

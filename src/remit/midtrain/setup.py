@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from remit.errors import ConfigError
-from remit.midtrain.config import MidtrainConfig
+from remit.midtrain.config import MidtrainConfig, PerfConfig
 from remit.midtrain.distributed import World, barrier, wrap_model
 
 __all__ = ["Run", "build_run", "load_tokenizer_for", "build_dataset", "cache_parts"]
@@ -80,7 +80,9 @@ def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[
 
 
 def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
-                 want_logits: bool = False, autocast: torch.dtype | None = None):
+                 perf_cfg: PerfConfig, want_logits: bool = False):
+    """A frozen model (reference, base, MiniPLM scorer), compiled when ``perf.compile``, autocast as the policy."""
+    from remit.midtrain.perf import apply_to_model, autocast_dtype
     from remit.midtrain.reference import OnlineReference
     from remit.models import check_compatible, load_model
     from remit.utils.integrations import default_dtype
@@ -89,9 +91,10 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     if check:
         notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
         vocab_limit = len(tokenizer) if notes else None
+    autocast = autocast_dtype(perf_cfg, world.device)
     # bf16 weights on CUDA unless perf.precision=fp32 (then the reference is fp32 like the policy)
     dtype = default_dtype(world.device) if autocast is not None else "float32"
-    model = load_model(path, dtype=dtype, device=world.device)
+    model = apply_to_model(load_model(path, dtype=dtype, device=world.device), perf_cfg, frozen=True)
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
 
@@ -120,14 +123,13 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
 
     reference = base = None
     needs = objective.needs
-    ac = perf.autocast_dtype(cfg.perf, world.device)
     if cfg.perf.reference_micro_batch_size is not None and needs == "ref_logits":
         raise ConfigError(f"perf.reference_micro_batch_size applies to log-prob references; method.name="
                           f"{method.name} needs full logits per micro-batch: leave it unset")
     if method.name == "miniplm":
         weak = _load_frozen(method.weak_model or cfg.model.path, world, tokenizer, model, ref_cfg.check,
-                            ref_cfg.chunk_size, autocast=ac)
-        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, autocast=ac)
+                            ref_cfg.chunk_size, cfg.perf)
+        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg.perf)
         keep = miniplm_select(dataset, weak, ref, method.select_ratio, batch_size=cfg.optim.micro_batch_size,
                               device=world.device)
         extra["miniplm"] = {"docs_scored": int(dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
@@ -144,7 +146,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             if ref_cfg.path is None:
                 raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
             reference = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size,
-                                     want_logits=(needs == "ref_logits"), autocast=ac)
+                                     cfg.perf, want_logits=(needs == "ref_logits"))
         inputs["reference"] = ref_cfg.path
     if method.frozen_base:
         if ref_cfg.base_cache is not None:
@@ -152,7 +154,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
                        what="reference.base_cache")
         else:
-            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, autocast=ac)
+            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, cfg.perf)
 
     per_rank = cfg.optim.micro_batch_size * world.world_size
     if cfg.optim.batch_size % per_rank:
@@ -167,7 +169,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
                       grad_clip=cfg.optim.grad_clip, epsilon=method.epsilon,
-                      autocast_dtype=ac,
+                      autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
                       reference_rows=cfg.perf.reference_micro_batch_size)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
                              world_size=world.world_size, accumulation=accum)

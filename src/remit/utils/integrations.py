@@ -62,7 +62,7 @@ def fused_adamw_available(device: str) -> bool:
     return device.startswith("cuda") or device == "cpu"
 
 
-def compile_module(module) -> None:
+def compile_module(module, backend: str | None = None) -> None:
     """``torch.compile`` a module's ``forward`` in place.
 
     Only ``forward`` is compiled: module hooks (FSDP2's all-gather / reshard) stay eager around it and
@@ -70,7 +70,7 @@ def compile_module(module) -> None:
     """
     import torch
 
-    module.forward = torch.compile(module.forward)
+    module.forward = torch.compile(module.forward, **({"backend": backend} if backend else {}))
 
 
 def bf16_peak_flops(device: str) -> tuple[float | None, str]:
