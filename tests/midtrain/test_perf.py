@@ -1,9 +1,9 @@
 """The speed / memory options (``perf.*``): each trains and gives the loss of the run without it.
 
-Tolerances (fp32 on CPU, tiny Llama, 4 optimizer steps of 4 x 32 tokens):
-fused AdamW, activation checkpointing, a larger reference micro-batch: 1e-6 (same math, other
-kernels / summation order); torch.compile: 1e-5 (inductor fuses and reorders float ops);
-bf16 autocast: 0.05 nats (7 mantissa bits in the matmuls; log-probs and loss stay fp32).
+Tolerances (fp32 on CPU, tiny Llama, 4 optimizer steps of 4 x 32 tokens; measured max |loss diff| in
+brackets): fused AdamW, activation checkpointing, a larger reference micro-batch: 1e-6 (0.0, 0.0, 0.0:
+same math, other kernels / summation order); torch.compile: 1e-5 (2.4e-7: inductor fuses and reorders
+float ops); bf16 autocast: 5e-3 nats (1.9e-4: 7 mantissa bits in the matmuls; log-probs and loss stay fp32).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_bf16_autocast_close_to_fp32_with_fp32_logps(make_cfg, baseline, tiny_mo
 
     bf16 = losses(run(make_cfg("remit", "perf.precision=bf16", out="bf16")))
     ref = baseline("remit")
-    assert bf16 == pytest.approx(ref, abs=0.05)
+    assert bf16 == pytest.approx(ref, abs=5e-3)
     assert max(abs(a - b) for a, b in zip(bf16, ref)) > 1e-5  # it did run in bf16
 
 
@@ -148,13 +148,15 @@ def test_score_rows_equals_per_micro_batch(tiny_model_dir):
 
 @pytest.mark.slow
 def test_compile_same_losses(make_cfg, baseline, monkeypatch):
-    """Cold inductor compile of the layer graph takes ~60 s on a busy CPU (cached afterwards)."""
+    """Cold inductor compiles (training and inference graphs) take a minute or two on a busy CPU (cached afterwards)."""
     from remit.midtrain.stage import run
     from remit.utils import integrations
 
     compiled = []
     real = integrations.compile_module
-    monkeypatch.setattr(integrations, "compile_module", lambda m: (compiled.append(type(m).__name__), real(m)))
-    out = losses(run(make_cfg("ntp", "perf.compile=true", out="compiled")))
-    assert compiled == ["LlamaDecoderLayer"] * 2
-    assert out == pytest.approx(baseline("ntp"), abs=1e-5)
+    monkeypatch.setattr(integrations, "compile_module",
+                        lambda m, backend=None: (compiled.append((type(m).__name__, backend)), real(m, backend)))
+    out = losses(run(make_cfg("remit", "perf.compile=true", out="compiled")))
+    # the policy's 2 layers, then the frozen reference's 2, with the default backend (inductor)
+    assert compiled == [("LlamaDecoderLayer", None)] * 4
+    assert out == pytest.approx(baseline("remit"), abs=1e-5)
