@@ -153,7 +153,7 @@ def one_variant(args, shape, device, method: str, compiled: bool, reference, mb:
     try:
         model = build_model(shape, 0, "float32", device).train()
         perf.apply_to_model(model, PerfConfig(compile=compiled), backend=args.backend)
-        trainer = make_trainer(method, PolicyLogps(model), reference, cache, device)
+        trainer = make_trainer(method, PolicyLogps(model, chunk_size=args.chunk_size), reference, cache, device)
         return time_steps(trainer, batches, args.warmup, device)
     finally:
         del trainer, model
@@ -168,7 +168,8 @@ def run_training(args, shape, device, peak) -> tuple[dict, int]:
     from remit.utils.integrations import is_out_of_memory
 
     ref_model = build_model(shape, 1, "bfloat16" if device.startswith("cuda") else "float32", device)
-    reference = OnlineReference(ref_model, autocast_dtype=perf.autocast_dtype(PerfConfig(), device))
+    reference = OnlineReference(ref_model, chunk_size=args.chunk_size,
+                                autocast_dtype=perf.autocast_dtype(PerfConfig(), device))
     fpt = flops_per_token(ref_model, args.seq)
     out: dict = {"eager": {}, "compiled": {}}
     mb = args.micro_batch
@@ -252,7 +253,7 @@ def fsdp_one_process(args, shape, device: str, mb: int, unsharded_loss: float) -
     try:
         from remit.midtrain.reference import PolicyLogps
 
-        sharded = shard_fsdp(PolicyLogps(build_model(shape, 0, "float32", device).train()))
+        sharded = shard_fsdp(PolicyLogps(build_model(shape, 0, "float32", device).train(), chunk_size=args.chunk_size))
         trainer = make_trainer("vanilla", sharded, None, Path("."), device, world=World(device=device))
         batches = make_batches(args.warmup + args.steps, mb, args.seq, shape["vocab_size"])
         res = time_steps(trainer, batches, args.warmup, device)
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--peak-tflops", type=float, default=None, help="the chip's dense bf16 peak if not in the table")
     ap.add_argument("--backend", default=None, help="torch.compile backend (default inductor; tiny aot_eager)")
+    ap.add_argument("--chunk-size", type=int, default=None, help="rows per log-prob chunk (reference.chunk_size)")
     ap.add_argument("--logps-tokens", type=int, default=8192)
     ap.add_argument("--gen-batch", type=int, default=32)
     ap.add_argument("--gen-prompt", type=int, default=512)
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     import transformers
 
+    from remit.objectives.logprobs import _rows_per_chunk
     from remit.utils.integrations import bf16_peak_flops, default_device
 
     t_start = time.perf_counter()
@@ -347,7 +350,8 @@ def main(argv: list[str] | None = None) -> dict:
     res = {
         "setup": {"device": device, "chip": chip, "peak_flops": peak, "peak_source": source, "shape": shape,
                   "seq": args.seq, "micro_batch": mb, "timed_steps": args.steps, "warmup": args.warmup,
-                  "compile_backend": args.backend or "inductor", "precision": "fp32 master weights, bf16 autocast"
+                  "compile_backend": args.backend or "inductor", "logps_chunk_rows": args.chunk_size or
+                  _rows_per_chunk(None, shape["vocab_size"], torch.device(device)), "precision": "fp32 master weights, bf16 autocast"
                   if device != "cpu" else "fp32", "torch": torch.__version__,
                   "transformers": transformers.__version__, "python": platform.python_version()},
         "training": training, "token_logps_memory": logps, "fsdp2_one_process": fsdp, "generation": gen,
