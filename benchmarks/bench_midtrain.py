@@ -59,6 +59,7 @@ def write_cache(ref, batches, path: Path) -> Path:
     (path / "shards").mkdir(parents=True, exist_ok=True)
     np.save(path / "shards" / "shard-00000.npy", rows)
     (path / "meta.json").write_text(json.dumps({"shard_rows": len(rows), "num_rows": len(rows), "complete": True,
+                                                "seq_len": rows.shape[1], "dtype": str(rows.dtype),
                                                 "fingerprint": {}}))
     return path
 

@@ -155,3 +155,48 @@ def test_bad_input_raises_clear_errors():
         token_logps(x, torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"\[vocab, 4\]"):
         token_logps_from_hidden(torch.randn(2, 3, 4), torch.randn(5, 3), torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_from_hidden_backward_keeps_the_autocast_dtype():
+    """Under autocast every matmul of the chunked head (forward, recompute, both grads) runs in bf16, like an
+    unchunked lm_head would; the log-probs stay fp32 and the gradients match the unchunked autocast ones."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class MatmulDtypes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen: list[tuple[str, torch.dtype]] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name in ("mm", "addmm", "bmm", "matmul", "linear"):
+                self.seen.append((name, args[0].dtype))
+            return func(*args, **(kwargs or {}))
+
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(B, T, H, generator=g).requires_grad_()
+    weight = torch.randn(V, H, generator=g).requires_grad_()
+    y = _labels()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lp = token_logps_from_hidden(hidden, weight, y, chunk_size=4)
+    assert lp.dtype == torch.float32
+    mode = MatmulDtypes()
+    with mode:
+        lp.sum().backward()
+    assert len(mode.seen) >= 3 * 7 and {d for _, d in mode.seen} == {torch.bfloat16}  # 7 chunks of 4 rows
+
+    h2, w2 = hidden.detach().clone().requires_grad_(), weight.detach().clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = F.linear(h2, w2)
+    F.log_softmax(logits.float(), -1).gather(-1, y.clamp_min(0)[..., None]).squeeze(-1).masked_fill(
+        y == -100, 0.0).sum().backward()
+    torch.testing.assert_close(hidden.grad, h2.grad, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(weight.grad, w2.grad, atol=2e-2, rtol=2e-2)
+
+
+def test_default_chunk_rows_per_device():
+    from remit.objectives.logprobs import CUDA_CHUNK_ELEMENTS, DEFAULT_CHUNK_ELEMENTS, _rows_per_chunk
+
+    assert _rows_per_chunk(None, 100352, torch.device("cpu")) == DEFAULT_CHUNK_ELEMENTS // 100352 == 167
+    assert _rows_per_chunk(None, 100352, torch.device("cuda", 0)) == CUDA_CHUNK_ELEMENTS // 100352 == 1337
+    assert _rows_per_chunk(7, 100352, torch.device("cuda")) == 7

@@ -14,6 +14,7 @@ paired bootstrap of ``remit compare``) and ``results.md`` into ``out_dir``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,20 @@ def _context_length(c: Any) -> int:
     return int(getattr(c, "max_position_embeddings", None) or getattr(c, "n_positions", None) or 2048)
 
 
+@contextlib.contextmanager
+def _no_env_info():
+    """Skip lm-eval's environment report (``git describe`` and torch's collect_env: 11 subprocesses, ``pip
+    list`` among them, on every call); remit records its own config and versions in the manifest."""
+    import lm_eval.evaluator as ev
+
+    saved = ev.add_env_info, ev.get_git_commit_hash
+    ev.add_env_info, ev.get_git_commit_hash = (lambda storage: None), (lambda: None)
+    try:
+        yield
+    finally:
+        ev.add_env_info, ev.get_git_commit_hash = saved
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Run the evaluation and return the results dict (no files written)."""
     import lm_eval
@@ -117,17 +132,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                         max_gen_toks=cfg.max_gen_toks, code_samples=cfg.code_samples, code_ks=tuple(cfg.code_ks),
                         code_timeout_s=cfg.code_timeout_s, code_workers=cfg.code_workers,
                         world_template=cfg.world_template, world_max_gen_toks=cfg.world_max_gen_toks,
-                        tokenizer=tok)
+                        tokenizer=tok, limit=cfg.limit)
     task_objs: dict[str, Any] = {}
     for name in names:
         task_objs.update(build_tasks(name, opts))
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, device=device, max_length=max_length)
     t_load = time.perf_counter() - t0
-    out = lm_eval.simple_evaluate(
-        model=lm, tasks=list(task_objs.values()), limit=cfg.limit, device=device, batch_size=cfg.batch_size,
-        task_manager=TaskManager(include_defaults=False), bootstrap_iters=0, log_samples=True,
-        apply_chat_template=cfg.chat, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
-        torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed, confirm_run_unsafe_code=False)
+    with _no_env_info():
+        out = lm_eval.simple_evaluate(
+            model=lm, tasks=list(task_objs.values()), limit=cfg.limit, device=device, batch_size=cfg.batch_size,
+            task_manager=TaskManager(include_defaults=False), bootstrap_iters=0, log_samples=True,
+            apply_chat_template=cfg.chat, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+            torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed, confirm_run_unsafe_code=False)
     tasks, per_example = collect(out["samples"])
     return {"model": cfg.model, "suite": cfg.suite if not cfg.tasks else ",".join(cfg.tasks),
             "limit": cfg.limit, "data_dir": cfg.data_dir, "tasks": {n: tasks[n] for n in names if n in tasks},

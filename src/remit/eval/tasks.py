@@ -156,6 +156,19 @@ class BuildOptions:
     world_template: str = "Question: {prompt}\nAnswer:"
     world_max_gen_toks: int = 128
     tokenizer: Any = None
+    limit: int | None = None            # keep only the first N test docs (what lm-eval's limit scores)
+
+
+def _first(docs: dict, limit: int | None) -> dict:
+    """The test split cut to its first ``limit`` docs before lm-eval builds datasets from it.
+
+    lm-eval's ``limit`` scores the first N test docs, but a task still turns every row into a dataset
+    and, for 0-shot tasks, walks the whole test split as its few-shot pool: 38.7k rows for paper10 when
+    ``--limit 5`` scores 50. Few-shot splits are kept whole (sampled shots must not change).
+    """
+    if limit is None or "test" not in docs:
+        return docs
+    return {**docs, "test": docs["test"][:limit]}
 
 
 def _gen_budget(default: int, opts: BuildOptions) -> int:
@@ -167,8 +180,11 @@ def _make(name: str, docs_fn: Callable[[], dict], **cfg: Any):
     import datasets
     from lm_eval.api.task import ConfigurableTask
 
+    splits = cfg.pop("splits", None)  # None: every split; 0-shot companions need only "test"
+
     def custom_dataset(**_: Any) -> datasets.DatasetDict:
-        return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in docs_fn().items()})
+        return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in docs_fn().items()
+                                     if splits is None or k in splits})
 
     metrics = cfg.pop("metric_names")
     return ConfigurableTask(config={
@@ -186,7 +202,7 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
 
     def docs() -> dict:  # loaded once, shared by the main task and its companions
         if "d" not in cache:
-            cache["d"] = load_docs(name, opts.data_dir)
+            cache["d"] = _first(load_docs(name, opts.data_dir), opts.limit)
         return cache["d"]
 
     common = {"doc_to_text": spec.prompt, "doc_to_target": spec.target, "target_delimiter": spec.delimiter,
@@ -220,7 +236,7 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
         prompt, target = spec.prompt, scoring.fit_target(opts.tokenizer, spec.target, opts.max_length)
         out[f"{name}:gold"] = _make(
             f"{name}:gold", docs, output_type="loglikelihood", doc_to_text=prompt, doc_to_target=target,
-            target_delimiter=spec.delimiter, num_fewshot=0,
+            target_delimiter=spec.delimiter, num_fewshot=0, splits=("test",),
             process_results=scoring.gold_loss_results(opts.tokenizer, prompt, target, spec.delimiter,
                                                       opts.max_length),
             metric_names=("bpb", "token_loss"))
@@ -236,7 +252,7 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
 
     def docs() -> dict:
         if "d" not in cache:
-            cache["d"] = load_world_docs(opts.world_dir)
+            cache["d"] = _first(load_world_docs(opts.world_dir), opts.limit)
         return cache["d"]
 
     def gold(d: dict) -> str:  # the worked solution when eval.jsonl has one, else the final line alone

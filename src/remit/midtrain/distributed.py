@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "init_world", "wrap_model", "all_reduce_sum", "barrier", "full_state", "load_full_state",
+__all__ = ["World", "init_world", "wrap_model", "shard_fsdp", "all_reduce_sum", "barrier", "full_state", "load_full_state",
            "gather_objects"]
 
 
@@ -66,24 +66,23 @@ def wrap_model(model: torch.nn.Module, world: World, parallel: str) -> torch.nn.
     if not world.distributed:
         return model
     if parallel == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        for layer in _decoder_layers(model):
-            fully_shard(layer)
-        fully_shard(model)
-        return model
+        return shard_fsdp(model)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [torch.device(world.device).index] if world.device.startswith("cuda") else None
     return DDP(model, device_ids=ids)
 
 
-def _decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    for m in model.modules():
-        layers = getattr(m, "layers", None)
-        if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
-            return list(layers)
-    return []
+def shard_fsdp(model: torch.nn.Module) -> torch.nn.Module:
+    """FSDP2 ``fully_shard`` on every decoder layer, then the root (needs an initialised process group)."""
+    from torch.distributed.fsdp import fully_shard
+
+    from remit.midtrain.perf import decoder_layers
+
+    for layer in decoder_layers(model):
+        fully_shard(layer)
+    fully_shard(model)
+    return model
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

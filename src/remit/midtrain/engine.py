@@ -13,7 +13,6 @@ step (the last good checkpoint is left untouched) and writes the final Hugging F
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import shutil
@@ -49,14 +48,15 @@ class NonFiniteLoss(Exception):
         self.what, self.value = what, value
 
 
-def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on vectors (norms, biases)."""
+def build_optimizer(model: torch.nn.Module, cfg, *, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on vectors (norms, biases). ``fused``: the fused kernel (``perf.fused_adamw``)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                             **({"fused": True} if fused else {}))
 
 
 class Trainer:
@@ -64,19 +64,30 @@ class Trainer:
 
     def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, objective, *, world: World,
                  reference=None, base=None, grad_clip: float = 0.0, autocast_dtype: torch.dtype | None = None,
-                 epsilon: float = 0.2):
+                 epsilon: float = 0.2, reference_rows: int | None = None):
         self.policy, self.optimizer, self.objective = policy, optimizer, objective
         self.world, self.reference, self.base = world, reference, base
         self.grad_clip, self.autocast_dtype = grad_clip, autocast_dtype
+        self.reference_rows = reference_rows  # rows per reference forward (perf.reference_micro_batch_size)
         self.needs = getattr(objective, "needs", "none")
         self.weights = WeightStats(epsilon)
         self.extra = torch.zeros(2, dtype=torch.float64)  # rho1: kept, counted
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
 
     def _autocast(self, device: torch.device):
-        if self.autocast_dtype is None or device.type != "cuda":
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.autocast_dtype)
+        from remit.utils.integrations import autocast
+
+        return autocast(device.type, self.autocast_dtype)
+
+    def _frozen_logps(self, frozen, micro_batches: list[dict[str, torch.Tensor]], device: torch.device):
+        """Per micro-batch (log-probs, logits) of a frozen model; with ``reference_rows`` in larger forwards."""
+        if frozen is None:
+            return [(None, None)] * len(micro_batches)
+        if self.reference_rows is None or not getattr(frozen, "batchable", False):
+            return [None] * len(micro_batches)  # scored inside the loop, one micro-batch at a time
+        from remit.midtrain.reference import score_rows
+
+        return score_rows(frozen, micro_batches, self.reference_rows, device)
 
     def step(self, micro_batches: list[dict[str, torch.Tensor]], lr: float, *, collect_stats: bool = False
              ) -> dict[str, float]:
@@ -90,14 +101,13 @@ class Trainer:
         nll_sum = torch.zeros((), dtype=torch.float64, device=device)  # plain NTP loss, comparable across methods
         n_tokens = torch.zeros((), dtype=torch.float64, device=device)
         last = len(micro_batches) - 1
+        refs = self._frozen_logps(self.reference if self.needs != "none" else None, micro_batches, device)
+        bases = self._frozen_logps(self.base, micro_batches, device)
         for i, mb in enumerate(micro_batches):
             mb = {k: v.to(device, non_blocking=True) for k, v in mb.items()}
             mask = mb["labels"] != -100
-            ref_logps = ref_logits = base_logps = None
-            if self.needs != "none":
-                ref_logps, ref_logits = self.reference(mb)
-            if self.base is not None:
-                base_logps, _ = self.base(mb)
+            ref_logps, ref_logits = refs[i] if refs[i] is not None else self.reference(mb)
+            base_logps, _ = bases[i] if bases[i] is not None else self.base(mb)
             with no_sync(self.policy, sync=(i == last)):
                 with self._autocast(device):
                     logps, logits = self.policy(mb["input_ids"], mb["labels"])

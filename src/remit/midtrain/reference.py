@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from remit.errors import ConfigError, DataError
+from remit.utils.integrations import autocast
 from remit.utils.io import file_fingerprint, fingerprint
 
-__all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "model_fingerprint", "cache_fingerprint", "CACHE_META",
-           "shard_file", "shard_problem"]
+__all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "score_rows", "model_fingerprint", "cache_fingerprint",
+           "CACHE_META", "shard_file", "shard_problem"]
 
 CACHE_META = "meta.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -77,24 +78,36 @@ class OnlineReference:
         self.net = PolicyLogps(model, vocab_limit=vocab_limit, chunk_size=chunk_size, want_logits=want_logits)
         self.want_logits = want_logits
         self.autocast_dtype = autocast_dtype
+        # Log-probs of several micro-batches can be computed in one larger forward (score_rows); KD's
+        # full logits cannot (they would be held for the whole step).
+        self.batchable = not want_logits
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         device = batch["input_ids"].device
         # Logits for KD are saved by the soft-CE backward, which inference tensors forbid: use no_grad there.
         ctx = torch.no_grad() if self.want_logits else torch.inference_mode()
-        with ctx, _autocast(device, self.autocast_dtype):
+        with ctx, autocast(device.type, self.autocast_dtype):
             logps, logits = self.net(batch["input_ids"], batch["labels"])
         if not self.want_logits:
             logps = logps.clone()  # an ordinary tensor, usable next to the policy's autograd graph
         return logps.float(), logits
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    import contextlib
+def score_rows(frozen, micro_batches: list[dict[str, torch.Tensor]], rows: int, device: torch.device
+               ) -> list[tuple[torch.Tensor, None]]:
+    """A frozen model's log-probs for every micro-batch of a step, computed ``rows`` rows per forward.
 
-    if dtype is None or device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=dtype)
+    The rows of all micro-batches are scored in order and split back, so the result is the one of
+    scoring each micro-batch on its own (up to float summation order inside the matmuls).
+    """
+    ids = torch.cat([mb["input_ids"] for mb in micro_batches])
+    labels = torch.cat([mb["labels"] for mb in micro_batches])
+    parts = [frozen({"input_ids": ids[s:s + rows].to(device, non_blocking=True),
+                     "labels": labels[s:s + rows].to(device, non_blocking=True)})[0]
+             for s in range(0, ids.shape[0], rows)]
+    logps = torch.cat(parts) if len(parts) > 1 else parts[0]
+    sizes = [mb["input_ids"].shape[0] for mb in micro_batches]
+    return [(x, None) for x in torch.split(logps, sizes)]
 
 
 class CachedReference:

@@ -81,7 +81,13 @@ def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[
 
 
 def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
-                 want_logits: bool = False, cfg: MidtrainConfig | None = None, key: str = "reference.path"):
+                 cfg: MidtrainConfig, want_logits: bool = False, key: str = "reference.path"):
+    """A frozen model (reference, base, MiniPLM scorer), compiled when ``cfg.perf.compile``, autocast as the policy.
+
+    Checked before use: it must score every token id of the tokenizer and cover ``data.seq_len``
+    positions; errors name the config ``key`` that gave ``path``.
+    """
+    from remit.midtrain.perf import apply_to_model, autocast_dtype
     from remit.midtrain.reference import OnlineReference
     from remit.models import check_compatible, check_positions, check_vocab_rows, load_model
     from remit.utils.integrations import default_dtype
@@ -90,19 +96,21 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     if check:
         notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
         vocab_limit = len(tokenizer) if notes else None
-    model = load_model(path, dtype=default_dtype(world.device), device=world.device)
+    autocast = autocast_dtype(cfg.perf, world.device)
+    # bf16 weights on CUDA unless perf.precision=fp32 (then the reference is fp32 like the policy)
+    dtype = default_dtype(world.device) if autocast is not None else "float32"
+    model = load_model(path, dtype=dtype, device=world.device)
     if not check:
         vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
-    if cfg is not None:
-        check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}",
-                        allow=cfg.model.extrapolate_positions)
-    autocast = torch.bfloat16 if world.device.startswith("cuda") else None
+    check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}", allow=cfg.model.extrapolate_positions)
+    model = apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
 
 
 def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     from remit.data import BatchIterator
+    from remit.midtrain import perf
     from remit.midtrain.engine import Trainer, build_optimizer
     from remit.midtrain.methods import build_objective, miniplm_select, repack_selected
     from remit.midtrain.reference import CachedReference, PolicyLogps
@@ -119,6 +127,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     else:
         model = cfg.model.fresh.build(tokenizer, seed=cfg.seed).to(world.device)
     model.train()
+    perf.apply_to_model(model, cfg.perf)
     dataset = build_dataset(cfg, tokenizer, world, out)
     method, ref_cfg = cfg.method, cfg.reference
     objective = build_objective(method, ref_cfg.chunk_size)
@@ -127,10 +136,13 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
 
     reference = base = None
     needs = objective.needs
+    if cfg.perf.reference_micro_batch_size is not None and needs == "ref_logits":
+        raise ConfigError(f"perf.reference_micro_batch_size applies to log-prob references; method.name="
+                          f"{method.name} needs full logits per micro-batch: leave it unset")
     if method.name == "miniplm":
         weak = _load_frozen(method.weak_model or cfg.model.path, world, tokenizer, model, ref_cfg.check,
-                            ref_cfg.chunk_size, cfg=cfg, key="method.weak_model")
-        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg=cfg)
+                            ref_cfg.chunk_size, cfg, key="method.weak_model" if method.weak_model else "model.path")
+        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg)
         keep = miniplm_select(dataset, weak, ref, method.select_ratio, batch_size=cfg.optim.micro_batch_size,
                               device=world.device)
         extra["miniplm"] = {"docs_scored": int(dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
@@ -147,7 +159,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             if ref_cfg.path is None:
                 raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
             reference = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size,
-                                     want_logits=(needs == "ref_logits"), cfg=cfg)
+                                     cfg, want_logits=(needs == "ref_logits"))
         inputs["reference"] = ref_cfg.path
     if method.frozen_base:
         if ref_cfg.base_cache is not None:
@@ -155,7 +167,8 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
                        what="reference.base_cache")
         else:
-            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size)
+            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, cfg,
+                                key="model.path")
 
     per_rank = cfg.optim.micro_batch_size * world.world_size
     if cfg.optim.batch_size % per_rank:
@@ -167,10 +180,11 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
 
     policy = PolicyLogps(model, chunk_size=ref_cfg.chunk_size, want_logits=(needs == "ref_logits"))
     policy = wrap_model(policy, world, cfg.parallel)
-    optimizer = build_optimizer(policy, cfg.optim)
+    optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
                       grad_clip=cfg.optim.grad_clip, epsilon=method.epsilon,
-                      autocast_dtype=torch.bfloat16 if world.device.startswith("cuda") else None)
+                      autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
+                      reference_rows=cfg.perf.reference_micro_batch_size)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
                              world_size=world.world_size, accumulation=accum)
     extra["rows"] = len(dataset)

@@ -95,7 +95,7 @@ def soft_cross_entropy(policy_logits: Tensor, ref_logits: Tensor, mask: Tensor |
         raise ValueError(f"mask {tuple(valid.shape)} must be {tuple(lead)}")
     valid = valid if valid.dtype == torch.bool else valid != 0
     _check_t(temperature)
-    rows = _rows_per_chunk(chunk_size, policy_logits.shape[-1])
+    rows = _rows_per_chunk(chunk_size, policy_logits.shape[-1], policy_logits.device)
     return _SoftCE.apply(policy_logits, ref_logits, valid, float(temperature), rows)
 
 

@@ -23,18 +23,23 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["token_logps", "token_logps_from_hidden", "DEFAULT_CHUNK_ELEMENTS"]
+__all__ = ["token_logps", "token_logps_from_hidden", "DEFAULT_CHUNK_ELEMENTS", "CUDA_CHUNK_ELEMENTS"]
 
 # Rows per chunk are chosen so that one chunk holds about this many elements (64 MiB in fp32; vocab 50k ->
 # 335 rows). Small chunks (~1M elements) are as fast single-threaded but much slower with several CPU
 # threads on a busy machine (every kernel is a parallel region that waits for its slowest thread);
 # measured with benchmarks/bench_objectives.py. Still negligible next to the [N, V] gradient.
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
+# On a GPU each chunk is a few kernel launches and, for token_logps_from_hidden under autocast, one [V, H]
+# temporary per chunk for the weight gradient: larger chunks (128M elements, 512 MiB in fp32; 1337 rows at
+# vocab 100k) amortise both. NOT yet measured: benchmarks/gpu_check.py records the rows it ran with.
+CUDA_CHUNK_ELEMENTS = 1 << 27
 
 
-def _rows_per_chunk(chunk_size: int | None, vocab: int) -> int:
+def _rows_per_chunk(chunk_size: int | None, vocab: int, device: torch.device | None = None) -> int:
     if chunk_size is None:
-        return max(1, DEFAULT_CHUNK_ELEMENTS // max(vocab, 1))
+        elements = CUDA_CHUNK_ELEMENTS if device is not None and device.type == "cuda" else DEFAULT_CHUNK_ELEMENTS
+        return max(1, elements // max(vocab, 1))
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size={chunk_size!r} must be a positive number of rows (or None for the default)")
     return int(chunk_size)
@@ -114,11 +119,11 @@ def token_logps(logits: Tensor, labels: Tensor, *, ignore_index: int = -100, chu
     """Log-probability of ``labels`` under ``softmax(logits)``, fp32 (fp64 for fp64 logits), shape of ``labels``.
 
     ``logits``: [..., V] (any float dtype), ``labels``: [...] integer ids, already aligned.
-    ``chunk_size``: rows per chunk (default: about 16M elements per chunk).
+    ``chunk_size``: rows per chunk (default: about 16M elements per chunk, 128M on CUDA).
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} must be labels {tuple(labels.shape)} plus a vocab dim")
-    rows = _rows_per_chunk(chunk_size, logits.shape[-1])
+    rows = _rows_per_chunk(chunk_size, logits.shape[-1], logits.device)
     return _TokenLogps.apply(logits, labels, ignore_index, rows)
 
 
@@ -139,6 +144,11 @@ class _TokenLogpsFromHidden(torch.autograd.Function):
         out.masked_fill_(~valid, 0.0)
         ctx.save_for_backward(hidden, weight, bias, safe, valid)
         ctx.rows = rows
+        # Under autocast the forward matmuls ran in the autocast dtype; backward (which runs outside the
+        # autocast region) must use it too, or the LM head's three backward matmuls run in fp32 (on a GPU
+        # several times slower than bf16; an unchunked lm_head under autocast would be bf16 as well).
+        dev = hidden.device.type
+        ctx.mm_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
         return out.view(labels.shape)
 
     @staticmethod
@@ -148,6 +158,9 @@ class _TokenLogpsFromHidden(torch.autograd.Function):
         rows = ctx.rows
         h = hidden.reshape(-1, hidden.shape[-1])
         dt = _compute_dtype(hidden.dtype)
+        mm = ctx.mm_dtype or weight.dtype  # dtype of the forward's matmul
+        w = weight if weight.dtype == mm else weight.to(mm)  # cast once, not per chunk
+        b = bias if bias is None or bias.dtype == mm else bias.to(mm)
         g = grad_out.reshape(-1).to(dt).masked_fill(~valid, 0.0)
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.empty_like(h) if need_h else None
@@ -156,12 +169,20 @@ class _TokenLogpsFromHidden(torch.autograd.Function):
         grad_b = torch.zeros(weight.shape[0], dtype=dt, device=weight.device) if need_b else None
         for s in range(0, h.shape[0], rows):
             hc, gc = h[s:s + rows], g[s:s + rows, None]
-            dz = torch.softmax(torch.nn.functional.linear(hc, weight, bias).to(dt), 1)
+            hm = hc if hc.dtype == mm else hc.to(mm)
+            dz = torch.softmax(torch.nn.functional.linear(hm, w, b).to(dt), 1)
             dz.mul_(gc.neg()).scatter_add_(1, safe[s:s + rows, None], gc)
+            dzm = dz if dz.dtype == mm else dz.to(mm)
             if need_h:
-                torch.matmul(dz.to(weight.dtype), weight, out=grad_h[s:s + rows])
+                if grad_h.dtype == mm:
+                    torch.matmul(dzm, w, out=grad_h[s:s + rows])
+                else:
+                    grad_h[s:s + rows].copy_(dzm @ w)
             if need_w:
-                grad_w.addmm_(dz.t(), hc.to(dt))
+                if ctx.mm_dtype is None or mm == dt:
+                    grad_w.addmm_(dz.t(), hc.to(dt))
+                else:  # autocast: a low-precision product per chunk, summed in fp32
+                    grad_w.add_(dzm.t() @ hm)
             if need_b:
                 grad_b.add_(dz.sum(0))
         grad_h = grad_h.view(hidden.shape) if need_h else None
@@ -176,7 +197,7 @@ def token_logps_from_hidden(hidden: Tensor, weight: Tensor, labels: Tensor, *, b
 
     ``hidden``: [..., H], ``weight``: [V, H] (the LM head), ``bias``: [V] or None. Neither the full
     logits nor their gradient is ever materialised; backward recomputes each chunk's logits.
-    ``chunk_size``: rows per chunk (default: about 16M logits per chunk).
+    ``chunk_size``: rows per chunk (default: about 16M logits per chunk, 128M on CUDA).
     """
     if hidden.shape[:-1] != labels.shape:
         raise ValueError(f"hidden {tuple(hidden.shape)} must be labels {tuple(labels.shape)} plus a hidden dim")
@@ -184,5 +205,5 @@ def token_logps_from_hidden(hidden: Tensor, weight: Tensor, labels: Tensor, *, b
         raise ValueError(f"weight {tuple(weight.shape)} must be [vocab, {hidden.shape[-1]}]")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias {tuple(bias.shape)} must be [{weight.shape[0]}]")
-    rows = _rows_per_chunk(chunk_size, weight.shape[0])
+    rows = _rows_per_chunk(chunk_size, weight.shape[0], weight.device)
     return _TokenLogpsFromHidden.apply(hidden, weight, bias, labels, ignore_index, rows)

@@ -1,0 +1,81 @@
+"""Apply the speed / memory options of :class:`~remit.midtrain.config.PerfConfig` to a run.
+
+    from remit.midtrain import perf
+    perf.apply_to_model(hf_model, cfg.perf)                 # activation checkpointing, then compile
+    dtype = perf.autocast_dtype(cfg.perf, world.device)     # bf16 on CUDA by default, None = fp32
+    opt = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
+
+The order follows torchtitan: activation checkpointing, then ``torch.compile`` per decoder layer, then
+FSDP2 / DDP (``remit.midtrain.distributed.wrap_model``). Compiling layer by layer (not the whole
+model) keeps the state-dict keys, the chunked log-prob head and the custom autograd functions of
+``remit.objectives`` eager, and one compiled graph serves every layer. The device-specific calls are
+in ``remit.utils.integrations``; this module only decides from the config.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from remit.midtrain.config import PerfConfig
+
+__all__ = ["apply_to_model", "autocast_dtype", "use_fused_adamw", "decoder_layers"]
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated transformer blocks of a causal LM (the first non-empty ``layers`` ModuleList)."""
+    for m in model.modules():
+        layers = getattr(m, "layers", None)
+        if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
+            return list(layers)
+    return []
+
+
+def apply_to_model(model: torch.nn.Module, cfg: PerfConfig, *, frozen: bool = False,
+                   backend: str | None = None) -> torch.nn.Module:
+    """Turn on activation checkpointing and/or compile the decoder layers of ``model`` (in place).
+
+    ``frozen``: a reference / base model run in inference mode (compiled, never checkpointed: it keeps
+    no activations). ``backend``: the ``torch.compile`` backend (default inductor; the CPU check of
+    ``benchmarks/gpu_check.py --tiny`` uses ``aot_eager`` to skip the C++ build).
+    """
+    from remit.errors import ConfigError
+    from remit.utils.integrations import compile_module
+
+    if cfg.activation_checkpointing and not frozen:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ConfigError(f"perf.activation_checkpointing=true: {type(model).__name__} does not support "
+                              f"gradient checkpointing; set perf.activation_checkpointing=false")
+        # Non-reentrant: works with inputs that do not require grad and with torch.compile / FSDP2.
+        with warnings.catch_warnings():  # renamed activation_checkpointing_enable in transformers 5.2x
+            warnings.simplefilter("ignore", FutureWarning)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.compile:
+        layers = decoder_layers(model)
+        if not layers:
+            raise ConfigError(f"perf.compile=true: no decoder layers found in {type(model).__name__}; "
+                              f"set perf.compile=false")
+        for layer in layers:
+            compile_module(layer, backend=backend)
+    return model
+
+
+def autocast_dtype(cfg: PerfConfig, device: str) -> torch.dtype | None:
+    """The autocast dtype of the forward passes (None: fp32). Log-probs and losses stay fp32 regardless."""
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.startswith("cuda")):
+        return torch.bfloat16
+    return None
+
+
+def use_fused_adamw(cfg: PerfConfig, device: str) -> bool:
+    """Fused AdamW: on CUDA unless turned off; elsewhere only when asked (and available)."""
+    from remit.errors import ConfigError
+    from remit.utils.integrations import fused_adamw_available
+
+    if cfg.fused_adamw is None:
+        return device.startswith("cuda")
+    if cfg.fused_adamw and not fused_adamw_available(device):
+        raise ConfigError(f"perf.fused_adamw=true: no fused AdamW kernel for device {device!r}; "
+                          f"set perf.fused_adamw=false")
+    return bool(cfg.fused_adamw)
