@@ -7,7 +7,8 @@
 * :class:`OnlineReference`: the frozen reference runs the same micro-batch in inference mode.
 * :class:`CachedReference`: reads ``remit score-reference`` shards by ``row_index`` (memory-mapped
   ``.npy``), after checking the cache's fingerprint (reference weights, tokenizer, data, packing)
-  against the run's and naming the part that differs.
+  against the run's and naming the part that differs, and that every shard is there with its rows
+  (a missing or truncated shard is an error naming it).
 
 Log-probs are aligned with the labels: position t scores ``labels[:, t]`` (the next token).
 """
@@ -111,6 +112,14 @@ class CachedReference:
         self.shard_rows = int(self.meta["shard_rows"])
         self.num_rows = int(self.meta["num_rows"])
         self._shards: dict[int, np.ndarray] = {}
+        self.files = [s["file"] for s in self.meta["shards"]] if "shards" in self.meta else [
+            f"shard-{k:05d}.npy" for k in range(-(-self.num_rows // self.shard_rows))]
+        for k, name in enumerate(self.files):
+            lo, hi = shard_range(k, self.shard_rows, self.num_rows)
+            problem = shard_problem(self.path / "shards" / name, hi - lo, int(self.meta["seq_len"]))
+            if problem:
+                raise DataError(f"{self.path / 'shards' / name}: {problem} (it holds rows {lo}-{hi - 1}); re-run "
+                                f"`remit score-reference` with the same config to recompute it")
 
     def check(self, expected: dict[str, str], what: str = "reference.cache") -> None:
         """Refuse the cache unless every fingerprint part in ``expected`` matches; name the parts that differ."""
@@ -125,7 +134,7 @@ class CachedReference:
     def _shard(self, k: int) -> np.ndarray:
         arr = self._shards.get(k)
         if arr is None:
-            arr = np.load(self.path / "shards" / f"shard-{k:05d}.npy", mmap_mode="r")
+            arr = np.load(self.path / "shards" / self.files[k], mmap_mode="r")
             self._shards[k] = arr
         return arr
 
@@ -138,6 +147,24 @@ class CachedReference:
                 raise DataError(f"{self.path}: row {r} is outside the cache ({self.num_rows} rows)")
             out[i] = self._shard(r // self.shard_rows)[r % self.shard_rows, :T]
         return torch.from_numpy(out).to(batch["labels"].device), None
+
+
+def shard_range(k: int, shard_rows: int, num_rows: int) -> tuple[int, int]:
+    """Rows ``[lo, hi)`` of the packed dataset that shard ``k`` holds."""
+    return k * shard_rows, min((k + 1) * shard_rows, num_rows)
+
+
+def shard_problem(path: Path, rows: int, seq_len: int) -> str | None:
+    """Why a cache shard is unusable (missing, truncated, wrong shape), or None when it is fine."""
+    if not path.is_file():
+        return "missing"
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        return f"truncated or not a .npy file ({e})"
+    if arr.shape != (rows, seq_len):
+        return f"shape {arr.shape}, expected ({rows}, {seq_len})"
+    return None
 
 
 def model_fingerprint(name_or_path: str | Path) -> str:

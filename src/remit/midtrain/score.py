@@ -10,7 +10,11 @@ dtype; rows) and ``shards/shard-XXXXX.npy`` of ``[shard_rows, seq_len]`` log-pro
 written atomically and finished shards are skipped, so an interrupted run resumes. fp32 by default,
 fp16 on request (2 bytes/token); bf16 is refused (7 mantissa bits lose the deltas ReMiT centres).
 The frozen-base variant's base log-probs are the same cache made with ``reference=<start checkpoint>``.
-Runs as one process.
+
+Several processes: ``torchrun --nproc_per_node N -m remit.cli score-reference ...``. Rank 0 packs the
+data (the others wait, then read its index); rank r scores shards r, r + N, r + 2N, ... (disjoint rows,
+its own files); rank 0 checks every shard and writes ``meta.json`` with the rows each shard holds. The
+cache is byte-identical to a one-process run (same shards, same batches within a shard).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remit.config import ConfigError, check_range
+from remit.errors import DataError
 from remit.midtrain.config import DataConfig
 
 __all__ = ["ScoreConfig", "run"]
@@ -55,21 +60,24 @@ def run(cfg: ScoreConfig) -> Path:
     import torch
     from tqdm.auto import tqdm
 
-    from remit.midtrain.distributed import World
-    from remit.midtrain.reference import CACHE_META, OnlineReference
+    from remit.midtrain.distributed import barrier, init_world
+    from remit.midtrain.reference import CACHE_META, OnlineReference, shard_problem, shard_range
     from remit.midtrain.setup import build_dataset, cache_parts
     from remit.models import load_model, load_tokenizer
-    from remit.utils.integrations import default_device, default_dtype
+    from remit.utils.integrations import default_dtype
     from remit.utils.io import atomic_write_json, is_complete, write_manifest
 
     out = Path(cfg.out_dir)
     if is_complete(out, cfg):
         return out
-    device = cfg.device or default_device()
-    world = World(device=device)
+    world = init_world(cfg.device)
+    device = world.device
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.reference)
     dataset = build_dataset(cfg, tokenizer, world, out)
     parts = cache_parts(reference=cfg.reference, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data)
+    n_shards = -(-len(dataset) // cfg.shard_rows)
+    shards = [{"file": f"shard-{k:05d}.npy", "rows": list(shard_range(k, cfg.shard_rows, len(dataset)))}
+              for k in range(n_shards)]
     meta = {"fingerprint": parts, "reference_path": cfg.reference, "num_rows": len(dataset),
             "seq_len": dataset.seq_len, "shard_rows": cfg.shard_rows, "dtype": cfg.dtype, "complete": False}
     meta_file = out / CACHE_META
@@ -79,29 +87,39 @@ def run(cfg: ScoreConfig) -> Path:
         if diff:
             raise ConfigError(f"out_dir={out} holds a reference cache made differently ({', '.join(diff)} "
                               f"differ): choose another out_dir or delete it")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shards").mkdir(exist_ok=True)
-    atomic_write_json(meta_file, meta)
+    if world.is_main:
+        (out / "shards").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(meta_file, meta)
+    barrier(world)
 
     model = load_model(cfg.reference, dtype=default_dtype(device), device=device)
     ref = OnlineReference(model, chunk_size=cfg.chunk_size,
                           autocast_dtype=torch.bfloat16 if device.startswith("cuda") else None)
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
-    n_shards = -(-len(dataset) // cfg.shard_rows)
-    todo = [k for k in range(n_shards) if not (out / "shards" / f"shard-{k:05d}.npy").is_file()]
-    for k in tqdm(todo, desc="score-reference", unit="shard"):
-        lo, hi = k * cfg.shard_rows, min((k + 1) * cfg.shard_rows, len(dataset))
+    mine = range(world.rank, n_shards, world.world_size)  # disjoint rows: rank r scores shards r, r + N, ...
+    todo = [k for k in mine if shard_problem(out / "shards" / shards[k]["file"], shards[k]["rows"][1] -
+                                             shards[k]["rows"][0], dataset.seq_len)]
+    for k in tqdm(todo, desc="score-reference", unit="shard", disable=not world.is_main):
+        lo, hi = shards[k]["rows"]
         buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
         for i in range(lo, hi, cfg.batch_size):
-            rows = torch.from_numpy(np.asarray(dataset.tokens[i:min(i + cfg.batch_size, hi)], dtype=np.int64))
+            rows = torch.from_numpy(dataset.rows(np.arange(i, min(i + cfg.batch_size, hi)))[0].astype(np.int64))
             batch = {"input_ids": rows[:, :-1].to(device), "labels": rows[:, 1:].to(device)}
             logps, _ = ref(batch)
             buf[i - lo:i - lo + len(rows)] = logps.cpu().numpy().astype(np_dtype)
-        final = out / "shards" / f"shard-{k:05d}.npy"
+        final = out / "shards" / shards[k]["file"]
         tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npy")
         np.save(tmp, buf)
         os.replace(tmp, final)
-    atomic_write_json(meta_file, {**meta, "complete": True})
-    write_manifest(out, "score-reference", cfg, inputs={"reference": cfg.reference},
-                   rows=len(dataset), shards=n_shards, bytes_per_token=np.dtype(np_dtype).itemsize)
+    barrier(world)
+    for s in shards:  # on every rank, so that all of them stop together on a bad shard
+        problem = shard_problem(out / "shards" / s["file"], s["rows"][1] - s["rows"][0], dataset.seq_len)
+        if problem:
+            raise DataError(f"{out / 'shards' / s['file']}: {problem} after scoring (rows {s['rows'][0]}-"
+                            f"{s['rows'][1] - 1}); re-run with the same config to recompute it")
+    if world.is_main:
+        atomic_write_json(meta_file, {**meta, "complete": True, "shards": shards})
+        write_manifest(out, "score-reference", cfg, inputs={"reference": cfg.reference}, rows=len(dataset),
+                       shards=n_shards, processes=world.world_size, bytes_per_token=np.dtype(np_dtype).itemsize)
+    barrier(world)
     return out
