@@ -74,7 +74,7 @@ def source_fingerprint(src: DataSource) -> str:
 
         files = token_files(src)
         return fingerprint({"content": file_fingerprint(files), "files": [str(f) for f in files], "kind": "tokens",
-                            "dtype": src.dtype, "eos": src.eos_token_id})
+                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit})
     if is_hf_dataset_dir(path):
         content = file_fingerprint(path)
     elif looks_local(src.path):
