@@ -1,8 +1,9 @@
 """Data at scale: peak RAM of `remit midtrain` vs corpus size, and tokenisation engines side by side.
 
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_data.py            # both modes below
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_data.py rss        # 5 steps on ~5M and ~25M tokens
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_data.py engines    # tokens/s: datasets.map vs the others
-    .venv/bin/python benchmarks/bench_data.py rss --src /tmp/old/src        # the same, with another checkout's code
+    .venv/bin/python benchmarks/bench_data.py rss --src /tmp/old/src --tag before   # another checkout's code
 
 Both write to benchmarks/results/data.json (one key per mode). The corpus is generated (seeded English and
 arithmetic sentences, 5-60 per document) under --work; the model is a random-init Llama (hidden 64,
@@ -18,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -105,18 +105,30 @@ def cmd_rss(args) -> dict:
 
 ENGINE_CODE = """
 import json, sys, time, tempfile
+from multiprocessing import Pool
 from pathlib import Path
 from remit.data import DataSource
-from remit.data.tokens import tokenize_source
+from remit.data import tokens as T
+from remit.data.store import ShardWriter, token_dtype
 from remit.models import load_tokenizer
 engine, num_proc, corpus, model = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 tok = load_tokenizer(model)
 src = DataSource(corpus)
+
+def work(texts):  # the home-made alternative: a process pool over chunks, same encoder, same writer
+    return T.encode_chunk(tok, texts, token_dtype(len(tok)))
+
 with tempfile.TemporaryDirectory() as d:
     t = time.perf_counter()
-    out = tokenize_source(src, tok, cache_dir=d, num_proc=num_proc, engine=engine)
-    dt = time.perf_counter() - t
-    print(json.dumps({"tokens": out.num_tokens, "seconds": dt}))
+    if engine == "pool":
+        w = ShardWriter(Path(d), token_dtype(len(tok)))
+        with Pool(num_proc) as pool:
+            for lengths, flat in pool.imap(work, T._chunks(src, T.CHUNK_DOCS, 0)):
+                w.add(lengths, flat)
+        n = w.finish({})["num_tokens"]
+    else:
+        n = T.tokenize_source(src, tok, cache_dir=d, num_proc=num_proc, engine=engine).num_tokens
+    print(json.dumps({"tokens": n, "seconds": time.perf_counter() - t}))
 """
 
 
@@ -147,7 +159,7 @@ def cmd_engines(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["rss", "engines"])
+    p.add_argument("mode", nargs="?", default="all", choices=["rss", "engines", "all"])
     p.add_argument("--work", default="/tmp/remit-bench-data")
     p.add_argument("--src", default=str(ROOT / "src"), help="the remit source tree to measure (rss)")
     p.add_argument("--tag", default=None, help="the name of the measured code in the results (rss)")
@@ -155,12 +167,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
-    result = cmd_rss(args) if args.mode == "rss" else cmd_engines(args)
-    if not args.no_write:
-        old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        key = args.mode if args.mode == "engines" else f"rss:{result['runs'][0]['code']}"
-        old[key] = {**result, "self_rusage_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
-        RESULTS.write_text(json.dumps(old, indent=2) + "\n")
+    for mode in (["rss", "engines"] if args.mode == "all" else [args.mode]):
+        result = cmd_rss(args) if mode == "rss" else cmd_engines(args)
+        if not args.no_write:
+            old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+            old[mode if mode == "engines" else f"rss:{result['runs'][0]['code']}"] = result
+            RESULTS.write_text(json.dumps(old, indent=2) + "\n")
 
 
 if __name__ == "__main__":
