@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -118,9 +119,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            out = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if math.isnan(out):  # no setting means "not a number"; NaN would slip through every range check
+            raise ConfigError(f"{key}={value!r} is not a number: give a finite value")
+        return out
     if tp is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -273,7 +277,9 @@ def check_choice(key: str, value: Any, choices: list[Any] | tuple[Any, ...]) -> 
 
 def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None,
                 lo_open: bool = False, hi_open: bool = False) -> None:
-    """Raise ConfigError unless lo <(=) value <(=) hi."""
+    """Raise ConfigError unless lo <(=) value <(=) hi (and value is finite: NaN compares false to everything)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not accepted: it must be a finite number.")
     bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
         hi is not None and (value >= hi if hi_open else value > hi))
     if bad:

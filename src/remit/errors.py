@@ -19,3 +19,7 @@ class IncompatibleModelsError(RemitError):
 
 class TrainingError(RemitError):
     """Training had to stop (NaN/inf loss, ...); the message names the step."""
+
+
+class OutDirBusyError(RemitError):
+    """Another live run holds the output folder's lock; the message names the folder and the holder."""

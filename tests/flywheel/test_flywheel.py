@@ -85,7 +85,7 @@ def test_smoke_flywheel_runs_and_resumes_without_redoing_stages(tmp_path, monkey
         res = json.loads((Path(manifest["evals"][label]["world"]) / "results.json").read_text())
         assert res["tasks"]["world"]["bpb"]["n"] == 8  # eval.limit=8 of the 40 held-out tasks
     text = Path(report).read_text()
-    assert "Did ReMiT beat vanilla?" in text and ("did not beat vanilla" in text or "beat vanilla" in text)
+    assert "did ReMiT beat vanilla?" in text and ("did not beat vanilla" in text or "beat vanilla" in text)
     assert (root / "report.html").is_file()
 
 

@@ -58,14 +58,22 @@ def test_missing_or_truncated_shard_is_an_error_naming_it(tmp_path, ref_model_di
     shard = out / "shards" / "shard-00002.npy"
     data = shard.read_bytes()
     shard.write_bytes(data[:len(data) // 2])
-    with pytest.raises(DataError, match=r"shard-00002\.npy: truncated .*holds rows 16-23\); re-run") as e:
+    with pytest.raises(DataError, match=r"shard-00002\.npy: cut short: .*\(it holds rows 16-23\); the reference "
+                                         r"cache .* is damaged: re-run `remit score-reference`") as e:
         CachedReference(out)
     assert "\n" not in str(e.value)
     shard.unlink()
-    with pytest.raises(DataError, match=r"shard-00002\.npy: missing \(it holds rows 16-23\)"):
+    with pytest.raises(DataError, match=r"shard-00002\.npy: the shard is missing \(it holds rows 16-23\)"):
         CachedReference(out)
     # re-running the stage recomputes exactly that shard
     (out / "manifest.json").unlink()
     _score(_args(ref_model_dir, tiny_jsonl, tmp_path, "ref", "cache"))
     assert shard.read_bytes() == data
     assert np.load(shard).shape == (8, 32)
+    # a cache whose meta.json predates the shard list reads by shard_rows; a list that disagrees is refused
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "shards"}))
+    assert CachedReference(out).files == [s["file"] for s in meta["shards"]]
+    (out / "meta.json").write_text(json.dumps({**meta, "shards": meta["shards"][:-1]}))
+    with pytest.raises(DataError, match=r"meta\.json: the shards it lists do not cover rows"):
+        CachedReference(out)

@@ -55,3 +55,20 @@ def test_split_revision(tmp_path):
     odd = tmp_path / "run@3"
     odd.mkdir()
     assert split_revision(str(odd)) == (str(odd), None)  # an existing path is never split
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_safetensors_is_one_line_naming_the_file(tmp_path, tiny_model_dir, damage):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    f = bad / "model.safetensors"
+    data = f.read_bytes()
+    f.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"not a model " * 50, "empty": b""}[damage])
+    with pytest.raises(RemitError) as e:
+        load_model(bad)
+    msg = str(e.value)
+    assert msg.startswith(f"cannot load the weights of model directory {bad}: model.safetensors is truncated or "
+                          f"not a safetensors file")
+    assert "\n" not in msg

@@ -76,6 +76,20 @@ def _make_run(root: Path, models: dict[str, Path], *, remit_better: bool, texts:
         (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (d / "manifest.json").write_text(json.dumps({"stage": st["kind"], "tokens": 10240,
                                                      "config": {"method": {"epsilon": 0.2}}}))
+    # A post-training chain whose stages recorded per-prompt held-out rewards: SFT 30%, GRPO 60%.
+    post = root / "post-vanilla"
+    chain_stages = {}
+    sft_vals = _scores(0.3, 200, 3)
+    grpo_vals = [1.0 if v or i % 7 < 3 else 0.0 for i, v in enumerate(sft_vals)]
+    for name, pre, vals in (("sft", None, sft_vals), ("grpo", sft_vals, grpo_vals)):
+        (post / name).mkdir(parents=True, exist_ok=True)
+        ev = {"pre": None if pre is None else sum(pre) / len(pre), "post": sum(vals) / len(vals), "n": len(vals),
+              "pre_values": pre, "post_values": vals}
+        (post / name / "manifest.json").write_text(json.dumps({"stage": name, "eval": ev,
+                                                                "frac_reward_zero_std": 0.25}))
+        chain_stages[name] = {"out": str(post / name)}
+    (post / "manifest.json").write_text(json.dumps({"stage": "posttrain", "stages": chain_stages}))
+    stages["post-vanilla"] = {"path": "post-vanilla", "kind": "posttrain", "label": "vanilla+post", "wall_s": 0.0}
     manifest = {
         "name": "synthetic", "stages": stages,
         "models": {"pre": str(models["pre"]), "vanilla": str(models["vanilla"]), "remit": str(models["remit"]),

@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 
+HEAD = "Did the RL stage work, and did ReMiT beat vanilla?"
+
 
 def _build(run_dir, **kw):
     from remit.report import build
@@ -20,10 +22,10 @@ def test_full_report(role_models, tiny_texts, tmp_path, make_run):
     run = make_run(tmp_path / "run", role_models, remit_better=True, texts=tiny_texts[:20])
     md, page, summary = _build(run, strict=True, sample_texts=1, probe_texts=4)
     assert "**By accuracy: Yes, remit beat vanilla in this run, significantly." in md
-    v = summary["sections"]["Did ReMiT beat vanilla?"]["remit vs vanilla"]
+    v = summary["sections"][HEAD]["verdict"]["remit vs vanilla"]
     assert v["beat"] and v["significant"] and v["gain"] == pytest.approx(40.0, abs=8) and v["lo"] > 0
     # remit_rl is compared with rl; its model dir is missing but its eval exists
-    assert "remit_rl vs rl" in summary["sections"]["Did ReMiT beat vanilla?"]
+    assert "remit_rl vs rl" in summary["sections"][HEAD]["verdict"]
     results = summary["sections"]["Results"]
     assert results["remit_rl"]["baseline"] == "rl" and results["remit"]["baseline"] == "vanilla"
     for png in ("training_curves", "weights_over_training", "weights_heatmap", "shift", "stage_costs"):
@@ -39,13 +41,18 @@ def test_full_report(role_models, tiny_texts, tmp_path, make_run):
     costs = summary["sections"]["Cost per stage"]
     assert costs["total_wall_s"] == 76.0 and costs["stages"][1]["tokens_per_s"] == pytest.approx(10240 / 20)
     assert "Not available" not in md.split("## Results")[0]
+    rl = summary["sections"][HEAD]["rl_stage"]["vanilla+post"]
+    assert rl["sft"] == pytest.approx(rl["rl"] - rl["gain"]) and rl["gain"] > 0.2 and rl["ci"][0] > 0
+    assert "**The RL stage raised the held-out reward from" in md and "significant." in md
+    guide = summary["sections"]["What the RL reference knows that the SFT model does not"]
+    assert guide["n_tokens"] > 50 and -1 <= guide["corr_weight"] <= 1 and (run / "report" / "guidance.png").is_file()
 
 
 def test_verdict_flips_with_the_numbers(role_models, tiny_texts, tmp_path, make_run):
     run = make_run(tmp_path / "run", role_models, remit_better=False, texts=tiny_texts[:5])
     md, _, summary = _build(run, dynamics=False, heatmap=False)
     assert "**By accuracy: No, remit did not beat vanilla in this run: it is significantly behind." in md
-    v = summary["sections"]["Did ReMiT beat vanilla?"]["remit vs vanilla"]
+    v = summary["sections"][HEAD]["verdict"]["remit vs vanilla"]
     assert not v["beat"] and v["significant"] and v["hi"] < 0
 
 

@@ -25,7 +25,7 @@ def test_passing_program_returns_stdout(isolation):
     r = run_python("import math\nprint(math.factorial(5), input())", stdin="hi\n")
     assert r.ok and r.reason == "ok" and r.returncode == 0
     assert r.stdout == "120 hi\n" and r.stderr == ""
-    assert set(isolation) == {"network", "pid", "filesystem"}
+    assert set(isolation) == {"network", "pid", "filesystem", "procs"}
 
 
 def test_exception_is_an_error_with_the_traceback():
@@ -178,3 +178,51 @@ def test_run_tests_asserts_and_humaneval_check():
     check = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
     assert run_tests(prog, check, entry_point="add").ok
     assert not run_tests("def add(a, b):\n    return a - b\n", check, entry_point="add").ok
+
+
+def _kernel_process_limit(isolation) -> bool:
+    return isolation["procs"].startswith(("pids-cgroup", "rlimit-nproc"))
+
+
+def test_process_limit_holds_without_prelude_even_as_root(isolation):
+    if not _kernel_process_limit(isolation):
+        pytest.skip(f"no kernel process limit here (procs: {isolation['procs']}): running as root without a "
+                    "writable pids cgroup, RLIMIT_NPROC is ignored")
+    from remit.sandbox.diagnose import _FORK_COUNT
+
+    r = run_python(_FORK_COUNT, max_procs=8, python_guards=False, timeout_s=10)
+    forked, err = r.stdout.split()
+    assert err == "EAGAIN" and int(forked) <= 7, r  # the program + 7 children = max_procs
+    if isolation["procs"].startswith("pids-cgroup"):
+        assert int(forked) == 7  # exactly the limit: the cgroup counts this run's processes only
+
+
+def test_fork_bomb_as_root_is_contained_and_leaves_nothing(isolation):
+    if not _kernel_process_limit(isolation):
+        pytest.skip(f"no kernel process limit here (procs: {isolation['procs']})")
+    from remit.sandbox.cgroup import pids_hierarchy
+
+    t0 = time.perf_counter()
+    r = run_python("import os\nprint(os.getcwd(), flush=True)\nwhile True:\n    try:\n        os.fork()\n"
+                   "    except OSError:\n        pass", max_procs=64, python_guards=False, timeout_s=2)
+    assert not r.ok and r.reason in ("timeout", "cpu_limit", "error") and time.perf_counter() - t0 < 6
+    root = r.stdout.split()[0]  # the temp dir is in every sandbox process's command line
+    assert root.startswith("/")
+    time.sleep(0.2)
+    assert _processes_mentioning(root) == []
+    base = pids_hierarchy()
+    if base is not None:
+        assert not list(base.glob(f"remit-sandbox-{os.getpid()}-*"))  # every cgroup removed
+    import subprocess
+
+    assert subprocess.run(["true"]).returncode == 0  # the caller can still start processes
+
+
+def test_diagnose_reports_what_was_measured(isolation):
+    from remit.sandbox import diagnose
+
+    d = diagnose(max_procs=4)
+    assert d["isolation"] == isolation and d["root"] == (os.geteuid() == 0)
+    assert d["process_limit"]["holds"] == _kernel_process_limit(isolation)
+    line = next(x for x in d["guarantees"] if x.startswith("process count:"))
+    assert ("NOT enforced" in line) != d["process_limit"]["holds"]

@@ -38,3 +38,51 @@ def test_file_fingerprint_changes_with_content(tmp_path):
     assert f1 == file_fingerprint(tmp_path)
     (tmp_path / "a").write_text("y")
     assert file_fingerprint(tmp_path) != f1
+
+
+def test_remove_stale_temps_keeps_live_processes_and_finished_checkpoints(tmp_path):
+    import subprocess
+    import sys
+
+    from remit.utils.io import remove_stale_temps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / f".step-00000003.tmp-{dead.pid}").mkdir()
+        (tmp_path / f".step-00000003.tmp-{dead.pid}" / "model.pt").write_bytes(b"x" * 1000)
+        (tmp_path / f".step-00000001.old-{dead.pid}").mkdir()
+        (tmp_path / f".shard-00002.tmp-{dead.pid}.npy").write_bytes(b"x")
+        (tmp_path / f".step-00000004.tmp-{live.pid}").mkdir()
+        (tmp_path / "step-00000002").mkdir()
+        removed = remove_stale_temps(tmp_path)
+        assert sorted(p.name for p in removed) == sorted([f".step-00000003.tmp-{dead.pid}",
+                                                          f".step-00000001.old-{dead.pid}",
+                                                          f".shard-00002.tmp-{dead.pid}.npy"])
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".step-00000004.tmp-{live.pid}", "step-00000002"]
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_atomic_dir_fsyncs_files_and_folder_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    out = tmp_path / "ckpt"
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), out.exists()))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    with atomic_dir(out) as d:
+        (d / "sub").mkdir()
+        (d / "sub" / "w.bin").write_bytes(b"1234")
+        (d / "state.pt").write_bytes(b"5")
+    tmp = str(tmp_path / f".ckpt.tmp-{os.getpid()}")
+    before = [p for p, existed in synced if not existed]
+    assert {tmp + "/sub/w.bin", tmp + "/state.pt", tmp + "/sub", tmp} <= set(before)
+    assert synced[-1] == (str(tmp_path), True)  # the parent, after the rename

@@ -13,10 +13,11 @@ import pytest
 
 from remit.config import load_config
 from remit.errors import ConfigError
-from remit.world import KINDS, WorldConfig, check_answer, extract_answer, generate_world, has_answer_format, make_task
+from remit.world import WorldConfig, check_answer, extract_answer, generate_world, has_answer_format, make_task
 from remit.world.generate import qa_text
 
-SMALL = dict(n_pretrain_docs=200, n_midtrain_docs=100, n_sft=200, n_rl=100, n_eval=50)
+CLASSIC = dict(kinds=["arith", "word", "program", "logic"], direct_frac=0.0)  # the world before `chain`
+SMALL = dict(n_pretrain_docs=200, n_midtrain_docs=100, n_sft=200, n_rl=100, n_eval=50, **CLASSIC)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_split_shapes(small_world):
     assert all(set(r) == {"prompt", "answer", "kind", "solution"} for r in w["eval"])
     assert all(r["solution"].rstrip().endswith(f"The answer is {r['answer']}.") for r in w["eval"])
     for split in ("sft", "rl", "eval"):  # every kind equally represented
-        counts = {k: sum(r["kind"] == k for r in w[split]) for k in KINDS}
+        counts = {k: sum(r["kind"] == k for r in w[split]) for k in CLASSIC["kinds"]}
         assert set(counts.values()) == {len(w[split]) // 4}, (split, counts)
     # midtrain is reasoning-rich, pretrain mostly general text
     frac = {s: sum("Question: " in r["text"] for r in w[s]) / len(w[s]) for s in ("pretrain", "midtrain")}
@@ -157,3 +158,35 @@ def test_stage_writes_files_and_reuses_them(tmp_path):
     stamp = (out / "manifest.json").stat().st_mtime_ns
     assert main(args) == 0 and (out / "manifest.json").stat().st_mtime_ns == stamp  # complete: skipped
     assert main(args[:-1] + ["n_eval=40"]) == 0 and read_manifest(out)["splits"]["eval"]["rows"] == 160
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_chain_steps_and_answer(difficulty):
+    rng = random.Random(30 + difficulty)
+    n_ops = set()
+    for _ in range(300):
+        t = make_task("chain", rng, difficulty)
+        expr = t.prompt.removeprefix("What is ").removesuffix("?")
+        assert str(eval(expr)) == t.answer, t
+        steps = re.findall(r"(\d+) ([-+]) (\d+) = (\d+)\.", t.solution)
+        assert len(steps) == len(re.findall(r" [-+] ", expr)) and steps[-1][3] == t.answer
+        for a, op, b, c in steps:
+            assert eval(f"{a} {op} {b}") == int(c) >= 0 and 1 <= int(b) <= 9, t
+        n_ops.add(len(steps))
+    assert n_ops == set(range(1, difficulty + 2))  # easy items stay in the mix at every difficulty
+
+
+def test_direct_frac_writes_the_answer_alone():
+    w = generate_world(WorldConfig(n_pretrain_docs=300, n_midtrain_docs=0, n_sft=400, n_rl=0, n_eval=50,
+                                   direct_frac=0.6, pretrain_reasoning_frac=1.0))
+    direct = [r["response"] == f"The answer is {r['answer']}." for r in w["sft"]]
+    assert 0.5 < sum(direct) / len(direct) < 0.7
+    assert all(check_answer(r["kind"], r["response"], r["answer"]) for r in w["sft"])
+    docs = "\n".join(r["text"] for r in w["pretrain"])
+    answers = re.findall(r"\nAnswer: (.*)", docs)
+    share = sum(a.startswith("The answer is") for a in answers) / len(answers)
+    assert 0.5 < share < 0.7, share
+    assert all(r["solution"] != f"The answer is {r['answer']}." for r in w["eval"])  # gold stays worked
+    none = generate_world(WorldConfig(n_pretrain_docs=0, n_midtrain_docs=0, n_sft=100, n_rl=0, n_eval=5,
+                                      direct_frac=0.0))
+    assert not any(r["response"].startswith("The answer is") for r in none["sft"])

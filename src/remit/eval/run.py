@@ -23,6 +23,7 @@ from typing import Any
 from remit.config import check_range, save_config, to_dict
 from remit.errors import ConfigError, RemitError
 from remit.utils.io import atomic_dir, atomic_write_json, atomic_write_text, is_complete, write_manifest
+from remit.utils.lock import out_dir_lock
 
 
 @dataclass
@@ -136,9 +137,14 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def run(cfg: EvalConfig) -> Path:
+    out = Path(cfg.out_dir) if cfg.out_dir else _default_out(cfg)
+    with out_dir_lock(out, "eval", create=False):  # one eval per folder at a time
+        return _run(cfg, out)
+
+
+def _run(cfg: EvalConfig, out: Path) -> Path:
     from remit.eval.results import to_markdown
 
-    out = Path(cfg.out_dir) if cfg.out_dir else _default_out(cfg)
     if not cfg.force and is_complete(out, cfg):
         return out
     try:

@@ -10,11 +10,14 @@ final name: :func:`latest` only ever sees complete ones. A checkpoint holds
   ``save_pretrained``,
 * ``state.pt``: step, tokens seen, schedule position, per-rank RNG states and data-iterator states.
 
-The last ``keep`` checkpoints are kept.
+The last ``keep`` checkpoints are kept. Files and folder are fsynced before the rename; a full disk
+(or a file size limit) while saving is a one-line :class:`remit.errors.TrainingError` that names
+the folder and says that the previous checkpoint is intact (the temp folder is removed).
 """
 
 from __future__ import annotations
 
+import errno
 import random
 import re
 import shutil
@@ -24,9 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from remit.utils.io import atomic_dir
+from remit.errors import TrainingError
+from remit.utils.io import atomic_dir, remove_stale_temps
 
-__all__ = ["save_checkpoint", "latest", "load_checkpoint", "rng_state", "set_rng_state", "list_checkpoints"]
+__all__ = ["save_checkpoint", "latest", "load_checkpoint", "rng_state", "set_rng_state", "list_checkpoints",
+           "remove_stale_temps", "write_failure"]
 
 _NAME = re.compile(r"^step-(\d{8})$")
 
@@ -57,13 +62,35 @@ def save_checkpoint(root: str | Path, step: int, model_sd: dict, optim_sd: dict,
     """Write one checkpoint atomically (call on rank 0 only) and prune older ones."""
     root = Path(root)
     path = _dir(root, step)
-    with atomic_dir(path) as tmp:
-        torch.save(model_sd, tmp / "model.pt")
-        torch.save(optim_sd, tmp / "optimizer.pt")
-        torch.save({**state, "step": step}, tmp / "state.pt")
+    prev = latest(root)
+    try:
+        with atomic_dir(path) as tmp:
+            torch.save(model_sd, tmp / "model.pt")
+            torch.save(optim_sd, tmp / "optimizer.pt")
+            torch.save({**state, "step": step}, tmp / "state.pt")
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError ("unexpected pos")
+        keep = f"the previous checkpoint {prev} is intact" if prev else "no earlier checkpoint exists"
+        raise TrainingError(f"saving checkpoint {path} failed: {write_failure(e, root)}; {keep} "
+                            f"(free some space, then resume=true)") from None
     for _, old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def write_failure(e: BaseException, where: Path) -> str:
+    """Why a write failed, in words: a full disk, a file size limit, or the first line of the error."""
+    code = getattr(e, "errno", None)
+    try:
+        free = f"{shutil.disk_usage(where).free / 2**20:,.0f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device ({free})"
+    if code == errno.EFBIG:
+        return f"a file grew past the file size limit ({free})"
+    if isinstance(e, OSError):
+        return f"{e.strerror or e} ({free})"
+    return f"the disk is full or a file size limit was hit ({free})"
 
 
 def load_hf_state(path: str | Path, map_location: str = "cpu") -> dict:

@@ -37,7 +37,9 @@ class ModelSource:
     path: str | None = None
     tokenizer: str | None = None
     tokenizer_vocab_size: int = 512
+    tokenizer_split_digits: bool = False  # one token per digit (what small models need for arithmetic)
     fresh: ModelConfig = field(default_factory=ModelConfig)
+    extrapolate_positions: bool = False  # allow data.seq_len > the model's max_position_embeddings
 
     def validate(self) -> None:
         check_range("model.tokenizer_vocab_size", self.tokenizer_vocab_size, lo=16)
@@ -192,6 +194,11 @@ class TrainConfig:
             check_range("max_steps", self.max_steps, lo=1)
         check_range("checkpoint_every", self.checkpoint_every, lo=0)
         check_range("keep_checkpoints", self.keep_checkpoints, lo=1)
+        if self.model.path is None:  # a fresh model: its window is known now (a loaded one: in setup)
+            from remit.models.compat import check_positions
+
+            check_positions(self.model.fresh, self.data.seq_len, where="model.fresh",
+                            allow=self.model.extrapolate_positions)
 
 
 @dataclass

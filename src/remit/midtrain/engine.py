@@ -36,8 +36,9 @@ from remit.midtrain.distributed import (
     load_full_state,
     no_sync,
 )
-from remit.midtrain.metrics import MetricsLogger, WeightStats, truncate_jsonl
+from remit.midtrain.metrics import MetricsLogger, WeightStats, truncate_logs
 from remit.midtrain.schedule import lr_multiplier
+from remit.utils.lock import out_dir_lock
 
 __all__ = ["Trainer", "train", "NonFiniteLoss", "build_optimizer"]
 
@@ -157,6 +158,9 @@ class Trainer:
 def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | None]:
     out = Path(cfg.out_dir)
     root = out / "checkpoints"
+    if world.is_main:  # what a kill during a save left behind
+        ckpt.remove_stale_temps(root)
+        ckpt.remove_stale_temps(out)
     found = ckpt.latest(root)
     if found is not None and not cfg.resume and not cfg.overwrite:
         raise ConfigError(f"out_dir={out} holds checkpoints of an earlier run ({found.name}): pass resume=true "
@@ -179,13 +183,19 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
     """Run (or resume) a training run and return its output folder (an HF checkpoint).
 
     ``record``: the config saved as config.yaml / in the manifest (default ``cfg``; pre-training passes
-    its PretrainConfig).
+    its PretrainConfig). Rank 0 holds the lock of ``out_dir`` for the whole run: a second run on the
+    same folder fails at once (``remit.utils.lock``).
     """
+    world = init_world(cfg.device)
+    with out_dir_lock(cfg.out_dir, stage, enabled=world.is_main):
+        return _train(cfg, stage, record, world)
+
+
+def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     from remit.config import save_config
     from remit.midtrain.setup import build_run
     from remit.utils.io import is_complete, write_manifest
 
-    world = init_world(cfg.device)
     out = Path(cfg.out_dir)
     key = _key_config(record if record is not None else cfg)
     if is_complete(out, key) and not cfg.overwrite:
@@ -205,9 +215,8 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
         ckpt.set_rng_state(state["rng"][world.rank])
         iterator.load_state_dict(state["data"][world.rank])
         step = int(state["step"])
-        if world.is_main:
-            truncate_jsonl(out / "metrics.jsonl", step)
-    if world.is_main:
+    if world.is_main:  # the logs of a dead run past the checkpoint we continue from (or all, from scratch)
+        truncate_logs(out, step)
         save_config(key, out / "config.yaml")
     logger = MetricsLogger(out, cfg.logging, enabled=world.is_main, total_steps=total_steps, start_step=step,
                            run_config=_as_dict(key))
@@ -263,6 +272,8 @@ def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_p
 
 def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
     """save_pretrained of the policy (and tokenizer) into ``out``; the manifest, written after, marks completion."""
+    from safetensors import SafetensorError
+
     if cfg.parallel == "fsdp" and world.distributed:
         msd, _ = full_state(run.policy, run.optimizer, world)
         state_dict = {k.removeprefix("model."): v for k, v in msd.items()}
@@ -270,9 +281,15 @@ def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
         state_dict = None
     if world.is_main:
         model = run.hf_model
-        if state_dict is not None:
-            model.save_pretrained(out, state_dict=state_dict)
-        else:
-            model.save_pretrained(out)
-        run.tokenizer.save_pretrained(out)
+        try:
+            if state_dict is not None:
+                model.save_pretrained(out, state_dict=state_dict)
+            else:
+                model.save_pretrained(out)
+            run.tokenizer.save_pretrained(out)
+        except (OSError, RuntimeError, SafetensorError) as e:
+            last = ckpt.latest(out / "checkpoints")
+            keep = f"the last checkpoint {last} is intact (resume=true)" if last else "no checkpoint was kept"
+            raise TrainingError(f"writing the final model into {out} failed: {ckpt.write_failure(e, out)}; "
+                                f"{keep}") from None
     barrier(world)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["WeightStats", "MetricsLogger", "truncate_jsonl"]
+__all__ = ["WeightStats", "MetricsLogger", "truncate_jsonl", "truncate_logs"]
 
 
 class WeightStats:
@@ -80,6 +80,21 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
     atomic_write_text(path, "".join(k + "\n" for k in keep))
 
 
+def truncate_logs(out_dir: Path, step: int) -> None:
+    """Cut the logs back to the checkpoint a run continues from (``step`` 0: a fresh start).
+
+    ``metrics.jsonl`` keeps the lines up to ``step``. TensorBoard event files cannot be cut in place:
+    from scratch ``tb/`` is deleted; on resume :class:`MetricsLogger` opens its writer with
+    ``purge_step = step + 1``, TensorBoard's own marker that hides the dead run's later events.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    truncate_jsonl(out_dir / "metrics.jsonl", step)
+    if step == 0:
+        shutil.rmtree(out_dir / "tb", ignore_errors=True)
+
+
 class MetricsLogger:
     """Writes metrics on rank 0; a no-op elsewhere."""
 
@@ -100,7 +115,8 @@ class MetricsLogger:
         if cfg.tensorboard and integrations.has_tensorboard():
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(self.out_dir / "tb"))
+            # Events after the checkpoint, written by a run that died, are purged by TensorBoard.
+            self.tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         if cfg.wandb:
             if not integrations.has_wandb():
                 from remit.errors import ConfigError

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from remit.config import ConfigError
 from remit.midtrain.config import DataConfig
+from remit.utils.lock import locks_out_dir
 
 __all__ = ["PrepareConfig", "run"]
 
@@ -33,6 +34,7 @@ class PrepareConfig:
             raise ConfigError("tokenizer is required: the model's tokenizer (dir or hub id), e.g. tokenizer=MODEL_DIR")
 
 
+@locks_out_dir("out_dir", "prepare-data", create=True)  # one prepare-data per out_dir at a time
 def run(cfg: PrepareConfig) -> Path:
     from remit.data import build_packed
     from remit.models import load_tokenizer

@@ -25,7 +25,8 @@ import torch
 from remit.errors import ConfigError, DataError
 from remit.utils.io import file_fingerprint, fingerprint
 
-__all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "model_fingerprint", "cache_fingerprint", "CACHE_META"]
+__all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "model_fingerprint", "cache_fingerprint", "CACHE_META",
+           "shard_table", "shards_of", "shard_error", "shard_problem"]
 
 CACHE_META = "meta.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -112,14 +113,24 @@ class CachedReference:
         self.shard_rows = int(self.meta["shard_rows"])
         self.num_rows = int(self.meta["num_rows"])
         self._shards: dict[int, np.ndarray] = {}
-        self.files = [s["file"] for s in self.meta["shards"]] if "shards" in self.meta else [
-            f"shard-{k:05d}.npy" for k in range(-(-self.num_rows // self.shard_rows))]
-        for k, name in enumerate(self.files):
-            lo, hi = shard_range(k, self.shard_rows, self.num_rows)
-            problem = shard_problem(self.path / "shards" / name, hi - lo, int(self.meta["seq_len"]))
+        self.shards = shards_of(self.meta)
+        if [s["rows"] for s in self.shards] != [s["rows"] for s in shard_table(self.num_rows, self.shard_rows)]:
+            raise DataError(f"{meta_file}: the shards it lists do not cover rows 0-{self.num_rows - 1} in runs of "
+                            f"shard_rows={self.shard_rows}; re-run `remit score-reference` into a new out_dir")
+        self.files = [s["file"] for s in self.shards]
+        for s in self.shards:  # a cut copy fails here, not mid-run
+            problem = shard_error(self.path, self.meta, s)
             if problem:
-                raise DataError(f"{self.path / 'shards' / name}: {problem} (it holds rows {lo}-{hi - 1}); re-run "
-                                f"`remit score-reference` with the same config to recompute it")
+                raise DataError(problem)
+
+    @classmethod
+    def is_intact(cls, path: str | Path) -> bool:
+        """True if ``path`` is a complete cache whose every shard matches its metadata."""
+        try:
+            cls(path)
+        except DataError:
+            return False
+        return True
 
     def check(self, expected: dict[str, str], what: str = "reference.cache") -> None:
         """Refuse the cache unless every fingerprint part in ``expected`` matches; name the parts that differ."""
@@ -149,21 +160,55 @@ class CachedReference:
         return torch.from_numpy(out).to(batch["labels"].device), None
 
 
-def shard_range(k: int, shard_rows: int, num_rows: int) -> tuple[int, int]:
-    """Rows ``[lo, hi)`` of the packed dataset that shard ``k`` holds."""
-    return k * shard_rows, min((k + 1) * shard_rows, num_rows)
+def shard_table(num_rows: int, shard_rows: int) -> list[dict[str, Any]]:
+    """The shards of a cache as ``meta.json`` lists them: ``{"file": "shard-XXXXX.npy", "rows": [lo, hi]}``.
+
+    Shard ``k`` holds rows ``[k * shard_rows, min((k + 1) * shard_rows, num_rows))`` of the packed data.
+    """
+    return [{"file": f"shard-{k:05d}.npy", "rows": [k * shard_rows, min((k + 1) * shard_rows, num_rows)]}
+            for k in range(-(-num_rows // shard_rows))]
 
 
-def shard_problem(path: Path, rows: int, seq_len: int) -> str | None:
-    """Why a cache shard is unusable (missing, truncated, wrong shape), or None when it is fine."""
+def shards_of(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shards a cache's metadata lists (a cache from before the list: the table of its ``shard_rows``)."""
+    return meta.get("shards") or shard_table(int(meta["num_rows"]), int(meta["shard_rows"]))
+
+
+def shard_error(cache: str | Path, meta: dict[str, Any], shard: dict[str, Any]) -> str | None:
+    """The one-line error for ``shard`` (an entry of ``shards_of(meta)``) of the cache in ``cache``, or None.
+
+    The shard is checked against the metadata: the rows it lists for it, ``seq_len`` and ``dtype``.
+    """
+    lo, hi = shard["rows"]
+    f = Path(cache) / "shards" / shard["file"]
+    problem = shard_problem(f, hi - lo, int(meta["seq_len"]), meta.get("dtype", "float32"))
+    if problem is None:
+        return None
+    return (f"{f}: {problem} (it holds rows {lo}-{hi - 1}); the reference cache {cache} is damaged: re-run "
+            f"`remit score-reference` with the same config (it re-scores missing or damaged shards)")
+
+
+def shard_problem(path: Path, rows: int, seq_len: int, dtype: str) -> str | None:
+    """What is wrong with one cache shard (missing, cut short, wrong shape or dtype), or None.
+
+    Checked against the cache's metadata from the ``.npy`` header and the file size, without reading the data.
+    """
     if not path.is_file():
-        return "missing"
+        return "the shard is missing"
+    size = path.stat().st_size
     try:
-        arr = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as e:
-        return f"truncated or not a .npy file ({e})"
-    if arr.shape != (rows, seq_len):
-        return f"shape {arr.shape}, expected ({rows}, {seq_len})"
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, have = read(f)
+            start = f.tell()
+    except (ValueError, OSError, SyntaxError) as e:
+        return f"not a .npy file ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+    if tuple(shape) != (rows, seq_len) or have != np.dtype(dtype):
+        return f"holds {have} {tuple(shape)}, the metadata says {np.dtype(dtype)} ({rows}, {seq_len})"
+    expected = start + rows * seq_len * np.dtype(dtype).itemsize
+    if size != expected:
+        return f"cut short: {size} bytes, {expected} expected from the metadata"
     return None
 
 

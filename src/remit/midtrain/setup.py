@@ -52,7 +52,8 @@ def load_tokenizer_for(cfg: MidtrainConfig, world: World, out: Path):
     def make():
         if not (tok_dir / "tokenizer.json").is_file():
             texts = [t for s in cfg.data.sources for t in read_texts(s)]
-            train_tokenizer(texts, cfg.model.tokenizer_vocab_size, out_dir=tok_dir)
+            train_tokenizer(texts, cfg.model.tokenizer_vocab_size, out_dir=tok_dir,
+                            split_digits=cfg.model.tokenizer_split_digits)
         return load_tokenizer(tok_dir)
 
     return _first_on_main(world, make)
@@ -80,9 +81,9 @@ def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[
 
 
 def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
-                 want_logits: bool = False):
+                 want_logits: bool = False, cfg: MidtrainConfig | None = None, key: str = "reference.path"):
     from remit.midtrain.reference import OnlineReference
-    from remit.models import check_compatible, load_model
+    from remit.models import check_compatible, check_positions, check_vocab_rows, load_model
     from remit.utils.integrations import default_dtype
 
     vocab_limit = None
@@ -90,6 +91,11 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
         notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
         vocab_limit = len(tokenizer) if notes else None
     model = load_model(path, dtype=default_dtype(world.device), device=world.device)
+    if not check:
+        vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
+    if cfg is not None:
+        check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}",
+                        allow=cfg.model.extrapolate_positions)
     autocast = torch.bfloat16 if world.device.startswith("cuda") else None
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
@@ -105,7 +111,11 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer_for(cfg, world, out)
     if cfg.model.path is not None:
+        from remit.models import check_positions
+
         model = load_model(cfg.model.path, dtype="float32", device=world.device)
+        check_positions(model.config, cfg.data.seq_len, where=f"model.path={cfg.model.path}",
+                        allow=cfg.model.extrapolate_positions)
     else:
         model = cfg.model.fresh.build(tokenizer, seed=cfg.seed).to(world.device)
     model.train()
@@ -119,8 +129,8 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     needs = objective.needs
     if method.name == "miniplm":
         weak = _load_frozen(method.weak_model or cfg.model.path, world, tokenizer, model, ref_cfg.check,
-                            ref_cfg.chunk_size)
-        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size)
+                            ref_cfg.chunk_size, cfg=cfg, key="method.weak_model")
+        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg=cfg)
         keep = miniplm_select(dataset, weak, ref, method.select_ratio, batch_size=cfg.optim.micro_batch_size,
                               device=world.device)
         extra["miniplm"] = {"docs_scored": int(dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
@@ -137,7 +147,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
             if ref_cfg.path is None:
                 raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
             reference = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size,
-                                     want_logits=(needs == "ref_logits"))
+                                     want_logits=(needs == "ref_logits"), cfg=cfg)
         inputs["reference"] = ref_cfg.path
     if method.frozen_base:
         if ref_cfg.base_cache is not None:

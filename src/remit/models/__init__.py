@@ -20,6 +20,8 @@ _EXPORTS = {
     "CHAT_TEMPLATE": "tokenizer",
     "SPECIAL_TOKENS": "tokenizer",
     "check_compatible": "compat",
+    "check_positions": "compat",
+    "check_vocab_rows": "compat",
 }
 
 __all__ = sorted(_EXPORTS)

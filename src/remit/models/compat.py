@@ -88,3 +88,38 @@ def check_compatible(policy: Any, reference: Any) -> list[str]:
                      f"reference '{r.name}' {r.embedding_rows}, tokenizer {n_tok}; log-probs use the first "
                      f"{n_tok} rows of each")
     return notes
+
+
+def check_positions(config: Any, seq_len: int, *, where: str, allow: bool,
+                    option: str = "model.extrapolate_positions") -> str | None:
+    """Refuse rows longer than the model's ``max_position_embeddings`` unless ``allow`` (then a note).
+
+    Rotary models run past that length without an error, on positions they never saw: silently
+    different from what the user asked for, so it needs an explicit ``option``.
+    """
+    from remit.errors import ConfigError
+
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or seq_len <= limit:
+        return None
+    if not allow:
+        raise ConfigError(f"data.seq_len={seq_len} is longer than the max_position_embeddings={limit} of {where}: "
+                          f"lower data.seq_len to <= {limit}, or set {option}=true to train on positions the "
+                          f"model has not seen (they will extrapolate)")
+    return f"data.seq_len={seq_len} > max_position_embeddings={limit} of {where}: positions extrapolate ({option})"
+
+
+def check_vocab_rows(model: Any, tokenizer: Any, where: str) -> int | None:
+    """Without ``check_compatible``: the frozen model must still score every token id of the tokenizer.
+
+    Returns the ``vocab_limit`` to score with (``len(tokenizer)`` when the output layer is larger, as
+    for padded embeddings), or raises naming the sizes instead of an ``IndexError`` mid-run.
+    """
+    rows = model.get_output_embeddings().weight.shape[0]
+    n = len(tokenizer)
+    if rows < n:
+        raise IncompatibleModelsError(
+            f"{where} has {rows} output rows but the tokenizer has {n} tokens: token ids >= {rows} cannot be "
+            f"scored. reference.check=false skips the tokenizer comparison, not this: use a model with the "
+            f"policy's vocabulary")
+    return n if rows != n else None

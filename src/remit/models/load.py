@@ -88,9 +88,15 @@ def load_model(name_or_path: str | Path, *, dtype=None, device: str | None = Non
     except (OSError, ValueError, KeyError) as e:
         raise RemitError(f"cannot read the config of {where}: {_first_line(e)}") from None
     _check_causal_lm(config, where)
+    from safetensors import SafetensorError
+
     try:
         with _no_loading_bar() if local else contextlib.nullcontext():  # hub ids keep their download bars
             model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, revision=revision)
+    except SafetensorError as e:  # a truncated copy or a file that is not safetensors at all
+        files = ", ".join(sorted(p.name for p in Path(name).expanduser().glob("*.safetensors"))) if local else ""
+        raise RemitError(f"cannot load the weights of {where}: {files or 'a .safetensors file'} is truncated or "
+                         f"not a safetensors file ({_first_line(e)}); copy or save the checkpoint again") from None
     except (OSError, ValueError, RuntimeError) as e:
         raise RemitError(f"cannot load the weights of {where}: {_first_line(e)}") from None
     return model.to(device).eval()

@@ -37,8 +37,11 @@ CHAT_TEMPLATE = (
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, *, out_dir: str | Path | None = None,
-                    model_max_length: int = 2048):
+                    model_max_length: int = 2048, split_digits: bool = False):
     """Byte-level BPE trained on ``texts``; deterministic for the same texts and vocab size.
+
+    ``split_digits`` makes every digit its own token (as the Llama and Qwen tokenizers do), which
+    small models need to learn arithmetic digit by digit.
 
     Returns a ``PreTrainedTokenizerFast`` with bos/eos/pad, chat tokens and the chat template;
     saved with ``save_pretrained`` into ``out_dir`` when given.
@@ -56,7 +59,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, out_dir: str | Pat
         raise ConfigError("train_tokenizer: no texts given")
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                         if split_digits else byte_level)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

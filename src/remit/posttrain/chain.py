@@ -26,6 +26,7 @@ from remit.posttrain.dpo import DPOStageConfig
 from remit.posttrain.grpo import GRPOStageConfig
 from remit.posttrain.sft import SFTStageConfig
 from remit.utils.io import is_complete, read_manifest, write_manifest
+from remit.utils.lock import locks_out_dir
 
 STAGES = ("sft", "dpo", "grpo")
 
@@ -89,6 +90,7 @@ def stage_configs(cfg: PosttrainConfig) -> list[tuple[str, Any]]:
     return out
 
 
+@locks_out_dir("out", "posttrain", create=True)
 def run(cfg: PosttrainConfig) -> Path:
     from remit.posttrain import dpo, grpo, sft
 

@@ -204,24 +204,28 @@ def eval_settings(cfg: StageConfig) -> dict[str, Any]:
     return {"data": e.data, "n": e.n, "max_new_tokens": e.max_new_tokens, "rewards": list(e.rewards)}
 
 
-def evaluate_in_memory(model, tokenizer, cfg: StageConfig) -> float:
+def evaluate_in_memory(model, tokenizer, cfg: StageConfig) -> list[float]:
+    """The held-out reward of every evaluated prompt (greedy), in file order."""
     from remit.posttrain.data import RL_FIELDS, read_rows
     from remit.posttrain.generate import evaluate_rows
 
     rows = read_rows(cfg.eval.data, required=RL_FIELDS, limit=cfg.eval.n)
-    values = evaluate_rows(model, tokenizer, rows, list(cfg.eval.rewards), max_new_tokens=cfg.eval.max_new_tokens,
-                           batch_size=cfg.eval.batch_size)
+    return [float(v) for v in evaluate_rows(model, tokenizer, rows, list(cfg.eval.rewards),
+                                            max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)]
+
+
+def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def reward_before(model, tokenizer, cfg: StageConfig) -> float | None:
-    """Held-out reward of the input model: reused from its manifest when measured the same way."""
+def reward_before(model, tokenizer, cfg: StageConfig) -> list[float] | None:
+    """Held-out rewards of the input model: reused from its manifest when measured the same way."""
     if not cfg.eval.enabled():
         return None
     up = read_manifest(cfg.model) if Path(cfg.model).is_dir() else None
     prev = (up or {}).get("eval") or {}
-    if prev.get("settings") == eval_settings(cfg) and prev.get("post") is not None:
-        return float(prev["post"])
+    if prev.get("settings") == eval_settings(cfg) and prev.get("post_values") is not None:
+        return [float(v) for v in prev["post_values"]]
     return evaluate_in_memory(model, tokenizer, cfg)
 
 
@@ -246,7 +250,7 @@ def train(trainer, tmp: Path, stage: str) -> list[dict[str, Any]]:
 
 
 def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], model, tokenizer,
-           log_history: list[dict[str, Any]] | None = None, *, pre: float | None = None,
+           log_history: list[dict[str, Any]] | None = None, *, pre: list[float] | None = None,
            started: float | None = None, **extra: Any) -> dict[str, Any]:
     """Write the checkpoint, config, metrics and manifest of a stage into ``tmp`` (its atomic_dir)."""
     post = evaluate_in_memory(model, tokenizer, cfg) if cfg.eval.enabled() else None
@@ -266,9 +270,11 @@ def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], mode
         **extra,
     }
     if post is not None:
-        info["eval"] = {"settings": eval_settings(cfg), "pre": pre, "post": post}
-        say(stage, f"held-out reward ({', '.join(cfg.eval.rewards)}, n={cfg.eval.n}): "
-                   f"{'' if pre is None else f'{pre:.3f} -> '}{post:.3f}")
+        # Per-prompt values (same prompts, same order) let reports pair the models prompt by prompt.
+        info["eval"] = {"settings": eval_settings(cfg), "pre": None if pre is None else _mean(pre),
+                        "post": _mean(post), "n": len(post), "pre_values": pre, "post_values": post}
+        say(stage, f"held-out reward ({', '.join(cfg.eval.rewards)}, n={len(post)}): "
+                   f"{'' if pre is None else f'{_mean(pre):.3f} -> '}{_mean(post):.3f}")
     write_manifest(tmp, stage, cfg, inputs=inputs, **info)
     return info
 

@@ -35,6 +35,7 @@ from remit.posttrain.common import (
     trl_args,
 )
 from remit.utils.io import atomic_dir
+from remit.utils.lock import locks_out_dir
 
 STAGE = "dpo"
 
@@ -137,6 +138,7 @@ def pair_dataset(pairs: list[dict[str, Any]]):
     } for p in pairs])
 
 
+@locks_out_dir("out", STAGE)
 def run(cfg: DPOStageConfig) -> Path:
     inputs = begin(cfg, STAGE)
     out = Path(cfg.out)

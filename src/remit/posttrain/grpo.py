@@ -38,6 +38,7 @@ from remit.posttrain.common import (
     trl_args,
 )
 from remit.utils.io import atomic_dir
+from remit.utils.lock import locks_out_dir
 
 STAGE = "grpo"
 
@@ -87,6 +88,7 @@ def _vllm(cfg: GRPOStageConfig, device: str) -> bool:
     return cfg.use_vllm
 
 
+@locks_out_dir("out", STAGE)
 def run(cfg: GRPOStageConfig) -> Path:
     inputs = begin(cfg, STAGE)
     out = Path(cfg.out)

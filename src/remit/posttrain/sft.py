@@ -26,6 +26,7 @@ from remit.posttrain.common import (
     trl_args,
 )
 from remit.utils.io import atomic_dir
+from remit.utils.lock import locks_out_dir
 
 STAGE = "sft"
 
@@ -38,6 +39,7 @@ class SFTStageConfig(StageConfig):
     assistant_only_loss: bool = True
 
 
+@locks_out_dir("out", STAGE)
 def run(cfg: SFTStageConfig) -> Path:
     inputs = begin(cfg, STAGE)
     out = Path(cfg.out)

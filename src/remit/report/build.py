@@ -37,7 +37,7 @@ from pathlib import Path
 
 from remit.config import check_range, save_config
 from remit.errors import ConfigError, RemitError
-from remit.report import sections
+from remit.report import guidance, rl_stage, sections
 from remit.report.render import render_html, render_md
 from remit.utils.io import atomic_write_json, atomic_write_text, read_manifest, write_manifest
 
@@ -47,6 +47,8 @@ class ReportConfig:
     run_dir: str = ""
     dynamics: bool = True           # the checkpoint-distance figure (loads up to 5 models)
     heatmap: bool = True            # the token heat-map (loads 2 models)
+    guidance: bool = True           # RL vs SFT reference weights on the mid-training text (loads 3 models)
+    guidance_texts: int = 64        # mid-training documents scored for it
     sample_text_file: str | None = None  # default: data.midtrain of the manifest
     sample_texts: int = 2
     probe_file: str | None = None   # default: data.probe, else data.midtrain
@@ -65,7 +67,7 @@ class ReportConfig:
         if not self.run_dir:
             raise ConfigError("run_dir is required (remit report run_dir=runs/<name>)")
         check_range("confidence", self.confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-        for k in ("sample_texts", "probe_texts", "batch_size", "n_boot"):
+        for k in ("sample_texts", "probe_texts", "batch_size", "n_boot", "guidance_texts"):
             check_range(k, getattr(self, k), 1)
         check_range("max_length", self.max_length, 2)
 
@@ -227,11 +229,12 @@ def _discover(root: Path) -> dict:
 
 
 SECTIONS = [
-    ("Did ReMiT beat vanilla?", sections.verdict_section),
+    ("Did the RL stage work, and did ReMiT beat vanilla?", rl_stage.headline_section),
     ("Results", sections.results_section),
     ("Mid-training curves", sections.curves_section),
     ("Token weights during training", sections.weights_section),
     ("Which tokens does the RL model push up?", sections.heatmap_section),
+    ("What the RL reference knows that the SFT model does not", guidance.guidance_section),
     ("Training dynamics: distance to the RL model", sections.dynamics_section),
     ("Cost per stage", sections.cost_section),
 ]

@@ -97,7 +97,8 @@ def results_section(run, cfg, out):
                               for t in f[fam]["tasks"]))
     metric = {(fam, t): next(iter(f[fam]["tasks"][t])) for f in split.values() for fam, t in cols
               if fam in f and t in f[fam]["tasks"]}
-    header = ["model", "vs"] + [f"{t} ({metric[c]})" for c in cols for (_, t) in [c]] + ["avg gain [CI]"]
+    header = ["model", "vs"] + [f"{t} ({metric[c]}{', lower is better' if tables.lower_is_better(metric[c]) else ''})"
+                                for c in cols for (_, t) in [c]] + ["avg gain [CI] (+ = better)"]
     rows, numbers = [], {}
     for label in list(run.evals):
         res = split.get(label)
@@ -116,9 +117,7 @@ def results_section(run, cfg, out):
                 deltas.setdefault(fam, []).append(d)
             cells.append(tables.fmt_cell(d, tables.task_value(mine, t) if mine else None))
         avgs = {fam: tables.average_gain(ds, confidence=cfg.confidence) for fam, ds in deltas.items()}
-        avg_cell = "; ".join(f"{fam} {a['gain']:+.2f}" + ("" if math.isnan(a["lo"]) else
-                                                          f" [{a['lo']:+.2f}, {a['hi']:+.2f}]")
-                             for fam, a in avgs.items() if a)
+        avg_cell = "; ".join(_avg_cell(fam, a) for fam, a in avgs.items() if a)
         rows.append([label, base_label if base is not None else "", *cells, avg_cell])
         numbers[label] = {"baseline": base_label if base is not None else None,
                           "tasks": {f"{t} ({metric[(fam, t)]})": tables.task_value(res[fam], t)
@@ -126,11 +125,21 @@ def results_section(run, cfg, out):
                           "deltas": {f"{d.task} ({d.metric})": {"delta": d.delta, "lo": d.lo, "hi": d.hi, "p": d.p}
                                      for ds in deltas.values() for d in ds},
                           "avg": avgs}
-    note = ("Cells: score (delta vs the model in column 'vs' [CI]); * = the CI excludes 0. Accuracies in points "
+    note = ("Cells: score (delta vs the model in column 'vs' [CI]); * = the CI excludes 0. A negative bpb delta "
+            "is an improvement; the average gain has its sign flipped for bpb, so + is better everywhere in that "
+            "column. Accuracies in points "
             "(x100); bpb = bits per byte of the gold solution (lower is better); margin = log p(correct option) - "
             "max log p(wrong option). The average gain is per metric family. Paired bootstrap over per-example "
             "values where both have them, else a normal approximation from the two standard errors.")
     return [("table", header, rows), ("p", note)], numbers
+
+
+def _avg_cell(fam: str, a: dict) -> str:
+    f = tables.num_format([a["gain"], a["lo"], a["hi"]])
+    if math.isnan(a["lo"]):
+        return f"{fam} {a['gain']:{f}}"
+    star = "*" if a["lo"] > 0 or a["hi"] < 0 else ""
+    return f"{fam} {a['gain']:{f}} [{a['lo']:{f}}, {a['hi']:{f}}]{star}"
 
 
 def _midtrain_stages(run) -> dict[str, dict]:

@@ -75,6 +75,7 @@ class Delta:
     n: int | None
     paired: bool
     gain_draws: np.ndarray | None = None  # bootstrap draws of the gain, for the average over tasks
+    se: float | None = None  # normal approximation: standard error of the delta (then lo/hi = delta -/+ z se)
 
     @property
     def significant(self) -> bool:
@@ -128,7 +129,7 @@ def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: 
         z = NormalDist().inv_cdf(0.5 + confidence / 2)
         p = 2 * (1 - NormalDist().cdf(abs(d) / se)) if se > 0 else (0.0 if d else 1.0)
         draws = sign * np.random.default_rng(seed).normal(d, se, size=n_boot) if se > 0 else None
-        return Delta(task, metric, va * k, vb * k, d, d - z * se, d + z * se, p, None, False, draws)
+        return Delta(task, metric, va * k, vb * k, d, d - z * se, d + z * se, p, None, False, draws, se)
     return Delta(task, metric, va * k, vb * k, d, float("nan"), float("nan"), None, None, False, None)
 
 
@@ -139,7 +140,17 @@ def average_gain(deltas: list[Delta], *, confidence: float = 0.95) -> dict | Non
     gains = [(-d.delta if lower_is_better(d.metric) else d.delta) for d in deltas]
     out = {"gain": float(np.mean(gains)), "n_tasks": len(deltas), "lo": float("nan"), "hi": float("nan"), "p": None}
     draws = [d.gain_draws for d in deltas]
-    if all(x is not None for x in draws):
+    if all(d.se is not None and d.se > 0 for d in deltas):
+        # Normal approximations only: the exact CI of the mean, so that one task's verdict and its table
+        # cell (d -/+ z se) agree instead of differing by the noise of random draws.
+        from statistics import NormalDist
+
+        se = math.sqrt(sum(d.se ** 2 for d in deltas)) / len(deltas)
+        z = NormalDist().inv_cdf(0.5 + confidence / 2)
+        g = out["gain"]
+        out["lo"], out["hi"] = g - z * se, g + z * se
+        out["p"] = 2 * (1 - NormalDist().cdf(abs(g) / se))
+    elif all(x is not None for x in draws):
         n = min(len(x) for x in draws)
         mean_draws = np.mean([x[:n] for x in draws], axis=0)
         q = (1 - confidence) / 2
@@ -165,12 +176,21 @@ def verdict(name: str, base_name: str, avg: dict | None, deltas: list[Delta], *,
     g, lo, hi, p = avg["gain"], avg["lo"], avg["hi"], avg["p"]
     has_ci = not (math.isnan(lo) or math.isnan(hi))
     sig = has_ci and (lo > 0 or hi < 0)
-    ci = f"{int(confidence * 100)}% CI [{lo:+.2f}, {hi:+.2f}]" + (f", {fmt_p(p, n_boot)}" if p is not None else "") \
+    f = num_format([g, lo, hi])
+    ci = f"{int(confidence * 100)}% CI [{lo:{f}}, {hi:{f}}]" + (f", {fmt_p(p, n_boot)}" if p is not None else "") \
         if has_ci else "no confidence interval available"
     wins = sum(1 for d in deltas if d.significant and (d.delta < 0) == lower_is_better(d.metric))
     losses = sum(1 for d in deltas if d.significant and (d.delta < 0) != lower_is_better(d.metric))
     tasks = f"significant per-task wins/losses: {wins}/{losses} of {len(deltas)} tasks"
-    body = f"{name} vs {base_name}: average gain {g:+.2f} over {avg['n_tasks']} task(s) ({ci}); {tasks}."
+    metrics = sorted({d.metric for d in deltas})
+    lower = ""
+    if deltas and all(lower_is_better(m) for m in metrics):  # say it in the metric's own direction
+        lower = (f" ({'/'.join(metrics)}: lower is better; {name}'s is {abs(g):{f.lstrip('+')}} "
+                 f"{'lower' if g > 0 else 'higher' if g < 0 else 'the same'} on average)")
+    body = f"{name} vs {base_name}: average gain {g:{f}}{lower} over {avg['n_tasks']} task(s) ({ci}); {tasks}."
+    if not has_ci:
+        where = "ahead of" if g > 0 else "behind" if g < 0 else "level with"
+        return f"Unknown significance: {name} is {where} {base_name}, without a confidence interval. {body}"
     if g > 0 and sig:
         return f"Yes, {name} beat {base_name} in this run, significantly. {body}"
     if g > 0:
@@ -180,13 +200,22 @@ def verdict(name: str, base_name: str, avg: dict | None, deltas: list[Delta], *,
     return f"No, {name} did not beat {base_name} in this run (the difference is not significant). {body}"
 
 
+def num_format(values: list[float]) -> str:
+    """``+.2f``, or ``+.3f`` / ``+.4f`` when every value is small (bpb differences of a few thousandths)."""
+    finite = [abs(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    top = max(finite, default=1.0)
+    return "+.2f" if top >= 0.5 else "+.3f" if top >= 0.05 else "+.4f"
+
+
 def fmt_cell(d: Delta | None, value: float | None) -> str:
     if d is None:
         return "—" if value is None else f"{value:.2f}"
+    f = num_format([d.delta, d.lo, d.hi])
+    v = f"{d.value:{f.lstrip('+')}}"
     if math.isnan(d.lo):
-        return f"{d.value:.2f} ({d.delta:+.2f})"
+        return f"{v} ({d.delta:{f}})"
     star = "*" if d.significant else ""
-    return f"{d.value:.2f} ({d.delta:+.2f} [{d.lo:+.2f}, {d.hi:+.2f}]{star})"
+    return f"{v} ({d.delta:{f}} [{d.lo:{f}}, {d.hi:{f}}]{star})"
 
 
 def task_value(res: dict, task: str) -> float | None:

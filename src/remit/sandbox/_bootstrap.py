@@ -1,8 +1,11 @@
 """Runs INSIDE the sandboxed interpreter (``python -I -S -c <this file> <json>``), before the program.
 
 Not imported by remit: :mod:`remit.sandbox.runner` reads this file's text. In order it:
+0. joins the pids cgroup the caller made (``remit.sandbox.cgroup``), so that every process and
+   thread it or the program starts counts against ``pids.max``, root included;
 1. enters new network, PID and mount namespaces when the kernel allows it (root or a user
-   namespace), remounts every filesystem read-only except the temp working directory;
+   namespace), remounts every filesystem read-only except the temp working directory (the
+   cgroup filesystems included: the program cannot raise its own limit or leave its cgroup);
 2. reports what applied on the status pipe, then (with a PID namespace) forks so that the
    program runs as PID 1 of the namespace: when it dies every process it made dies;
 3. sets rlimits (CPU, address space, file size, open files, core; processes when not root);
@@ -17,7 +20,7 @@ import sys
 
 CFG = json.loads(sys.argv[1])
 ROOT = os.path.realpath(CFG["root"])
-STATUS = {"network": "python-guard", "pid": "none", "filesystem": "python-guard"}
+STATUS = {"network": "python-guard", "pid": "none", "filesystem": "python-guard", "procs": "none"}
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
@@ -61,7 +64,7 @@ def _readonly_mounts(libc):
         points = [line.split()[4].replace("\\040", " ") for line in f]
     failed = 0
     for mp in points:
-        if mp == ROOT or mp.startswith("/proc") or mp.startswith("/sys"):
+        if mp == ROOT or mp.startswith("/proc") or (mp.startswith("/sys") and not mp.startswith("/sys/fs/cgroup")):
             continue
         # Keep the mount's other flags (nosuid/nodev/noexec): the kernel refuses to drop locked ones.
         st = os.statvfs(mp) if os.path.exists(mp) else None
@@ -236,7 +239,24 @@ def _run_program():
         sys.exit(EXIT_MEMORY)
 
 
+def _join_cgroup():
+    """Move this process into the caller's pids cgroup before anything else runs."""
+    path = CFG.get("cgroup_procs")
+    if path:
+        try:
+            with open(path, "w") as f:
+                f.write(str(os.getpid()))
+            STATUS["procs"] = "pids-cgroup"
+        except OSError:
+            pass
+    if STATUS["procs"] == "none" and os.getuid() != 0:
+        STATUS["procs"] = "rlimit-nproc"  # set in _rlimits; root ignores it
+    if CFG["python_guards"] and not CFG["allow_procs"]:
+        STATUS["procs"] += "+python-guard"
+
+
 def main():
+    _join_cgroup()
     libc = None
     if CFG.get("namespaces", True) and sys.platform.startswith("linux"):
         try:

@@ -12,6 +12,9 @@ The code never runs in the calling process. What is enforced, and by whom:
   environment (PATH, LANG, LC_ALL, HOME/TMPDIR = the temp dir); ``python -I -S``.
 - by the kernel, always: RLIMIT_CPU, RLIMIT_AS (memory), RLIMIT_FSIZE, RLIMIT_NOFILE,
   RLIMIT_CORE=0, and RLIMIT_NPROC when not running as root (root ignores it).
+- by the kernel, where a pids cgroup can be created (``remit.sandbox.cgroup``; typically as
+  root, in containers and on GPU boxes): at most ``max_procs`` processes and threads for the
+  program and everything it starts, root included (a fork bomb gets EAGAIN), all killed at the end.
 - by the kernel, where ``unshare`` is permitted (root or user namespaces; see
   ``SandboxResult.isolation``): a new network namespace (no interface but a down loopback:
   nothing can be reached), a PID namespace whose init is the program (when it dies, or its
@@ -55,7 +58,7 @@ class SandboxResult:
     stdout: str
     stderr: str
     elapsed_s: float
-    isolation: dict[str, str] = field(default_factory=dict)  # which layer enforced network/pid/filesystem limits
+    isolation: dict[str, str] = field(default_factory=dict)  # which layer enforced network/pid/filesystem/procs
 
     @property
     def detail(self) -> str:
@@ -92,14 +95,19 @@ def run_python(code: str, *, stdin: str | None = None, timeout_s: float = 5.0, c
     """Run ``code`` as ``main.py`` in a contained child interpreter; never raises for bad code.
 
     ``cpu_s`` defaults to ``ceil(timeout_s)``; ``max_procs`` <= 1 forbids starting processes
-    (fork storms), larger values allow them (bounded by RLIMIT_NPROC when not root, and by the
-    PID namespace and process-group kill at the end). ``namespaces=False`` skips ``unshare``;
+    (fork storms), larger values allow them: at most ``max_procs`` processes and threads, the
+    program included, with a pids cgroup (any user, root included), else by RLIMIT_NPROC when not
+    root; every one is killed at the end (PID namespace, process group, cgroup). ``namespaces=False`` skips ``unshare``;
     ``python_guards=False`` skips the Python prelude (to test the kernel layers on their own).
     """
+    from remit.sandbox.cgroup import PidsCgroup
+
     t0 = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="remit-sandbox-")
     status_r, status_w = os.pipe()
     proc = None
+    # + 1: the bootstrap that relays the exit status of the program (PID 1 of its namespace)
+    cgroup = PidsCgroup.create(max(1, int(max_procs)) + 1)
     try:
         Path(tmp, "main.py").write_text(code, encoding="utf-8")
         stdin_path = Path(tmp, ".stdin")
@@ -107,7 +115,8 @@ def run_python(code: str, *, stdin: str | None = None, timeout_s: float = 5.0, c
         cfg = {"root": tmp, "status_fd": status_w, "cpu_s": int(cpu_s or max(1, -(-timeout_s // 1))),
                "memory_bytes": int(memory_mb) << 20, "file_bytes": int(max_file_mb) << 20,
                "nproc": max(1, int(max_procs)), "allow_procs": max_procs > 1, "namespaces": namespaces,
-               "readonly_fs": readonly_fs, "python_guards": python_guards}
+               "readonly_fs": readonly_fs, "python_guards": python_guards,
+               "cgroup_procs": cgroup.procs_file if cgroup is not None else None}
         with open(stdin_path, "rb") as fin:
             proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(cfg)], cwd=tmp,
                                     env=_env(tmp), stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -125,6 +134,8 @@ def run_python(code: str, *, stdin: str | None = None, timeout_s: float = 5.0, c
         if proc is not None and proc.returncode is None:
             _kill_group(proc.pid)
             proc.wait()
+        if cgroup is not None:  # processes that left the process group (setsid) die here
+            cgroup.close()
         for fd in (status_r, status_w):
             if fd >= 0:
                 try:

@@ -1,7 +1,8 @@
 """Atomic file/directory writes, manifests and fingerprints shared by every stage.
 
-A stage writes its output into ``<dir>.tmp-<pid>`` and renames it into place, so a
-crash never leaves a half-written checkpoint under the final name. ``manifest.json``
+A stage writes its output into ``.<dir>.tmp-<pid>``, fsyncs every file and the folder, and renames
+it into place, so neither a crash nor a power loss leaves a half-written checkpoint under the final
+name; ``remove_stale_temps`` deletes the temp folders a killed process left behind. ``manifest.json``
 records what a stage produced, from what, with which config; ``is_complete`` lets a
 stage (or the flywheel) skip work that is already done with the same config.
 """
@@ -12,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -53,6 +55,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        fsync_tree(tmp)  # the data is on disk before the rename makes it visible
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -63,6 +66,49 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file under ``root``, then every folder (deepest first), ``root`` included."""
+    dirs = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirs += [Path(dirpath) / d for d in dirnames]
+        for name in filenames:
+            fd = os.open(Path(dirpath) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        _fsync_dir(d)
+
+
+_TEMP = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temps(root: str | Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` entries of ``root`` left by dead processes.
+
+    Call it at the start of a run, holding the folder's lock (``remit.utils.lock``): an entry of this
+    very pid is then a leftover too (a container's pid 1 killed and restarted gets the same pid).
+    Returns what was removed.
+    """
+    from remit.utils.lock import pid_alive
+
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    for p in root.iterdir():
+        m = _TEMP.match(p.name)
+        if not m or (pid_alive(int(m.group(1))) and int(m.group(1)) != os.getpid()):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,7 +1,8 @@
 """Build every split of the embedded world from one seed (pure Python, deterministic).
 
 Splits: ``pretrain`` and ``midtrain`` (``{"text"}`` documents), ``sft`` (``{"prompt", "response",
-"kind", "answer"}``), ``rl`` (``{"prompt", "answer", "kind"}``) and ``eval`` (the same plus the worked
+"kind", "answer"}``; a share ``direct_frac`` of the solutions in these three splits is the
+answer alone, the rest worked step by step), ``rl`` (``{"prompt", "answer", "kind"}``) and ``eval`` (the same plus the worked
 ``"solution"``, scored for bits per byte). Held-out ``eval``
 prompts are drawn first; no training split (including the worked solutions inside the
 pretrain/midtrain text) ever contains one of them.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from remit.world.tasks import Task, make_task
+from remit.world.tasks import Task, final_line, make_task
 from remit.world.text import general_doc
 
 if TYPE_CHECKING:
@@ -30,9 +31,16 @@ def _rng(seed: int, name: str) -> random.Random:
     return random.Random(f"remit-world/{seed}/{name}")
 
 
-def qa_text(task: Task) -> str:
-    """How a worked solution appears inside pretrain/midtrain documents."""
-    return f"Question: {task.prompt}\nAnswer: {task.solution}"
+def qa_text(task: Task, solution: str | None = None) -> str:
+    """How a solved task appears inside pretrain/midtrain documents."""
+    return f"Question: {task.prompt}\nAnswer: {task.solution if solution is None else solution}"
+
+
+def written(task: Task, rng: random.Random, direct_frac: float) -> str:
+    """The solution as the training data shows it: worked, or (with probability ``direct_frac``) the
+    answer alone. Real corpora and instruction sets mix both; which one a model picks when it answers
+    is what post-training can change (docs/world.md)."""
+    return final_line(task.answer) if direct_frac > 0 and rng.random() < direct_frac else task.solution
 
 
 class _TaskSource:
@@ -70,18 +78,19 @@ def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
     return out
 
 
-def _reasoning_doc(src: _TaskSource, n: int) -> str:
-    return "\n\n".join(qa_text(src.draw()) for _ in range(n))
+def _reasoning_doc(src: _TaskSource, n: int, style: random.Random, direct_frac: float) -> str:
+    return "\n\n".join(qa_text(t, written(t, style, direct_frac)) for t in (src.draw() for _ in range(n)))
 
 
 def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_range: tuple[int, int],
           forbidden: set[str]) -> list[dict[str, str]]:
     rng = _rng(cfg.seed, name)
     src = _TaskSource(_rng(cfg.seed, name + "/tasks"), list(cfg.kinds), cfg.difficulty, forbidden)
+    style = _rng(cfg.seed, name + "/style")
     docs = []
     for _ in range(n_docs):
         if cfg.kinds and rng.random() < reasoning_frac:
-            text = _reasoning_doc(src, rng.randint(*qa_range))
+            text = _reasoning_doc(src, rng.randint(*qa_range), style, cfg.direct_frac)
         else:
             text = general_doc(rng, cfg.general_doc_chars)
         docs.append({"text": text})
@@ -97,14 +106,16 @@ def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, A
     eval_rows = held_out(cfg)
     forbidden = {r["prompt"] for r in eval_rows}
     world: dict[str, list[dict[str, Any]]] = {"eval": eval_rows}
-    world["pretrain"] = _docs(cfg, "pretrain", cfg.n_pretrain_docs, cfg.pretrain_reasoning_frac, (2, 4), forbidden)
-    world["midtrain"] = _docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac, (3, 6),
-                              forbidden)
+    world["pretrain"] = _docs(cfg, "pretrain", cfg.n_pretrain_docs, cfg.pretrain_reasoning_frac,
+                              tuple(cfg.qa_per_doc), forbidden)
+    world["midtrain"] = _docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac,
+                              tuple(cfg.qa_per_doc_midtrain), forbidden)
     kinds = list(cfg.kinds)
     sft_src = _TaskSource(_rng(cfg.seed, "sft"), kinds, cfg.difficulty, forbidden)
     # Kinds are cycled so every kind gets the same share of SFT and RL prompts.
+    style = _rng(cfg.seed, "sft/style")
     world["sft"] = [
-        {"prompt": t.prompt, "response": t.solution, "kind": t.kind, "answer": t.answer}
+        {"prompt": t.prompt, "response": written(t, style, cfg.direct_frac), "kind": t.kind, "answer": t.answer}
         for t in (sft_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_sft if kinds else 0))
     ]
     rl_src = _TaskSource(_rng(cfg.seed, "rl"), kinds, cfg.difficulty, forbidden)

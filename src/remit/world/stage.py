@@ -32,9 +32,12 @@ class WorldConfig:
     n_rl: int = 2000
     n_eval: int = 200  # per kind
     difficulty: int = 1  # 1 (small numbers, 1-2 steps) .. 3 (larger numbers, more steps)
-    kinds: list[str] = field(default_factory=lambda: list(KINDS))
-    pretrain_reasoning_frac: float = 0.1  # share of pretrain documents that are worked solutions
+    kinds: list[str] = field(default_factory=lambda: ["chain"])  # the classic world: [arith, word, program, logic]
+    direct_frac: float = 0.6  # share of training solutions written as the answer alone (no steps)
+    pretrain_reasoning_frac: float = 0.1  # share of pretrain documents that are solved tasks
     midtrain_general_frac: float = 0.25  # share of midtrain documents that are general text
+    qa_per_doc: list[int] = field(default_factory=lambda: [2, 4])  # solved tasks per pretrain document (min, max)
+    qa_per_doc_midtrain: list[int] = field(default_factory=lambda: [3, 6])
     general_doc_chars: int = 500  # a general document grows by paragraphs until it has this many characters
 
     def validate(self) -> None:
@@ -44,6 +47,11 @@ class WorldConfig:
         check_range("pretrain_reasoning_frac", self.pretrain_reasoning_frac, 0.0, 1.0)
         check_range("midtrain_general_frac", self.midtrain_general_frac, 0.0, 1.0)
         check_range("general_doc_chars", self.general_doc_chars, 1)
+        check_range("direct_frac", self.direct_frac, 0.0, 1.0)
+        for key in ("qa_per_doc", "qa_per_doc_midtrain"):
+            v = getattr(self, key)
+            if len(v) != 2 or not 1 <= v[0] <= v[1]:
+                raise ConfigError(f"{key}={v}: give [min, max] with 1 <= min <= max")
         bad = [k for k in self.kinds if k not in KINDS]
         if bad:
             raise ConfigError(f"kinds: unknown kind '{bad[0]}'. Accepted values: {', '.join(KINDS)}.")

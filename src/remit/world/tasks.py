@@ -1,9 +1,12 @@
 """Task kinds of the embedded world, each with a worked, step-by-step solution and a verifiable answer.
 
-Kinds: ``arith`` (multi-step arithmetic), ``word`` (2-3 step word problems), ``program``
-(tiny Python programs and what they print), ``logic`` (ordering puzzles). Every solution
-ends with the line ``The answer is X.`` (see :mod:`remit.world.checkers`). ``difficulty``
-(1-3) controls the number of steps and the size of the numbers.
+Kinds: ``chain`` (a chain of one-digit additions and subtractions, the embedded default: sized
+for the ~1M-parameter models remit trains on a CPU, see ``docs/world.md``), ``arith``
+(multi-step arithmetic), ``word`` (2-3 step word problems), ``program`` (tiny Python programs
+and what they print), ``logic`` (ordering puzzles). Every solution ends with the line
+``The answer is X.`` (see :mod:`remit.world.checkers`). ``difficulty`` (1-3) controls the number
+of steps and the size of the numbers; for ``chain`` a task has 1 to ``difficulty + 1`` steps, so
+every difficulty keeps easy items in the mix.
 
     from remit.world.tasks import make_task
     t = make_task("arith", random.Random(0), difficulty=1)
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 from remit.world.text import COUNTABLE, NAMES, count_noun, pronoun
 
-KINDS = ("arith", "word", "program", "logic")
+KINDS = ("chain", "arith", "word", "program", "logic")
 MAX_NUMBER = {1: 20, 2: 50, 3: 100}
 
 
@@ -31,6 +34,26 @@ class Task:
 
 def final_line(answer: str) -> str:
     return f"The answer is {answer}."
+
+
+def chain(rng: random.Random, difficulty: int) -> Task:
+    """``What is 7 + 5 - 3?`` -> ``7 + 5 = 12. 12 - 3 = 9. The answer is 9.`` (operands 1-9, never below 0).
+
+    Each step is one addition fact plus two copies (the running value and the next operand), which a
+    tiny transformer learns; the answer alone needs every step at once, which it mostly does not.
+    """
+    n_ops = rng.randint(1, difficulty + 1)
+    value = rng.randint(1, 9)
+    expr, steps = str(value), []
+    for _ in range(n_ops):
+        b = rng.randint(1, 9)
+        op = "-" if b <= value and rng.random() < 0.5 else "+"
+        new = value + b if op == "+" else value - b
+        expr += f" {op} {b}"
+        steps.append(f"{value} {op} {b} = {new}.")
+        value = new
+    answer = str(value)
+    return Task("chain", f"What is {expr}?", " ".join(steps + [final_line(answer)]), answer)
 
 
 def arith(rng: random.Random, difficulty: int) -> Task:
@@ -173,8 +196,8 @@ def logic(rng: random.Random, difficulty: int) -> Task:
     return Task("logic", prompt, " ".join(steps), answer)
 
 
-GENERATORS = {"arith": arith, "word": word, "program": program, "logic": logic}
-ANSWER_TYPE = {"arith": "number", "word": "number", "program": "number", "logic": "name"}
+GENERATORS = {"chain": chain, "arith": arith, "word": word, "program": program, "logic": logic}
+ANSWER_TYPE = {"chain": "number", "arith": "number", "word": "number", "program": "number", "logic": "name"}
 
 
 def make_task(kind: str, rng: random.Random, difficulty: int = 1) -> Task:

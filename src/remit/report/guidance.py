@@ -1,0 +1,186 @@
+"""What the RL model knows that the SFT model does not: ReMiT weights with the RL vs the SFT reference.
+
+    from remit.report.guidance import compare_references
+    numbers = compare_references(model, rl, sft, tokenizer, texts, epsilon=0.2)
+
+On the same mid-training text, the model being trained (the pre-annealing checkpoint) is scored
+against both candidate references; ``delta = logp_ref - logp_model`` and the ReMiT weight are
+computed with the training code (``remit.objectives.remit_weights``, per-row centring). The numbers:
+the correlation of the two deltas and of the two weights, the share of tokens whose weights differ
+by more than 0.05, and per token kind (see :func:`token_kinds`) the mean weight under each reference.
+``guidance_section`` puts them into the report with a figure.
+
+Token kinds come from the text itself (the world's ``Question: ...`` / ``Answer: ...`` format):
+``format choice`` (the first token of an answer: whether it starts with steps or with the answer
+alone), ``operand`` and ``result`` (the numbers of a step ``a + b = c.``), ``answer`` (the number of
+``The answer is X.``), ``connective`` (``+ - = .`` and the words of an answer), ``question`` and
+``plain text`` (everything outside a solved task).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+KINDS = ("format choice", "operand", "result", "answer", "connective", "question", "plain text")
+_QA = re.compile(r"Question: [^\n]*\nAnswer: ([^\n]*)")
+_STEP = re.compile(r"(-?\d+) ([+\-*]) (-?\d+) = (-?\d+)\.")
+_FINAL = re.compile(r"The answer is (-?[\w,.$]+?)\.")
+
+
+def char_kinds(text: str) -> list[str]:
+    """A kind for every character of ``text``."""
+    kinds = ["plain text"] * len(text)
+    for qa in _QA.finditer(text):
+        for i in range(qa.start(), qa.start(1)):
+            kinds[i] = "question"
+        a0, a1 = qa.span(1)
+        for i in range(a0, a1):
+            kinds[i] = "connective"
+        body = qa.group(1)
+        for m in _STEP.finditer(body):
+            for g, kind in ((1, "operand"), (3, "operand"), (4, "result")):
+                for i in range(a0 + m.start(g), a0 + m.end(g)):
+                    kinds[i] = kind
+        for m in _FINAL.finditer(body):
+            for i in range(a0 + m.start(1), a0 + m.end(1)):
+                kinds[i] = "answer"
+        if a1 > a0:
+            kinds[a0] = "format choice"
+    return kinds
+
+
+def token_kinds(text: str, spans: list[tuple[int, int] | None]) -> list[str]:
+    """The kind of each token: the kind of its first non-space character (``format choice`` wins)."""
+    ck = char_kinds(text)
+    out = []
+    for sp in spans:
+        if sp is None or sp[1] <= sp[0]:
+            out.append("plain text")
+            continue
+        chars = [i for i in range(sp[0], min(sp[1], len(text))) if not text[i].isspace()] or [sp[0]]
+        ks = [ck[i] for i in chars if i < len(ck)]
+        out.append("format choice" if "format choice" in ks else (ks[0] if ks else "plain text"))
+    return out
+
+
+def _corr(a: list[float], b: list[float]) -> float:
+    n = len(a)
+    if n < 2:
+        return float("nan")
+    ma, mb = sum(a) / n, sum(b) / n
+    va = sum((x - ma) ** 2 for x in a)
+    vb = sum((y - mb) ** 2 for y in b)
+    if va == 0 or vb == 0:
+        return float("nan")
+    return sum((x - ma) * (y - mb) for x, y in zip(a, b)) / math.sqrt(va * vb)
+
+
+def summarize(w_rl: list[float], w_sft: list[float], d_rl: list[float], d_sft: list[float], kinds: list[str],
+              *, threshold: float = 0.05) -> dict:
+    """The comparison's numbers from per-token weights, deltas and kinds (same tokens, same order)."""
+    n = len(w_rl)
+    if not (n == len(w_sft) == len(d_rl) == len(d_sft) == len(kinds)):
+        raise ValueError("summarize: every per-token list must have the same length")
+    per_kind = {}
+    for k in KINDS:
+        idx = [i for i in range(n) if kinds[i] == k]
+        if not idx:
+            continue
+        m = len(idx)
+        per_kind[k] = {"n": m, "w_rl": sum(w_rl[i] for i in idx) / m, "w_sft": sum(w_sft[i] for i in idx) / m,
+                       "delta_rl": sum(d_rl[i] for i in idx) / m, "delta_sft": sum(d_sft[i] for i in idx) / m,
+                       "share_rl_higher": sum(w_rl[i] > w_sft[i] + threshold for i in idx) / m,
+                       "share_rl_lower": sum(w_rl[i] < w_sft[i] - threshold for i in idx) / m}
+        per_kind[k]["w_diff"] = per_kind[k]["w_rl"] - per_kind[k]["w_sft"]
+    return {"n_tokens": n, "corr_delta": _corr(d_rl, d_sft), "corr_weight": _corr(w_rl, w_sft),
+            "share_weight_diff_gt": sum(abs(a - b) > threshold for a, b in zip(w_rl, w_sft)) / n if n else float("nan"),
+            "threshold": threshold, "mean_w_rl": sum(w_rl) / n if n else float("nan"),
+            "mean_w_sft": sum(w_sft) / n if n else float("nan"), "per_kind": per_kind}
+
+
+def compare_references(model, rl, sft, tokenizer, texts: list[str], *, epsilon: float = 0.2,
+                       temperature: float = 1.0, max_length: int = 256, batch_size: int = 8):
+    """(numbers, per-token lists) of the model scored against the RL and the SFT reference on ``texts``."""
+    from remit.report.heatmap import score_texts
+
+    s_rl = score_texts(model, rl, tokenizer, texts, epsilon=epsilon, temperature=temperature,
+                       max_length=max_length, batch_size=batch_size)
+    s_sft = score_texts(model, sft, tokenizer, texts, epsilon=epsilon, temperature=temperature,
+                        max_length=max_length, batch_size=batch_size)
+    kinds: list[str] = []
+    for t in range(len(texts)):
+        idx = [j for j, ti in enumerate(s_rl.text_of) if ti == t]
+        kinds += token_kinds(texts[t], [s_rl.span[j] for j in idx])
+    order = sorted(range(len(s_rl.text_of)), key=lambda j: s_rl.text_of[j])  # kinds were built text by text
+
+    def pick(xs):
+        return [xs[j] for j in order]
+
+    tokens = {"w_rl": pick(s_rl.weight), "w_sft": pick(s_sft.weight), "d_rl": pick(s_rl.delta),
+              "d_sft": pick(s_sft.delta), "kinds": kinds}
+    return summarize(tokens["w_rl"], tokens["w_sft"], tokens["d_rl"], tokens["d_sft"], kinds), tokens
+
+
+def plot(tokens: dict, numbers: dict, path: Path, *, epsilon: float) -> Path:
+    from remit.report.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
+    lo = min(min(tokens["d_rl"]), min(tokens["d_sft"]))
+    hi = max(max(tokens["d_rl"]), max(tokens["d_sft"]))
+    bins = [lo + (hi - lo) * i / 40 for i in range(41)] if hi > lo else 40
+    ax[0].hist(tokens["d_sft"], bins=bins, alpha=0.6, label="SFT reference", color="tab:blue")
+    ax[0].hist(tokens["d_rl"], bins=bins, alpha=0.6, label="RL reference", color="tab:red")
+    ax[0].set_yscale("log")
+    ax[0].set_xlabel("delta = logp_ref - logp_model (nats)")
+    ax[0].legend()
+    wb = [1 - epsilon + 2 * epsilon * i / 20 for i in range(21)]
+    ax[1].hist(tokens["w_sft"], bins=wb, alpha=0.6, label="SFT reference", color="tab:blue")
+    ax[1].hist(tokens["w_rl"], bins=wb, alpha=0.6, label="RL reference", color="tab:red")
+    ax[1].set_xlabel(f"ReMiT weight (corr RL vs SFT = {numbers['corr_weight']:.2f})")
+    ax[1].legend()
+    kinds = [k for k in KINDS if k in numbers["per_kind"]]
+    diffs = [numbers["per_kind"][k]["w_diff"] for k in kinds]
+    ax[2].barh(kinds, diffs, color=["tab:red" if d > 0 else "tab:blue" for d in diffs])
+    ax[2].axvline(0, color="k", lw=0.8)
+    ax[2].invert_yaxis()
+    ax[2].set_xlabel("mean weight, RL minus SFT reference")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def guidance_section(run, cfg, out):
+    """Report section: needs the pre-annealing model, the RL reference, the SFT model and the mid-training text."""
+    from remit.report.lm import load_pair, read_text_file
+    from remit.report.sections import NA, _md_table, _midtrain_stages, stage_epsilon
+
+    if not cfg.guidance:
+        return [("p", "Skipped (guidance=false).")], {}
+    model, rl, sft = run.model("pre_annealing"), run.model("reference"), run.model("sft")
+    src = run.data.get("midtrain")
+    if model is None or rl is None or sft is None or src is None:
+        return [("p", f"{NA}: needs the pre-annealing model, the RL reference, the SFT model and the mid-training "
+                      f"text (roles: {run.roles}).")], {}
+    texts = read_text_file(src, limit=cfg.guidance_texts)[:cfg.guidance_texts]
+    eps = next((stage_epsilon(s) for s in _midtrain_stages(run).values() if s.get("method") == "remit"), 0.2)
+    m, tok = load_pair(model[1], device=cfg.device, dtype=cfg.dtype)
+    r, _ = load_pair(rl[1], device=cfg.device, dtype=cfg.dtype)
+    s, _ = load_pair(sft[1], device=cfg.device, dtype=cfg.dtype)
+    numbers, tokens = compare_references(m, r, s, tok, texts, epsilon=eps, max_length=cfg.max_length,
+                                         batch_size=cfg.batch_size)
+    png = plot(tokens, numbers, out / "guidance.png", epsilon=eps)
+    rows = [[k, v["n"], f"{v['w_sft']:.3f}", f"{v['w_rl']:.3f}", f"{v['w_diff']:+.3f}",
+             f"{100 * v['share_rl_higher']:.0f}%", f"{100 * v['share_rl_lower']:.0f}%"]
+            for k, v in numbers["per_kind"].items()]
+    th = numbers["threshold"]
+    text = (f"{numbers['n_tokens']} tokens of the first {len(texts)} mid-training documents, model being trained: "
+            f"{model[0]}; RL reference: {rl[0]}; SFT reference: {sft[0]}; eps = {eps:g}. "
+            f"Correlation of the two deltas: {numbers['corr_delta']:.3f}; of the two weights: "
+            f"{numbers['corr_weight']:.3f}. {100 * numbers['share_weight_diff_gt']:.1f}% of the tokens get weights "
+            f"that differ by more than {th:g}.")
+    blocks = [("p", text), ("md", f"![RL vs SFT reference]({Path('report') / png.name})"),
+              ("md", _md_table(["token kind", "n", "mean w (SFT ref)", "mean w (RL ref)", "RL - SFT",
+                                f"RL higher by > {th:g}", f"RL lower by > {th:g}"], rows))]
+    return blocks, numbers
