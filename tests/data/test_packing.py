@@ -1,4 +1,8 @@
-"""Cached tokenisation, mixtures, and packing that keeps every token and every document boundary."""
+"""Cached tokenisation, mixtures, and packing that keeps every token and every document boundary.
+
+``_old_packed`` is the earlier in-memory packing (whole stream concatenated, rows materialised), kept
+here as the reference: the index-backed rows must equal it exactly.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def test_tokenize_cache_hit(tmp_path, tiny_jsonl, tiny_tokenizer):
     src = DataSource(str(tiny_jsonl))
     before = dict(tokens_mod.STATS)
     a = tokenize_source(src, tiny_tokenizer, cache_dir=tmp_path)
-    files = list(tmp_path.glob("tok-*.npz"))
+    files = list(tmp_path.glob("tok-*/meta.json"))
     assert len(files) == 1
     mtime = files[0].stat().st_mtime_ns
     b = tokenize_source(src, tiny_tokenizer, cache_dir=tmp_path)
@@ -30,6 +34,7 @@ def test_tokenize_cache_hit(tmp_path, tiny_jsonl, tiny_tokenizer):
     assert tokens_mod.STATS["cache_hits"] == before["cache_hits"] + 1
     assert files[0].stat().st_mtime_ns == mtime
     assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.offsets, b.offsets)
+    assert isinstance(b.tokens.arrays[0], np.memmap) and isinstance(b.offsets, np.memmap)  # read in place
     texts = read_texts(src)
     assert a.num_docs == len(texts) == 100
     for i in (0, 57, 99):
@@ -37,7 +42,7 @@ def test_tokenize_cache_hit(tmp_path, tiny_jsonl, tiny_tokenizer):
     # another field selection or limit is another cache entry
     c = tokenize_source(DataSource(str(tiny_jsonl), limit=10), tiny_tokenizer, cache_dir=tmp_path)
     assert c.num_docs == 10 and c.fingerprint != a.fingerprint
-    assert len(list(tmp_path.glob("tok-*.npz"))) == 2
+    assert len(list(tmp_path.glob("tok-*/meta.json"))) == 2
 
 
 def test_fingerprint_follows_data_and_tokenizer(tmp_path, tiny_tokenizer, tiny_texts):
@@ -64,7 +69,7 @@ def test_packing_preserves_tokens_and_boundaries(tmp_path, tiny_jsonl, tiny_toke
     assert len(stream) == len(tok.tokens) == ds.num_tokens
     assert (len(stream) - 1) // 16 <= len(ds) <= (len(stream) - 1) // 16 + 1
     # padding only at the end of the last row, with the pad token
-    pad_mask = ds.doc_ids < 0
+    pad_mask = np.asarray(ds.doc_ids) < 0
     assert not pad_mask[:-1].any() and np.all(ds.tokens[pad_mask] == tiny_tokenizer.pad_token_id)
     # each doc id is one contiguous run holding exactly one source document (ending in eos)
     starts = np.flatnonzero(np.diff(doc, prepend=-1))
@@ -81,6 +86,67 @@ def test_packing_preserves_tokens_and_boundaries(tmp_path, tiny_jsonl, tiny_toke
     assert len(list(tmp_path.glob("packed-*"))) == 1
     loaded = PackedDataset.load(tmp_path / f"packed-{ds.fingerprint}", mmap=True)
     assert np.array_equal(loaded.doc_ids, ds.doc_ids) and loaded.meta["num_docs"] == 100
+
+
+def _old_packed(toks, weights, seq_len, seed, max_tokens, pad):
+    """The earlier implementation of build_packed's rows (per-document Python loop, whole stream in RAM)."""
+    sizes = [t.num_tokens for t in toks]
+    p = np.asarray(weights, dtype=np.float64) / sum(weights)
+    total = max_tokens if max_tokens is not None else int(min(n / q for n, q in zip(sizes, p)))
+    quotas = np.floor(p * total).astype(np.int64)
+    quotas[int(np.argmax(p))] += total - int(quotas.sum())
+    segments = []
+    for i, (t, q) in enumerate(zip(toks, quotas.tolist())):
+        rng, lengths, left = np.random.default_rng([seed, i]), np.diff(np.asarray(t.offsets)), q
+        while left > 0:
+            for j in rng.permutation(len(lengths)):
+                take = int(min(lengths[j], left))
+                segments.append((i, int(j), take))
+                left -= take
+                if left == 0:
+                    break
+    order = np.random.default_rng([seed, len(toks), 7919]).permutation(len(segments))
+    parts = [toks[segments[k][0]].doc(segments[k][1])[:segments[k][2]] for k in order]
+    stream = np.concatenate(parts).astype(np.int32)
+    stream_doc = np.repeat(np.arange(len(parts), dtype=np.int32), [len(x) for x in parts])
+    n_rows = max(1, -(-(len(stream) - 1) // seq_len))
+    tokens = np.full(n_rows * seq_len + 1, pad, dtype=np.int32)
+    doc_ids = np.full(n_rows * seq_len + 1, -1, dtype=np.int32)
+    tokens[:len(stream)], doc_ids[:len(stream)] = stream, stream_doc
+    idx = np.arange(n_rows)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+    return tokens[idx], doc_ids[idx]
+
+
+@pytest.mark.parametrize("seq_len, max_tokens", [(16, None), (7, 9_000), (64, 50_000), (4, 3)])
+def test_indexed_rows_equal_the_old_packing(tmp_path, tiny_jsonl, tiny_tokenizer, seq_len, max_tokens):
+    b = tmp_path / "b.jsonl"
+    b.write_text("".join(json.dumps({"text": f"The cat has {i} cups."}) + "\n" for i in range(50)))
+    srcs = [DataSource(str(tiny_jsonl), weight=2.0), DataSource(str(b), weight=1.0)]
+    ds = build_packed(srcs, tiny_tokenizer, seq_len, cache_dir=tmp_path / "c", seed=5, max_tokens=max_tokens)
+    toks = [tokenize_source(s, tiny_tokenizer, cache_dir=tmp_path / "c" / "tokens") for s in srcs]
+    old_tok, old_doc = _old_packed(toks, [2.0, 1.0], seq_len, 5, max_tokens, tiny_tokenizer.pad_token_id)
+    assert len(ds) == len(old_tok)
+    rows = np.random.default_rng(0).permutation(len(ds))[:40]
+    tok, doc = ds.rows(rows)
+    assert np.array_equal(tok, old_tok[rows]) and np.array_equal(doc, old_doc[rows])
+    assert np.array_equal(np.asarray(ds.tokens), old_tok) and np.array_equal(np.asarray(ds.doc_ids), old_doc)
+    # the index is memory-mapped, ~20 bytes a document, and reopening reads the same rows
+    assert isinstance(ds.index["start"], np.memmap) and len(ds.index["start"]) == ds.meta["num_docs"] + 1
+    again = PackedDataset.load(tmp_path / "c" / f"packed-{ds.fingerprint}")
+    assert np.array_equal(again.rows(rows)[0], old_tok[rows]) and again.fingerprint == ds.fingerprint
+
+
+def test_fingerprint_unchanged_from_the_old_packing(tmp_path, tiny_jsonl, tiny_tokenizer):
+    # The packed fingerprint keys reference caches written before the index existed: it must not move.
+    from remit.data.tokens import source_fingerprint
+    from remit.utils.io import fingerprint
+
+    src = DataSource(str(tiny_jsonl))
+    ds = build_packed(src, tiny_tokenizer, 16, cache_dir=tmp_path, seed=3)
+    tok_fp = fingerprint({"tok": tokens_mod.tokenizer_fingerprint(tiny_tokenizer), "data": source_fingerprint(src)})
+    assert ds.fingerprint == fingerprint({"v": 1, "tokenizer": tokens_mod.tokenizer_fingerprint(tiny_tokenizer),
+                                          "seq_len": 16, "seed": 3, "max_tokens": None,
+                                          "pad": tiny_tokenizer.pad_token_id, "sources": [(tok_fp, 1.0)]})
 
 
 def test_mixture_by_weight(tmp_path, tiny_tokenizer):

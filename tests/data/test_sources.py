@@ -141,3 +141,15 @@ def test_gsm8k_template(shared_data):
     assert len(texts) == 1319  # per gsm8k/SOURCES.md
     assert texts[0].startswith("Question: Janet") and "\nAnswer: " in texts[0]
     assert all("####" in t for t in texts)
+
+
+@pytest.mark.parametrize("text", ["a\r\nb\r\n\r\nc\r\n", "a\n\n\nb\n\n\n\n c \n", "\n\n x\n \ny\n\nz", "one",
+                                  "p\n\n\n\n\nq\r\n\r\n\r\nr\n\n"])
+def test_streamed_txt_splits_like_the_whole_text(tmp_path, text):
+    # The reader streams lines; its documents must be those of splitting the whole text (the earlier reader).
+    p = tmp_path / "t.txt"
+    p.write_bytes(text.encode())
+    paras = [x.strip("\n") for x in text.replace("\r\n", "\n").split("\n\n") if x.strip()]
+    lines = [x.strip("\n") for x in text.splitlines() if x.strip()]
+    assert read_texts(DataSource(str(p))) == paras
+    assert read_texts(DataSource(str(p), doc_split="line")) == lines

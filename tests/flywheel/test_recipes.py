@@ -14,8 +14,21 @@ RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 ARCH = {"olmo2-1b-remit.yaml": "olmo2", "smollm3-3b-remit.yaml": "smollm3"}
 
 
+DATA = {"olmo2-1b-data.yaml": "olmo2-1b-remit.yaml"}  # prepare-data configs and the recipe they prepare
+
+
 def test_every_recipe_is_covered():
-    assert sorted(p.name for p in RECIPES.glob("*.yaml")) == sorted(ARCH)
+    assert sorted(p.name for p in RECIPES.glob("*.yaml")) == sorted([*ARCH, *DATA])
+
+
+@pytest.mark.parametrize("data_recipe", sorted(DATA))
+def test_data_recipe_prepares_its_training_recipe(data_recipe):
+    # Equal data configs give equal fingerprints: the training recipe then finds the prepared cache.
+    from remit.midtrain.prepare import PrepareConfig
+
+    prep = load_config(PrepareConfig, RECIPES / data_recipe)
+    train = load_config(MidtrainConfig, RECIPES / DATA[data_recipe])
+    assert prep.data == train.data and len(prep.data.sources) == 6 and prep.tokenizer
 
 
 @pytest.mark.parametrize("recipe", sorted(ARCH))

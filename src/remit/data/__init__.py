@@ -1,4 +1,4 @@
-"""Data: sources, cached tokenisation, packing with document ids, resumable batch iteration.
+"""Data: sources, streaming cached tokenisation, token files, packing by index with document ids, batches.
 
 Import-light: the names below are resolved lazily.
 """
@@ -16,6 +16,8 @@ _EXPORTS = {
     "TokenizedSource": "tokens",
     "build_packed": "packing",
     "PackedDataset": "packing",
+    "IndexedPacked": "packing",
+    "ShardedTokens": "store",
     "BatchIterator": "iterator",
     "IGNORE_INDEX": "iterator",
 }

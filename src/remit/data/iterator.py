@@ -79,8 +79,7 @@ class BatchIterator:
         import torch
 
         idx = np.asarray(rows, dtype=np.int64)
-        tok = np.asarray(self.dataset.tokens[idx], dtype=np.int64)
-        doc = np.asarray(self.dataset.doc_ids[idx], dtype=np.int64)
+        tok, doc = (np.asarray(a, dtype=np.int64) for a in self.dataset.rows(idx))  # only these rows are read
         labels = tok[:, 1:].copy()
         labels[doc[:, 1:] < 0] = IGNORE_INDEX
         return {

@@ -1,8 +1,8 @@
-"""Pack tokenised documents from a weighted mixture of sources into fixed-length rows.
+"""Pack tokenised documents from a weighted mixture of sources into fixed-length rows, by index.
 
     from remit.data import DataSource, build_packed
     ds = build_packed([DataSource("a.jsonl", weight=3), DataSource("b.txt")], tok, 512, cache_dir="cache")
-    ds.tokens   # int32 [N, 513]; ds.doc_ids: int32 [N, 513], -1 at padding
+    tokens, doc_ids = ds.rows([0, 7])   # int32 [2, 513] each; doc_ids -1 at padding
 
 Mixture: weights are token proportions. With ``max_tokens`` unset the total is the largest
 one that repeats no document (one source: all of it); with ``max_tokens`` set, a source may
@@ -12,12 +12,19 @@ and cut into rows of ``seq_len + 1`` tokens with a stride of ``seq_len``: consec
 share one token, so every token but the first is a training target exactly once. The last
 row is padded with the pad token (doc id -1). ``doc_ids`` number documents in stream order,
 so they are unique within a row (and across rows, except for a document that spans two).
-A packed dataset is cached in ``<cache_dir>/packed-<fingerprint>/``.
+
+The joined stream is never built. ``<cache_dir>/packed-<fingerprint>/`` holds its index: for each
+document of the stream (its doc id) the source, where its ids start in that source's memory-mapped
+token shards and where it starts in the stream (``index-*.npy``, ~20 bytes a document, memory-mapped
+too). ``rows(idx)`` reads just those rows from the shards, so a rank touches only the rows it trains
+on. The rows are identical to the earlier layout (one materialised ``[N, seq_len + 1]`` array), and so
+is the fingerprint: caches keyed by it (``remit score-reference``) stay valid.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +32,21 @@ from typing import Any
 import numpy as np
 
 from remit.data.sources import DataSource
+from remit.data.store import ShardedTokens, map_ids
 from remit.data.tokens import tokenize_source, tokenizer_fingerprint
 from remit.errors import ConfigError, DataError
 from remit.utils.io import atomic_dir, atomic_write_json, fingerprint
 
 PACKING_VERSION = 1
+INDEX = ("source", "pos", "start")  # index-<name>.npy
 
 
 @dataclass
 class PackedDataset:
-    tokens: np.ndarray  # int32 [N, seq_len + 1]
-    doc_ids: np.ndarray  # int32 [N, seq_len + 1], -1 = padding
+    """Rows held as arrays (``tokens``, ``doc_ids``: int32 [N, seq_len + 1]); see :class:`IndexedPacked`."""
+
+    tokens: Any
+    doc_ids: Any
     fingerprint: str
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -46,29 +57,122 @@ class PackedDataset:
     @property
     def num_tokens(self) -> int:
         """Real (non-padding) tokens in the stream."""
-        return int(self.meta.get("num_tokens", (self.doc_ids >= 0).sum()))
+        return int(self.meta.get("num_tokens", (np.asarray(self.doc_ids) >= 0).sum()))
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
+    def rows(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, doc_ids) of rows ``idx``: int32 [len(idx), seq_len + 1] each."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return np.asarray(self.tokens[idx], dtype=np.int32), np.asarray(self.doc_ids[idx], dtype=np.int32)
+
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
-            np.save(tmp / "tokens.npy", self.tokens)
-            np.save(tmp / "doc_ids.npy", self.doc_ids)
+            np.save(tmp / "tokens.npy", np.asarray(self.tokens))
+            np.save(tmp / "doc_ids.npy", np.asarray(self.doc_ids))
             atomic_write_json(tmp / "packed.json", {"fingerprint": self.fingerprint, **self.meta})
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = False) -> PackedDataset:
+        """A packed folder: an index over token shards (today) or materialised rows (older caches)."""
         path = Path(path)
         try:
             meta = json.loads((path / "packed.json").read_text(encoding="utf-8"))
+            if (path / "index-start.npy").is_file():
+                return IndexedPacked.open(path, meta)
             mode = "r" if mmap else None
             tokens = np.load(path / "tokens.npy", mmap_mode=mode)
             doc_ids = np.load(path / "doc_ids.npy", mmap_mode=mode)
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not a packed dataset ({e})") from None
         return cls(tokens, doc_ids, meta.pop("fingerprint"), meta)
+
+
+class _Rows:
+    """``ds.tokens`` / ``ds.doc_ids`` of an index-backed dataset: indexable like the array, read on demand."""
+
+    def __init__(self, ds: IndexedPacked, which: int):
+        self.ds, self.which = ds, which
+        self.shape = (ds.n_rows, ds.seq_len + 1)
+        self.dtype, self.ndim = np.dtype(np.int32), 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _get(self, idx) -> np.ndarray:
+        return self.ds.rows(idx)[self.which]
+
+    def __getitem__(self, key):
+        key, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(key, (int, np.integer)):
+            return self._get([key])[0][rest] if rest else self._get([key])[0]
+        if isinstance(key, slice):
+            key = np.arange(len(self))[key]
+        key = np.asarray(key)
+        if key.dtype == bool and key.ndim > 1:
+            return np.asarray(self)[(key, *rest)]
+        out = self._get(np.flatnonzero(key) if key.dtype == bool else key)
+        return out[(slice(None), *rest)] if rest else out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._get(np.arange(len(self)))
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self).astype(dtype)
+
+
+class IndexedPacked(PackedDataset):
+    """Rows computed from the stream index and the sources' memory-mapped token shards."""
+
+    def __init__(self, sources: list[ShardedTokens], index: dict[str, np.ndarray], fingerprint: str,
+                 meta: dict[str, Any]):
+        self.sources, self.index = sources, index
+        self.n_rows, self._seq_len, self.pad = int(meta["rows"]), int(meta["seq_len"]), int(meta["pad_token_id"])
+        self.total = int(index["start"][-1])
+        super().__init__(_Rows(self, 0), _Rows(self, 1), fingerprint, meta)
+
+    @property
+    def seq_len(self) -> int:
+        return self._seq_len
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def rows(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        L = self._seq_len
+        tok = np.full((len(idx), L + 1), self.pad, dtype=np.int32)
+        doc = np.full((len(idx), L + 1), -1, dtype=np.int32)
+        start, src, pos = self.index["start"], self.index["source"], self.index["pos"]
+        for b, r in enumerate(idx.tolist()):
+            if not 0 <= r < self.n_rows:
+                raise DataError(f"row {r} is outside the packed dataset ({self.n_rows} rows)")
+            p, end = r * L, min(r * L + L + 1, self.total)
+            k = int(np.searchsorted(start, p, side="right")) - 1
+            while p < end:
+                seg_end = min(int(start[k + 1]), end)
+                at = int(pos[k]) + p - int(start[k])
+                tok[b, p - r * L:seg_end - r * L] = self.sources[int(src[k])].read(at, at + seg_end - p)
+                doc[b, p - r * L:seg_end - r * L] = k
+                p, k = seg_end, k + 1
+        return tok, doc
+
+    @classmethod
+    def open(cls, path: Path, meta: dict[str, Any], sources: list[ShardedTokens] | None = None) -> IndexedPacked:
+        meta = dict(meta)
+        fp = meta.pop("fingerprint")
+        index = {name: np.load(path / f"index-{name}.npy", mmap_mode="r") for name in INDEX}
+        if sources is None:
+            sources = [ShardedTokens([map_ids((path / f).resolve(), np.dtype(s["dtype"])) for f in s["files"]], s["files"])
+                       for s in meta["stores"]]
+        for s, want in zip(sources, meta["stores"]):
+            if len(s) != want["tokens"]:
+                raise DataError(f"{path}: a source holds {len(s)} tokens, the index was built over {want['tokens']} "
+                                f"({', '.join(want['files'][:2])}...): the token files changed; delete {path}")
+        return cls(sources, index, fp, meta)
 
 
 def _quotas(sizes: list[int], weights: list[float], max_tokens: int | None) -> list[int]:
@@ -79,23 +183,28 @@ def _quotas(sizes: list[int], weights: list[float], max_tokens: int | None) -> l
     return quotas.tolist()
 
 
-def _draw(lengths: np.ndarray, quota: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """(doc index, tokens taken) in a seeded order, whole documents until ``quota`` (the last one cut)."""
-    out: list[tuple[int, int]] = []
+def _draw(lengths: np.ndarray, quota: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(doc indices, tokens taken) in a seeded order, whole documents until ``quota`` (the last one cut)."""
+    docs, takes = [], []
     left = quota
     while left > 0:  # one pass per epoch over the source
-        for j in rng.permutation(len(lengths)):
-            take = int(min(lengths[j], left))
-            out.append((int(j), take))
-            left -= take
-            if left == 0:
-                break
-    return out
+        perm = rng.permutation(len(lengths))
+        cum = np.cumsum(lengths[perm])
+        if cum[-1] < left:
+            docs.append(perm), takes.append(lengths[perm])
+            left -= int(cum[-1])
+            continue
+        k = int(np.searchsorted(cum, left))  # the first document that reaches the quota, cut to fit
+        take = lengths[perm[:k + 1]].copy()
+        take[-1] = left - (int(cum[k - 1]) if k else 0)
+        docs.append(perm[:k + 1]), takes.append(take)
+        left = 0
+    return np.concatenate(docs).astype(np.int64), np.concatenate(takes).astype(np.int64)
 
 
 def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int, *, cache_dir: str | Path,
-                 seed: int = 0, max_tokens: int | None = None) -> PackedDataset:
-    """Tokenise (cached), mix by weight, shuffle (seeded) and pack into rows of ``seq_len + 1`` tokens."""
+                 seed: int = 0, max_tokens: int | None = None, num_proc: int = 1) -> PackedDataset:
+    """Tokenise (cached), mix by weight, shuffle (seeded) and index rows of ``seq_len + 1`` tokens."""
     if isinstance(sources, DataSource):
         sources = [sources]
     if not sources:
@@ -105,37 +214,41 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
-    toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens") for s in sources]
+    toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc) for s in sources]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     fp = fingerprint({"v": PACKING_VERSION, "tokenizer": tokenizer_fingerprint(tokenizer), "seq_len": seq_len,
                       "seed": seed, "max_tokens": max_tokens, "pad": pad,
                       "sources": [(t.fingerprint, s.weight) for t, s in zip(toks, sources)]})
     out_dir = cache_dir / f"packed-{fp}"
     if (out_dir / "packed.json").is_file():
-        return PackedDataset.load(out_dir)
+        meta = json.loads((out_dir / "packed.json").read_text(encoding="utf-8"))
+        if (out_dir / "index-start.npy").is_file():
+            return IndexedPacked.open(out_dir, meta, [t.tokens for t in toks])
+        return PackedDataset.load(out_dir, mmap=True)
 
-    quotas = _quotas([len(t.tokens) for t in toks], [s.weight for s in sources], max_tokens)
-    segments = []  # (source, doc, n_tokens)
-    meta_sources = []
+    quotas = _quotas([t.num_tokens for t in toks], [s.weight for s in sources], max_tokens)
+    seg_src, seg_pos, seg_take, meta_sources = [], [], [], []
     for i, (t, s, q) in enumerate(zip(toks, sources, quotas)):
-        drawn = _draw(np.diff(t.offsets), q, np.random.default_rng([seed, i]))
-        segments += [(i, j, n) for j, n in drawn]
-        meta_sources.append({"path": s.path, "weight": s.weight, "docs": t.num_docs, "tokens": len(t.tokens),
-                             "tokens_used": q, "docs_used": len(drawn), "epochs": q / len(t.tokens)})
-    order = np.random.default_rng([seed, len(sources), 7919]).permutation(len(segments))
-    parts = [toks[segments[k][0]].doc(segments[k][1])[:segments[k][2]] for k in order]
-    stream = np.concatenate(parts).astype(np.int32)
-    stream_doc = np.repeat(np.arange(len(parts), dtype=np.int32), [len(x) for x in parts])
-
-    n_rows = max(1, -(-(len(stream) - 1) // seq_len))
-    full = n_rows * seq_len + 1
-    tokens = np.full(full, pad, dtype=np.int32)
-    doc_ids = np.full(full, -1, dtype=np.int32)
-    tokens[:len(stream)] = stream
-    doc_ids[:len(stream)] = stream_doc
-    idx = np.arange(n_rows)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+        offsets = np.asarray(t.offsets)
+        docs, takes = _draw(np.diff(offsets), q, np.random.default_rng([seed, i]))
+        seg_src.append(np.full(len(docs), i, dtype=np.int32))
+        seg_pos.append(offsets[docs])
+        seg_take.append(takes)
+        meta_sources.append({"path": s.path, "weight": s.weight, "docs": t.num_docs, "tokens": t.num_tokens,
+                             "tokens_used": q, "docs_used": len(docs), "epochs": q / t.num_tokens})
+    order = np.random.default_rng([seed, len(sources), 7919]).permutation(sum(len(x) for x in seg_src))
+    take = np.concatenate(seg_take)[order]
+    start = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(take, out=start[1:])
+    n_tokens = int(start[-1])
+    n_rows = max(1, -(-(n_tokens - 1) // seq_len))
     meta = {"seq_len": seq_len, "seed": seed, "max_tokens": max_tokens, "pad_token_id": pad,
-            "num_tokens": len(stream), "num_docs": len(parts), "sources": meta_sources}
-    ds = PackedDataset(tokens[idx], doc_ids[idx], fp, meta)
-    ds.save(out_dir)
-    return ds
+            "num_tokens": n_tokens, "num_docs": len(order), "sources": meta_sources, "rows": n_rows}
+    with atomic_dir(out_dir) as tmp:
+        np.save(tmp / "index-source.npy", np.concatenate(seg_src)[order])
+        np.save(tmp / "index-pos.npy", np.concatenate(seg_pos)[order])
+        np.save(tmp / "index-start.npy", start)
+        stores = [{"files": [os.path.relpath(n, out_dir) for n in t.tokens.names], "dtype": t.tokens.dtype.name,
+                   "tokens": len(t.tokens)} for t in toks]
+        atomic_write_json(tmp / "packed.json", {"fingerprint": fp, **meta, "stores": stores})
+    return IndexedPacked.open(out_dir, {"fingerprint": fp, **meta, "stores": stores}, [t.tokens for t in toks])

@@ -11,6 +11,10 @@ invalid JSON, bytes that are not UTF-8.
 
 Plain text files are split into documents at blank lines (``doc_split="paragraph"``),
 one document per line (``"line"``) or kept whole (``"file"``).
+
+Files are read as streams (jsonl and txt line by line, parquet by row batch), so memory is bounded by
+a document, not by the file; a ``.json`` list and ``doc_split="file"`` are read whole. A source with
+``kind="tokens"`` is an already-tokenised corpus (flat uint16/uint32 ids, see ``remit.data.tokfiles``).
 """
 
 from __future__ import annotations
@@ -41,10 +45,15 @@ class DataSource:
     limit: int | None = None
     doc_split: str = "paragraph"
     subset: str | None = None  # hub datasets: the configuration name (load_dataset's ``name``)
+    kind: str = "text"  # text | tokens (flat token arrays: dolma / OLMo-core numpy format)
+    dtype: str = "uint32"  # kind=tokens: the dtype of the ids (uint16 | uint32)
+    eos_token_id: int | None = None  # kind=tokens: the id that ends each document (default: the tokenizer's)
 
     def validate(self) -> None:
         if not self.path:
             raise ConfigError("data source path is empty: set path to a file, a folder or a hub dataset id")
+        check_choice("kind", self.kind, ("text", "tokens"))
+        check_choice("dtype", self.dtype, ("uint16", "uint32"))
         check_range("weight", self.weight, lo=0.0, lo_open=True)
         if self.limit is not None:
             check_range("limit", self.limit, lo=1)
@@ -81,6 +90,22 @@ class DataSource:
         return text if text.strip() else None
 
 
+def _open(path: Path):
+    try:
+        return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The file's lines (with their newline), streamed; read errors (a corrupt .gz) name the file."""
+    with _open(path) as f:
+        try:
+            yield from f
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: cannot read ({e})") from None
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         if path.name.endswith(".gz"):
@@ -106,7 +131,7 @@ def _suffix(path: Path) -> str:
 
 
 def _iter_jsonl(path: Path, src: DataSource) -> Iterator[str]:
-    for i, raw in enumerate(_read_bytes(path).split(b"\n"), start=1):
+    for i, raw in enumerate(_lines(path), start=1):
         line = _decode(raw, path, i - 1).strip()
         if not line:
             continue
@@ -151,32 +176,51 @@ def _iter_json(path: Path, src: DataSource) -> Iterator[str]:
 
 
 def _iter_txt(path: Path, src: DataSource) -> Iterator[str]:
-    text = _decode(_read_bytes(path), path)
     if src.doc_split == "file":
-        parts = [text]
-    elif src.doc_split == "line":
-        parts = text.splitlines()
-    else:
-        parts = text.replace("\r\n", "\n").split("\n\n")
-    for part in parts:
-        if part.strip():
-            yield part.strip("\n")
+        text = _decode(_read_bytes(path), path)
+        if text.strip():
+            yield text.strip("\n")
+        return
+    para: list[str] = []
+    for i, raw in enumerate(_lines(path)):
+        line = _decode(raw, path, i)
+        if src.doc_split == "line":
+            yield from (part.strip("\n") for part in line.splitlines() if part.strip())
+            continue
+        line = line[:-1] if line.endswith("\n") else line
+        line = line[:-1] if line.endswith("\r") and raw.endswith(b"\r\n") else line
+        if line == "":  # a blank line ends a paragraph (what split("\n\n") did on the whole text)
+            yield from _paragraph(para)
+            para = []
+        else:
+            para.append(line)
+    yield from _paragraph(para)
+
+
+def _paragraph(lines: list[str]) -> Iterator[str]:
+    text = "\n".join(lines)
+    if text.strip():
+        yield text.strip("\n")
 
 
 def _iter_parquet(path: Path, src: DataSource) -> Iterator[str]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several unrelated types for a corrupt file
         raise DataError(f"{path}: not a readable parquet file ({e})") from None
-    missing = [f for f in src.fields() if f not in table.column_names]
+    names = pf.schema_arrow.names
+    missing = [f for f in src.fields() if f not in names]
     if missing:
-        raise DataError(f"{path}:row 1: no field '{missing[0]}' (fields present: {', '.join(table.column_names)})")
-    for j, record in enumerate(table.select(src.fields()).to_pylist(), start=1):
-        out = src.format(record, f"{path}:row {j}")
-        if out is not None:
-            yield out
+        raise DataError(f"{path}:row 1: no field '{missing[0]}' (fields present: {', '.join(names)})")
+    j = 0
+    for batch in pf.iter_batches(batch_size=4096, columns=src.fields()):
+        for record in batch.to_pylist():
+            j += 1
+            out = src.format(record, f"{path}:row {j}")
+            if out is not None:
+                yield out
 
 
 def _iter_dataset(ds, name: str, src: DataSource) -> Iterator[str]:
@@ -222,6 +266,9 @@ def looks_local(path: str) -> bool:
 def iter_texts(src: DataSource) -> Iterator[str]:
     """Documents of ``src`` in file order (before ``limit``)."""
     src.validate()
+    if src.kind == "tokens":
+        raise DataError(f"{src.path}: a kind=tokens source holds ids, not text (it cannot train a tokenizer or "
+                        f"be read as text; give model.tokenizer)")
     path = Path(src.path).expanduser()
     if is_hf_dataset_dir(path):
         from datasets import load_from_disk
@@ -250,13 +297,21 @@ def iter_texts(src: DataSource) -> Iterator[str]:
         yield from reader(f, src)
 
 
+def iter_limited(src: DataSource) -> Iterator[str]:
+    """Documents of ``src``, the first ``limit``; a ``DataError`` if there are none."""
+    n = 0
+    for text in iter_texts(src):
+        yield text
+        n += 1
+        if src.limit is not None and n >= src.limit:
+            return
+    if n == 0:
+        raise DataError(f"{src.path}: empty dataset (no non-empty documents)")
+
+
 def read_texts(src: DataSource) -> list[str]:
     """All documents of ``src`` (the first ``limit``); a ``DataError`` if there are none."""
-    out = []
-    for text in iter_texts(src):
-        out.append(text)
-        if src.limit is not None and len(out) >= src.limit:
-            break
+    out = list(iter_limited(src))
     if not out:
         raise DataError(f"{src.path}: empty dataset (no non-empty documents)")
     return out

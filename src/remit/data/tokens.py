@@ -1,30 +1,49 @@
-"""Tokenise a data source once and cache the result on disk.
+"""Tokenise a data source once, streaming, into memory-mapped token shards cached on disk.
 
-The cache file ``<cache_dir>/tok-<fingerprint>.npz`` holds every document's ids (eos
-appended after each) concatenated, plus document offsets. The fingerprint covers the
-tokenizer (its full serialised state, or vocab + special tokens) and the data (file bytes,
-text_field / template / limit / doc_split), so changing either re-tokenises and nothing else does.
+    tok = tokenize_source(DataSource("mix.jsonl"), tokenizer, cache_dir="cache/tokens", num_proc=8)
+    tok.doc(3)          # ids of document 3, eos appended; tok.tokens.read(lo, hi) reads the stream in place
+
+The cache ``<cache_dir>/tok-<fingerprint>/`` holds the shards of ``remit.data.store`` (every document's
+ids, eos after each, and document offsets). The fingerprint covers the tokenizer (its full serialised
+state, or vocab + special tokens) and the data (file bytes, text_field / template / limit / doc_split),
+so changing either re-tokenises and nothing else does.
+
+Engines (``engine``, chosen by ``num_proc`` unless given; measured in ``benchmarks/bench_data.py``):
+
+* ``inline`` (``num_proc=1``): documents are read in chunks of ``chunk_docs`` and encoded in this process
+  by the Rust tokenizer; one shard per chunk, so memory is one chunk and a killed run resumes at the
+  first unfinished shard.
+* ``datasets`` (``num_proc>1``): the documents are streamed into an Arrow file
+  (``datasets.Dataset.from_generator``) and encoded by ``Dataset.map(num_proc=...)``, which caches each
+  worker's output, so a killed run redoes only the unfinished workers' part; the result is written as
+  the same shards and the Arrow intermediates are deleted.
+
+Both give identical shards. A ``kind="tokens"`` source (``remit.data.tokfiles``) is not re-tokenised:
+its files are read in place and only its document offsets are cached.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from remit.data.sources import DataSource, data_files, is_hf_dataset_dir, looks_local, read_texts
-from remit.errors import DataError
-from remit.utils.io import file_fingerprint, fingerprint
+from remit.data.sources import DataSource, data_files, is_hf_dataset_dir, iter_limited, looks_local
+from remit.data.store import ShardedTokens, ShardWriter, read_meta, token_dtype
+from remit.errors import ConfigError, DataError
+from remit.utils.io import atomic_write_json, file_fingerprint, fingerprint
 
 # Counts what really happened, so tests (and logs) can tell a cache hit without timing.
 STATS = {"tokenized_sources": 0, "tokenized_docs": 0, "cache_hits": 0}
+CHUNK_DOCS = 8192
+ENGINES = ("inline", "datasets")
 
 
 @dataclass
 class TokenizedSource:
-    tokens: np.ndarray  # int32 [n_tokens], eos after every document
+    tokens: ShardedTokens  # the stream of ids, eos after every document (memory-mapped)
     offsets: np.ndarray  # int64 [n_docs + 1]; document i is tokens[offsets[i]:offsets[i + 1]]
     fingerprint: str
 
@@ -32,8 +51,12 @@ class TokenizedSource:
     def num_docs(self) -> int:
         return len(self.offsets) - 1
 
+    @property
+    def num_tokens(self) -> int:
+        return int(self.offsets[-1])
+
     def doc(self, i: int) -> np.ndarray:
-        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+        return self.tokens.read(int(self.offsets[i]), int(self.offsets[i + 1]))
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -46,6 +69,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def source_fingerprint(src: DataSource) -> str:
     path = Path(src.path).expanduser()
+    if src.kind == "tokens":
+        from remit.data.tokfiles import token_files
+
+        files = token_files(src)
+        return fingerprint({"content": file_fingerprint(files), "files": [str(f) for f in files], "kind": "tokens",
+                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit})
     if is_hf_dataset_dir(path):
         content = file_fingerprint(path)
     elif looks_local(src.path):
@@ -73,32 +102,124 @@ def encode_texts(tokenizer, texts: list[str], batch_size: int = 1024) -> list[li
     return out
 
 
-def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None) -> TokenizedSource:
-    """Ids of every document of ``src`` + eos, from the cache when present."""
+def encode_chunk(tokenizer, texts: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, flat ids with eos after each document) of a chunk of documents."""
+    ids = encode_texts(tokenizer, texts)
+    eos = tokenizer.eos_token_id
+    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter((t for x in ids for t in (*x, eos)), dtype=dtype, count=int(lengths.sum()))
+    return lengths, flat
+
+
+def _chunks(src: DataSource, size: int, skip: int):
+    buf: list[str] = []
+    for i, text in enumerate(iter_limited(src)):
+        if i < skip:
+            continue
+        buf.append(text)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _inline(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int) -> None:
+    for texts in _chunks(src, chunk_docs, writer.docs_done):
+        writer.add(*encode_chunk(tokenizer, texts, writer.dtype))
+
+
+def _gen_texts(src: dict, fp: str):  # fp keys datasets' own cache of the generator's output
+    yield from ({"text": t} for t in iter_limited(DataSource(**src)))
+
+
+def _encode_batch(batch: dict, tokenizer) -> dict:
+    eos = tokenizer.eos_token_id
+    return {"ids": [x + [eos] for x in encode_texts(tokenizer, batch["text"])]}
+
+
+def _datasets(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int, num_proc: int, fp: str) -> None:
+    from datasets import Dataset, Features, Sequence, Value
+
+    work = writer.folder / "hf"
+    try:
+        texts = Dataset.from_generator(_gen_texts, gen_kwargs={"src": asdict(src), "fp": fp},
+                                       cache_dir=str(work / "texts"), features=Features({"text": Value("string")}))
+    except Exception as e:  # datasets wraps the generator's errors: surface remit's own one-line error
+        cause = e
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__ or cause.__context__
+        raise (cause or e) from None
+    ids = texts.map(_encode_batch, batched=True, batch_size=1000, num_proc=min(num_proc, len(texts)),
+                    remove_columns=["text"], fn_kwargs={"tokenizer": tokenizer}, new_fingerprint=f"{fp}-ids",
+                    cache_file_name=str(work / "ids.arrow"), features=Features({"ids": Sequence(Value("int32"))}),
+                    desc=f"tokenise {src.path}")
+    done = writer.docs_done
+    for lo in range(done, len(ids), chunk_docs):
+        col = ids.data.slice(lo, chunk_docs).column("ids").combine_chunks()
+        writer.add(col.value_lengths().to_numpy().astype(np.int64), col.flatten().to_numpy())
+    del texts, ids
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None, num_proc: int = 1,
+                    engine: str | None = None, chunk_docs: int = CHUNK_DOCS) -> TokenizedSource:
+    """Ids of every document of ``src`` + eos, from the cache when present (memory-mapped)."""
     src.validate()
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no eos token: documents cannot be separated when packed")
+    if num_proc < 1:
+        raise ConfigError(f"data.num_proc={num_proc} must be >= 1")
+    engine = engine or ("inline" if num_proc == 1 else "datasets")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
     fp = fingerprint({"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)})
-    cache = Path(cache_dir) / f"tok-{fp}.npz" if cache_dir is not None else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            STATS["cache_hits"] += 1
-            return TokenizedSource(z["tokens"], z["offsets"], fp)
-    texts = read_texts(src)
-    eos = tokenizer.eos_token_id
-    chunks, lengths = [], []
-    for i in range(0, len(texts), 4096):  # numpy per chunk: peak memory ~ one chunk of Python ints
-        ids = encode_texts(tokenizer, texts[i:i + 4096])
-        lengths += [len(x) + 1 for x in ids]
-        chunks.append(np.fromiter((t for x in ids for t in (*x, eos)), dtype=np.int32, count=sum(lengths[-len(ids):])))
-    tokens = np.concatenate(chunks)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    if cache_dir is None:  # tests and one-off calls: a throwaway folder, ids read into memory
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = tokenize_source(src, tokenizer, cache_dir=tmp, num_proc=num_proc, engine=engine,
+                                  chunk_docs=chunk_docs)
+            arr = np.asarray(out.tokens)
+            return TokenizedSource(ShardedTokens([arr]), np.array(out.offsets), fp)
+    folder = Path(cache_dir) / f"tok-{fp}"
+    if src.kind == "tokens":
+        return _token_files(src, tokenizer, folder, fp)
+    meta = read_meta(folder)
+    if meta is not None:
+        STATS["cache_hits"] += 1
+        return _open(folder, meta, fp)
+    writer = ShardWriter(folder, token_dtype(len(tokenizer)))
+    if engine == "inline":
+        _inline(src, tokenizer, writer, chunk_docs)
+    else:
+        _datasets(src, tokenizer, writer, chunk_docs, num_proc, fp)
+    if writer.docs_done == 0:
+        raise DataError(f"{src.path}: empty dataset (no non-empty documents)")
+    meta = writer.finish({"fingerprint": fp, "source": src.path})
     STATS["tokenized_sources"] += 1
-    STATS["tokenized_docs"] += len(lengths)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, tokens=tokens, offsets=offsets)
-        os.replace(tmp, cache)
-    return TokenizedSource(tokens, offsets, fp)
+    STATS["tokenized_docs"] += meta["num_docs"]
+    return _open(folder, meta, fp)
+
+
+def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
+    offsets = np.load(folder / "offsets.npy", mmap_mode="r")
+    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp)
+
+
+def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:
+    from remit.data.tokfiles import check_fit, open_token_files, scan_offsets
+
+    eos = check_fit(src, tokenizer)
+    tokens = open_token_files(src)
+    if read_meta(folder) is None:
+        offsets = scan_offsets(tokens, eos, len(tokenizer))
+        if src.limit is not None:
+            offsets = offsets[:src.limit + 1]
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "offsets.npy", offsets)
+        atomic_write_json(folder / "meta.json", {"fingerprint": fp, "source": src.path, "kind": "tokens",
+                                                 "num_docs": len(offsets) - 1, "num_tokens": int(offsets[-1])})
+    else:
+        STATS["cache_hits"] += 1
+    return TokenizedSource(tokens, np.load(folder / "offsets.npy", mmap_mode="r"), fp)

@@ -52,11 +52,13 @@ class DataConfig:
     max_tokens: int | None = None  # cap on tokens packed (None: all)
     pack_seed: int = 0  # seed of the packing shuffle (part of the dataset's identity)
     cache_dir: str | None = None  # tokenisation cache (default: <out_dir>/../cache)
+    num_proc: int = 1  # tokenisation processes (>1: datasets.map(num_proc=...); 1: this process, streaming)
 
     def validate(self) -> None:
         if not self.sources:
             raise ConfigError("data.sources is empty: give at least one source (data.sources=[{path: FILE}])")
         check_range("data.seq_len", self.seq_len, lo=2)
+        check_range("data.num_proc", self.num_proc, lo=1)
 
 
 @dataclass

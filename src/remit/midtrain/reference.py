@@ -7,7 +7,8 @@
 * :class:`OnlineReference`: the frozen reference runs the same micro-batch in inference mode.
 * :class:`CachedReference`: reads ``remit score-reference`` shards by ``row_index`` (memory-mapped
   ``.npy``), after checking the cache's fingerprint (reference weights, tokenizer, data, packing)
-  against the run's and naming the part that differs.
+  against the run's and naming the part that differs, and that every shard is there with its rows
+  (a missing or truncated shard is an error naming it).
 
 Log-probs are aligned with the labels: position t scores ``labels[:, t]`` (the next token).
 """
@@ -26,7 +27,7 @@ from remit.utils.integrations import autocast
 from remit.utils.io import file_fingerprint, fingerprint
 
 __all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "score_rows", "model_fingerprint", "cache_fingerprint",
-           "CACHE_META", "shard_file", "shard_problem"]
+           "CACHE_META", "shard_table", "shards_of", "shard_error", "shard_problem"]
 
 CACHE_META = "meta.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -125,14 +126,15 @@ class CachedReference:
         self.shard_rows = int(self.meta["shard_rows"])
         self.num_rows = int(self.meta["num_rows"])
         self._shards: dict[int, np.ndarray] = {}
-        for k in range(-(-self.num_rows // self.shard_rows)):  # a cut copy fails here, not mid-run
-            rows = min(self.shard_rows, self.num_rows - k * self.shard_rows)
-            f = shard_file(self.path, k)
-            problem = shard_problem(f, rows, int(self.meta["seq_len"]), self.meta.get("dtype", "float32"))
+        self.shards = shards_of(self.meta)
+        if [s["rows"] for s in self.shards] != [s["rows"] for s in shard_table(self.num_rows, self.shard_rows)]:
+            raise DataError(f"{meta_file}: the shards it lists do not cover rows 0-{self.num_rows - 1} in runs of "
+                            f"shard_rows={self.shard_rows}; re-run `remit score-reference` into a new out_dir")
+        self.files = [s["file"] for s in self.shards]
+        for s in self.shards:  # a cut copy fails here, not mid-run
+            problem = shard_error(self.path, self.meta, s)
             if problem:
-                raise DataError(f"{f}: {problem}; the reference cache {self.path} is damaged: delete that shard "
-                                f"and re-run `remit score-reference` with the same config (it re-scores missing "
-                                f"shards)")
+                raise DataError(problem)
 
     @classmethod
     def is_intact(cls, path: str | Path) -> bool:
@@ -156,7 +158,7 @@ class CachedReference:
     def _shard(self, k: int) -> np.ndarray:
         arr = self._shards.get(k)
         if arr is None:
-            arr = np.load(shard_file(self.path, k), mmap_mode="r")
+            arr = np.load(self.path / "shards" / self.files[k], mmap_mode="r")
             self._shards[k] = arr
         return arr
 
@@ -171,8 +173,32 @@ class CachedReference:
         return torch.from_numpy(out).to(batch["labels"].device), None
 
 
-def shard_file(cache: str | Path, k: int) -> Path:
-    return Path(cache) / "shards" / f"shard-{k:05d}.npy"
+def shard_table(num_rows: int, shard_rows: int) -> list[dict[str, Any]]:
+    """The shards of a cache as ``meta.json`` lists them: ``{"file": "shard-XXXXX.npy", "rows": [lo, hi]}``.
+
+    Shard ``k`` holds rows ``[k * shard_rows, min((k + 1) * shard_rows, num_rows))`` of the packed data.
+    """
+    return [{"file": f"shard-{k:05d}.npy", "rows": [k * shard_rows, min((k + 1) * shard_rows, num_rows)]}
+            for k in range(-(-num_rows // shard_rows))]
+
+
+def shards_of(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shards a cache's metadata lists (a cache from before the list: the table of its ``shard_rows``)."""
+    return meta.get("shards") or shard_table(int(meta["num_rows"]), int(meta["shard_rows"]))
+
+
+def shard_error(cache: str | Path, meta: dict[str, Any], shard: dict[str, Any]) -> str | None:
+    """The one-line error for ``shard`` (an entry of ``shards_of(meta)``) of the cache in ``cache``, or None.
+
+    The shard is checked against the metadata: the rows it lists for it, ``seq_len`` and ``dtype``.
+    """
+    lo, hi = shard["rows"]
+    f = Path(cache) / "shards" / shard["file"]
+    problem = shard_problem(f, hi - lo, int(meta["seq_len"]), meta.get("dtype", "float32"))
+    if problem is None:
+        return None
+    return (f"{f}: {problem} (it holds rows {lo}-{hi - 1}); the reference cache {cache} is damaged: re-run "
+            f"`remit score-reference` with the same config (it re-scores missing or damaged shards)")
 
 
 def shard_problem(path: Path, rows: int, seq_len: int, dtype: str) -> str | None:

@@ -6,11 +6,18 @@
 
 Output: ``meta.json`` (fingerprint parts: reference weights, tokenizer, packed data, packing;
 dtype; rows) and ``shards/shard-XXXXX.npy`` of ``[shard_rows, seq_len]`` log-probs, row i = packed row i
-(position t scores token t + 1, every position, padding included: the trainer masks). Shards are
-written atomically and finished shards are skipped, so an interrupted run resumes. fp32 by default,
+(position t scores token t + 1, every position, padding included: the trainer masks). ``meta.json``
+lists every shard with the rows it holds. Shards are written atomically; a shard that is there and
+matches the metadata (rows, seq_len, dtype; ``reference.shard_error``) is skipped, a missing or damaged
+one is scored again, so an interrupted run resumes and a cut copy is repaired. One run per ``out_dir``
+(its lock, ``remit.utils.lock``); temp shards of a killed run are removed at the start. fp32 by default,
 fp16 on request (2 bytes/token); bf16 is refused (7 mantissa bits lose the deltas ReMiT centres).
 The frozen-base variant's base log-probs are the same cache made with ``reference=<start checkpoint>``.
-Runs as one process.
+
+Several processes: ``torchrun --nproc_per_node N -m remit.cli score-reference ...``. Rank 0 packs the
+data (the others wait, then read its index); rank r scores shards r, r + N, r + 2N, ... (disjoint rows,
+its own files); rank 0 checks every shard and writes ``meta.json`` with the rows each shard holds. The
+cache is byte-identical to a one-process run (same shards, same batches within a shard).
 """
 
 from __future__ import annotations
@@ -19,9 +26,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from remit.config import ConfigError, check_range
+from remit.errors import DataError
 from remit.midtrain.config import DataConfig
+
+if TYPE_CHECKING:
+    from remit.midtrain.distributed import World
 
 __all__ = ["ScoreConfig", "run"]
 
@@ -52,36 +64,42 @@ class ScoreConfig:
 
 
 def run(cfg: ScoreConfig) -> Path:
-    """Score (or finish scoring) the cache, holding the lock of ``out_dir`` (one run per folder)."""
+    """Score (or finish scoring) the cache; rank 0 holds the lock of ``out_dir`` (one run per folder)."""
+    from remit.midtrain.distributed import init_world
     from remit.utils.lock import out_dir_lock
 
-    with out_dir_lock(cfg.out_dir, "score-reference"):
-        return _run(cfg)
+    world = init_world(cfg.device)
+    with out_dir_lock(cfg.out_dir, "score-reference", enabled=world.is_main):
+        return _run(cfg, world)
 
 
-def _run(cfg: ScoreConfig) -> Path:
+def _run(cfg: ScoreConfig, world: World) -> Path:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
 
-    from remit.midtrain.distributed import World
-    from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_file, shard_problem
+    from remit.midtrain.distributed import barrier
+    from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
     from remit.midtrain.setup import build_dataset, cache_parts
     from remit.models import check_positions, load_model, load_tokenizer
-    from remit.utils.integrations import default_device, default_dtype
+    from remit.utils.integrations import default_dtype
     from remit.utils.io import atomic_write_json, is_complete, remove_stale_temps, write_manifest
 
     out = Path(cfg.out_dir)
-    if is_complete(out, cfg) and CachedReference.is_intact(out):
+    done = is_complete(out, cfg) and CachedReference.is_intact(out)
+    barrier(world)  # every rank has looked before rank 0 changes anything
+    if done:
         return out
-    remove_stale_temps(out / "shards")  # shards a killed run was writing
-    device = cfg.device or default_device()
-    world = World(device=device)
+    device = world.device
+    if world.is_main:
+        remove_stale_temps(out / "shards")  # shards a killed run was writing
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.reference)
     dataset = build_dataset(cfg, tokenizer, world, out)
     parts = cache_parts(reference=cfg.reference, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data)
+    shards = shard_table(len(dataset), cfg.shard_rows)
     meta = {"fingerprint": parts, "reference_path": cfg.reference, "num_rows": len(dataset),
-            "seq_len": dataset.seq_len, "shard_rows": cfg.shard_rows, "dtype": cfg.dtype, "complete": False}
+            "seq_len": dataset.seq_len, "shard_rows": cfg.shard_rows, "dtype": cfg.dtype, "shards": shards,
+            "complete": False}
     meta_file = out / CACHE_META
     if meta_file.is_file():
         old = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -89,9 +107,10 @@ def _run(cfg: ScoreConfig) -> Path:
         if diff:
             raise ConfigError(f"out_dir={out} holds a reference cache made differently ({', '.join(diff)} "
                               f"differ): choose another out_dir or delete it")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shards").mkdir(exist_ok=True)
-    atomic_write_json(meta_file, meta)
+    if world.is_main:
+        (out / "shards").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(meta_file, meta)
+    barrier(world)
 
     model = load_model(cfg.reference, dtype=default_dtype(device), device=device)
     check_positions(model.config, cfg.data.seq_len, where=f"reference={cfg.reference}",
@@ -99,23 +118,28 @@ def _run(cfg: ScoreConfig) -> Path:
     ref = OnlineReference(model, chunk_size=cfg.chunk_size,
                           autocast_dtype=torch.bfloat16 if device.startswith("cuda") else None)
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
-    n_shards = -(-len(dataset) // cfg.shard_rows)
-    todo = [k for k in range(n_shards)  # missing or damaged shards
-            if shard_problem(shard_file(out, k), min(cfg.shard_rows, len(dataset) - k * cfg.shard_rows),
-                             dataset.seq_len, cfg.dtype)]
-    for k in tqdm(todo, desc="score-reference", unit="shard"):
-        lo, hi = k * cfg.shard_rows, min((k + 1) * cfg.shard_rows, len(dataset))
+    mine = shards[world.rank::world.world_size]  # disjoint rows: rank r scores shards r, r + N, ...
+    todo = [s for s in mine if shard_error(out, meta, s)]  # missing or damaged shards
+    for s in tqdm(todo, desc="score-reference", unit="shard", disable=not world.is_main):
+        lo, hi = s["rows"]
         buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
         for i in range(lo, hi, cfg.batch_size):
-            rows = torch.from_numpy(np.asarray(dataset.tokens[i:min(i + cfg.batch_size, hi)], dtype=np.int64))
+            rows = torch.from_numpy(dataset.rows(np.arange(i, min(i + cfg.batch_size, hi)))[0].astype(np.int64))
             batch = {"input_ids": rows[:, :-1].to(device), "labels": rows[:, 1:].to(device)}
             logps, _ = ref(batch)
             buf[i - lo:i - lo + len(rows)] = logps.cpu().numpy().astype(np_dtype)
-        final = out / "shards" / f"shard-{k:05d}.npy"
+        final = out / "shards" / s["file"]
         tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npy")
         np.save(tmp, buf)
         os.replace(tmp, final)
-    atomic_write_json(meta_file, {**meta, "complete": True})
-    write_manifest(out, "score-reference", cfg, inputs={"reference": cfg.reference},
-                   rows=len(dataset), shards=n_shards, bytes_per_token=np.dtype(np_dtype).itemsize)
+    barrier(world)
+    for s in shards:  # on every rank, so that all of them stop together on a bad shard
+        problem = shard_error(out, meta, s)
+        if problem:
+            raise DataError(problem)
+    if world.is_main:
+        atomic_write_json(meta_file, {**meta, "complete": True})
+        write_manifest(out, "score-reference", cfg, inputs={"reference": cfg.reference}, rows=len(dataset),
+                       shards=len(shards), processes=world.world_size, bytes_per_token=np.dtype(np_dtype).itemsize)
+    barrier(world)
     return out

@@ -65,7 +65,7 @@ def build_dataset(cfg, tokenizer, world: World, out: Path):
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out.parent / "cache"
     return _first_on_main(world, lambda: build_packed(
         list(cfg.data.sources), tokenizer, cfg.data.seq_len, cache_dir=cache, seed=cfg.data.pack_seed,
-        max_tokens=cfg.data.max_tokens))
+        max_tokens=cfg.data.max_tokens, num_proc=cfg.data.num_proc))
 
 
 def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[str, Any]:
