@@ -26,15 +26,29 @@ def _load(path: Path) -> dict | None:
 
 
 def per_example(work: Path, seed: int, label: str, metric: str) -> list[float] | None:
+    if metric == "bpb":  # scored the same way for every seed (gold_bpb.py), not the world suite's companion
+        g = _gold(work).get(f"seed{seed}/{label}")
+        return None if g is None else [b / n for b, n in zip(g["bits"], g["bytes"])]
     res = _load(work / f"seed{seed}" / f"eval-{label}-world")
     if res is None:
         return None
     return (res.get("per_example", {}).get("world") or {}).get(metric)
 
 
+_GOLD: dict[str, dict] = {}
+
+
+def _gold(work: Path) -> dict:
+    f = work / "gold_bpb.json"
+    if str(f) not in _GOLD:
+        _GOLD[str(f)] = json.loads(f.read_text()) if f.is_file() else {}
+    return _GOLD[str(f)]
+
+
 def complete(work: Path, seed: int) -> bool:
     """Every arm's base and post-trained eval, and the vanilla chain's stage manifests, exist."""
-    return all(_load(work / f"seed{seed}" / f"eval-{a}-world") is not None for a in ARMS) and all(
+    return all(_load(work / f"seed{seed}" / f"eval-{a}-world") is not None and f"seed{seed}/{a}" in _gold(work)
+               for a in ARMS) and all(
         (work / f"seed{seed}" / f"post-{a}" / "grpo" / "manifest.json").is_file() for a in ARMS) and all(
         (work / f"seed{seed}" / "post-vanilla" / st / "manifest.json").is_file() for st in ("sft", "dpo"))
 
@@ -129,9 +143,10 @@ def analyze(work: Path, seeds: list[int], results: Path, *, command: str = "") -
         bpb = [per_example(work, s, arm, "bpb") for s in seeds]
         if any(x is None for x in base + bpb):
             continue
+        gold = [_gold(work)[f"seed{s}/{arm}"] for s in seeds]
         arms[arm] = {"base_acc": float(np.mean([np.mean(x) for x in base])),
                      "post_acc": float(np.mean([np.mean(x) for x in post])) if all(post) else None,
-                     "bpb": float(np.mean([np.mean(x) for x in bpb])),
+                     "bpb": float(np.mean([sum(g["bits"]) / sum(g["bytes"]) for g in gold])),
                      "base_acc_per_seed": [float(np.mean(x)) for x in base],
                      "post_acc_per_seed": [float(np.mean(x)) for x in post] if all(post) else None}
     sft = [stage_values(work, s, "vanilla", "sft") for s in seeds]
