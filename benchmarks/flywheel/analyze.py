@@ -26,10 +26,31 @@ def _load(path: Path) -> dict | None:
 
 
 def per_example(work: Path, seed: int, label: str, metric: str) -> list[float] | None:
+    if metric == "bpb":  # scored the same way for every seed (gold_bpb.py), not the world suite's companion
+        g = _gold(work).get(f"seed{seed}/{label}")
+        return None if g is None else [b / n for b, n in zip(g["bits"], g["bytes"])]
     res = _load(work / f"seed{seed}" / f"eval-{label}-world")
     if res is None:
         return None
     return (res.get("per_example", {}).get("world") or {}).get(metric)
+
+
+_GOLD: dict[str, dict] = {}
+
+
+def _gold(work: Path) -> dict:
+    f = work / "gold_bpb.json"
+    if str(f) not in _GOLD:
+        _GOLD[str(f)] = json.loads(f.read_text()) if f.is_file() else {}
+    return _GOLD[str(f)]
+
+
+def complete(work: Path, seed: int) -> bool:
+    """Every arm's base and post-trained eval, and the vanilla chain's stage manifests, exist."""
+    return all(_load(work / f"seed{seed}" / f"eval-{a}-world") is not None and f"seed{seed}/{a}" in _gold(work)
+               for a in ARMS) and all(
+        (work / f"seed{seed}" / f"post-{a}" / "grpo" / "manifest.json").is_file() for a in ARMS) and all(
+        (work / f"seed{seed}" / "post-vanilla" / st / "manifest.json").is_file() for st in ("sft", "dpo"))
 
 
 def paired(a: list[list[float]], b: list[list[float]], *, seed: int = 0) -> dict:
@@ -58,9 +79,10 @@ def stage_info(work: Path, seed: int, label: str, stage: str) -> dict:
     return json.loads(m.read_text()) if m.is_file() else {}
 
 
-def _fmt(c: dict, scale: float = 100.0, unit: str = "") -> str:
+def _fmt(c: dict, scale: float = 100.0, digits: int = 2) -> str:
     s = "*" if c["ci"][0] > 0 or c["ci"][1] < 0 else ""
-    return (f"{scale * c['delta']:+.2f}{unit} [{scale * c['ci'][0]:+.2f}, {scale * c['ci'][1]:+.2f}]{s}")
+    d, lo, hi = (scale * x for x in (c["delta"], *c["ci"]))
+    return f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]{s}"
 
 
 def _reach(points_a: list[dict], target: float, key: str, better) -> float | None:
@@ -113,17 +135,18 @@ def plot(eff: dict, path: Path) -> None:
 
 def analyze(work: Path, seeds: list[int], results: Path, *, command: str = "") -> Path:
     results.mkdir(parents=True, exist_ok=True)
-    seeds = [s for s in seeds if (work / f"seed{s}" / "manifest.json").is_file()]
+    seeds = [s for s in seeds if complete(work, s)]  # a seed still running is left out (and said so)
     arms = {}
     for arm in ARMS:
         base = [per_example(work, s, arm, "exact_match") for s in seeds]
-        post = [per_example(work, s, f"{arm}+post", "exact_match") for s in seeds]
+        post = [stage_values(work, s, arm, "grpo") for s in seeds]  # held-out reward after the same post-training
         bpb = [per_example(work, s, arm, "bpb") for s in seeds]
         if any(x is None for x in base + bpb):
             continue
+        gold = [_gold(work)[f"seed{s}/{arm}"] for s in seeds]
         arms[arm] = {"base_acc": float(np.mean([np.mean(x) for x in base])),
                      "post_acc": float(np.mean([np.mean(x) for x in post])) if all(post) else None,
-                     "bpb": float(np.mean([np.mean(x) for x in bpb])),
+                     "bpb": float(np.mean([sum(g["bits"]) / sum(g["bytes"]) for g in gold])),
                      "base_acc_per_seed": [float(np.mean(x)) for x in base],
                      "post_acc_per_seed": [float(np.mean(x)) for x in post] if all(post) else None}
     sft = [stage_values(work, s, "vanilla", "sft") for s in seeds]
@@ -135,9 +158,12 @@ def analyze(work: Path, seeds: list[int], results: Path, *, command: str = "") -
     pairs = [((stage_info(work, s, "vanilla", "dpo").get("pairs") or {}).get("pairs")) for s in seeds]
 
     def cmp(a: str, b: str, metric: str, post: bool = False) -> dict:
-        sa = [per_example(work, s, a + ("+post" if post else ""), metric) for s in seeds]
-        sb = [per_example(work, s, b + ("+post" if post else ""), metric) for s in seeds]
-        return {**paired(sa, sb), "metric": ("post-trained " if post else "base ") + metric}
+        if post:  # the chat model's held-out reward (its own prompt format), as measured by the post-training
+            sa, sb = ([stage_values(work, s, x, "grpo") for s in seeds] for x in (a, b))
+            return {**paired(sa, sb), "metric": "held-out reward after SFT -> DPO -> GRPO"}
+        sa = [per_example(work, s, a, metric) for s in seeds]
+        sb = [per_example(work, s, b, metric) for s in seeds]
+        return {**paired(sa, sb), "metric": "base " + metric}
 
     comps = {"b1_vs_b0": cmp("remit-r1", "vanilla", "exact_match"),
              "r1_vs_r0": cmp("remit-r1", "vanilla", "exact_match", post=True),
@@ -198,7 +224,7 @@ def _markdown(s: dict, arms: dict) -> str:
     for k, q in names.items():
         c = s[k]
         b = s["bpb"].get(k)
-        lines.append(f"| {q} | {c['metric']} (points) | {_fmt(c)} | {'-' if b is None else _fmt(b, 1.0)} |")
+        lines.append(f"| {q} | {c['metric']} (points) | {_fmt(c)} | {'-' if b is None else _fmt(b, 1.0, 4)} |")
     lines += ["", "`*`: the 95% CI excludes 0. CIs: paired bootstrap over seeds and held-out tasks."]
     eff = s.get("sample_efficiency") or {}
     if eff:

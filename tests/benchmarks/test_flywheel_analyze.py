@@ -25,6 +25,7 @@ def _write(path: Path, doc: dict) -> None:
 
 
 def _work(tmp_path: Path, seeds: list[int]) -> Path:
+    gold = {}
     for s in seeds:
         rng = random.Random(s)
         run = tmp_path / f"seed{s}"
@@ -35,11 +36,14 @@ def _work(tmp_path: Path, seeds: list[int]) -> Path:
                 bpb = [1.0 - 0.2 * p + 0.01 * rng.random() for _ in range(N)]
                 _write(run / f"eval-{label}-world", {"tasks": {"world": {}},
                                                      "per_example": {"world": {"exact_match": acc, "bpb": bpb}}})
-        sft, grpo = _vals(0.4, rng), None
-        grpo = [1.0 if v or rng.random() < 0.5 else 0.0 for v in sft]
-        for stage, vals in (("sft", sft), ("dpo", sft), ("grpo", grpo)):
-            extra = {"pairs": {"pairs": 50}} if stage == "dpo" else {"frac_reward_zero_std": 0.2}
-            _write(run / "post-vanilla" / stage, {"eval": {"post_values": vals}, **extra})
+            bits = [40 * (1.0 - 0.2 * p) + rng.random() for _ in range(N)]
+            gold[f"seed{s}/{arm}"] = {"bits": bits, "bytes": [40] * N}
+            sft = _vals(0.4, rng)
+            grpo = [1.0 if v or rng.random() < (0.5 if arm != "remit-r1" else 0.7) else 0.0 for v in sft]
+            for stage, vals in (("sft", sft), ("dpo", sft), ("grpo", grpo)):
+                extra = {"pairs": {"pairs": 50}} if stage == "dpo" else {"frac_reward_zero_std": 0.2}
+                _write(run / f"post-{arm}" / stage, {"eval": {"post_values": vals}, **extra})
+    (tmp_path / "gold_bpb.json").write_text(json.dumps(gold))
     return tmp_path
 
 
@@ -57,6 +61,7 @@ def test_summary_has_the_issue_schema_and_the_planted_effects(tmp_path):
     assert s["rl_vs_sft_guided"]["ci"][0] > 0
     assert s["round2_vs_round1"]["ci"][0] < 0 < s["round2_vs_round1"]["ci"][1]  # planted: no round-2 gain
     assert s["bpb"]["b1_vs_b0"]["delta"] < 0  # better accuracy came with lower bpb here
+    assert s["r1_vs_r0"]["ci"][0] > 0 and s["arms"]["remit-r1"]["post_acc"] > s["arms"]["vanilla"]["post_acc"]
     assert s["command"] == "cmd" and "Does RL guidance beat SFT guidance?" in md.read_text()
 
 

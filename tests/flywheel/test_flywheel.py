@@ -102,3 +102,18 @@ def test_eta_uses_this_runs_stage_costs():
     walls["eval-a"] = 5.0
     stages.append(st("eval-b", "eval"))
     assert _eta(stages, walls, set(walls)) == "ETA ~2.6 min"  # 1.4 * 50 + 80 + 5 = 155 s
+
+
+def test_chat_models_are_asked_the_question_itself(tmp_path):
+    from remit.flywheel.run import plan
+
+    stages = plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}"]))
+    evals = {st.id: st.config for st in stages if st.kind == "eval"}
+    assert evals["eval-vanilla+post-world"].chat and evals["eval-vanilla+post-world"].world_template == "{prompt}"
+    assert not evals["eval-vanilla-world"].chat
+    assert evals["eval-vanilla-world"].world_template == "Question: {prompt}\nAnswer:"
+    # the default world and post-training of the embedded default (docs/world.md)
+    world = next(st.config for st in stages if st.kind == "world")
+    assert world.kinds == ["chain"] and world.direct_frac == 0.7 and world.n_eval == 500
+    post = next(st.config for st in stages if st.kind == "posttrain")
+    assert post.grpo.temperature == 1.0 and post.sft.eval.n == post.grpo.eval.n == 500

@@ -45,7 +45,10 @@ def test_full_report(role_models, tiny_texts, tmp_path, make_run):
     assert rl["sft"] == pytest.approx(rl["rl"] - rl["gain"]) and rl["gain"] > 0.2 and rl["ci"][0] > 0
     assert "**The RL stage raised the held-out reward from" in md and "significant." in md
     guide = summary["sections"]["What the RL reference knows that the SFT model does not"]
-    assert guide["n_tokens"] > 50 and -1 <= guide["corr_weight"] <= 1 and (run / "report" / "guidance.png").is_file()
+    for when in ("start", "end"):
+        g = guide[when]
+        assert g["n_tokens"] > 50 and -1 <= g["corr_weight"] <= 1 and (run / "report" / f"guidance_{when}.png").is_file()
+    assert guide["start"]["model"] == "pre" and guide["end"]["model"] == "vanilla"
 
 
 def test_verdict_flips_with_the_numbers(role_models, tiny_texts, tmp_path, make_run):

@@ -22,7 +22,7 @@ def test_char_kinds_of_a_solved_task():
     assert _kind_of("cat") == "plain text"
     assert _kind_of("What") == "question"
     a = DOC.index("Answer: ") + len("Answer: ")
-    assert char_kinds(DOC)[a] == "format choice"  # the first character of the answer: steps or answer alone
+    assert char_kinds(DOC)[a] == "format choice (steps)"  # the first character of the answer
     assert _kind_of("5", 1) == "operand" and _kind_of("12") == "result" and _kind_of("3", 1) == "operand"
     assert _kind_of("=") == "connective" and _kind_of("The answer") == "connective"
     assert char_kinds(DOC)[DOC.rindex("9")] == "answer"
@@ -32,7 +32,7 @@ def test_char_kinds_of_a_solved_task():
 def test_direct_answer_starts_with_a_format_choice():
     doc = "Question: What is 1 + 2?\nAnswer: The answer is 3."
     k = char_kinds(doc)
-    assert k[doc.index("The")] == "format choice" and k[doc.rindex("3")] == "answer"
+    assert k[doc.index("The")] == "format choice (answer alone)" and k[doc.rindex("3")] == "answer"
 
 
 def test_token_kinds_use_the_first_visible_character():
@@ -54,7 +54,7 @@ def test_summarize_closed_form():
     assert a["n"] == 2 and a["w_rl"] == pytest.approx(1.1) and a["w_sft"] == pytest.approx(1.0)
     assert a["w_diff"] == pytest.approx(0.1) and a["share_rl_higher"] == 0.5 and a["share_rl_lower"] == 0.0
     assert s["per_kind"]["plain text"]["share_rl_lower"] == 1.0
-    assert "format choice" not in s["per_kind"]
+    assert "format choice (steps)" not in s["per_kind"]
     cw = s["corr_weight"]
     mx, my = sum(w_rl) / 4, sum(w_sft) / 4
     num = sum((x - mx) * (y - my) for x, y in zip(w_rl, w_sft))

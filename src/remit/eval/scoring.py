@@ -157,6 +157,17 @@ def fit_target(tokenizer: Any, target: Callable[[dict], str], max_length: int) -
     return fn
 
 
+def with_delimiter(target: Callable[[dict], str], delimiter: str) -> Callable[[dict], str]:
+    """The continuation of a log-likelihood request: lm-eval applies ``target_delimiter`` to multiple-choice
+    and few-shot targets but NOT to a ``loglikelihood`` request's continuation, so the delimiter goes here
+    (without it the first scored token is one the model never sees there, e.g. ``Answer:5``)."""
+
+    def fn(doc: dict) -> str:
+        return delimiter + target(doc)
+
+    return fn
+
+
 def gold_loss_results(tokenizer: Any, context: Callable[[dict], str], target: Callable[[dict], str],
                       delimiter: str, max_length: int) -> Callable[[dict, list], dict[str, float]]:
     """Bits per byte and mean per-token loss of the gold continuation (from lm-eval's loglikelihood)."""

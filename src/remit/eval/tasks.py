@@ -235,8 +235,9 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
     if spec.bpb:
         prompt, target = spec.prompt, scoring.fit_target(opts.tokenizer, spec.target, opts.max_length)
         out[f"{name}:gold"] = _make(
-            f"{name}:gold", docs, output_type="loglikelihood", doc_to_text=prompt, doc_to_target=target,
-            target_delimiter=spec.delimiter, num_fewshot=0, splits=("test",),
+            f"{name}:gold", docs, output_type="loglikelihood", doc_to_text=prompt,
+            doc_to_target=scoring.with_delimiter(target, spec.delimiter), target_delimiter="", num_fewshot=0,
+            splits=("test",),
             process_results=scoring.gold_loss_results(opts.tokenizer, prompt, target, spec.delimiter,
                                                       opts.max_length),
             metric_names=("bpb", "token_loss"))
@@ -266,8 +267,9 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
         "world": _make("world", docs, output_type="generate_until", doc_to_text=prompt, doc_to_target=gold,
                        target_delimiter=" ", num_fewshot=0, generation_kwargs=gen,
                        process_results=scoring.world_results, metric_names=("exact_match",)),
-        "world:gold": _make("world:gold", docs, output_type="loglikelihood", doc_to_text=prompt, doc_to_target=gold,
-                            target_delimiter=" ", num_fewshot=0, metric_names=("bpb", "token_loss"),
+        "world:gold": _make("world:gold", docs, output_type="loglikelihood", doc_to_text=prompt,
+                            doc_to_target=scoring.with_delimiter(gold, " "), target_delimiter="", num_fewshot=0,
+                            metric_names=("bpb", "token_loss"),
                             process_results=scoring.gold_loss_results(opts.tokenizer, prompt, gold, " ",
                                                                       opts.max_length)),
     }

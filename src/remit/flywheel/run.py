@@ -125,6 +125,10 @@ class _Planner:
                                         "out_dir": str(self.root / f"eval-{label}-{suite}")}
                 if self.cfg.use_world and not data.get("world_dir"):
                     over["world_dir"] = str(self.world_dir)
+                if chat and "world_template" not in data:
+                    # A chat model is asked the question itself (as in post-training and its held-out reward),
+                    # not the pre-training "Question: ...\nAnswer:" page inside a user turn.
+                    over["world_template"] = "{prompt}"
                 cfg = _build(ev.EvalConfig, f"eval ({label}, {suite})", deep_merge(data, over))
                 self.add(Stage(f"eval-{label}-{suite}", "eval", cfg, ev.run, label=label, info={"suite": suite}))
 

@@ -11,8 +11,8 @@ by more than 0.05, and per token kind (see :func:`token_kinds`) the mean weight 
 ``guidance_section`` puts them into the report with a figure.
 
 Token kinds come from the text itself (the world's ``Question: ...`` / ``Answer: ...`` format):
-``format choice`` (the first token of an answer: whether it starts with steps or with the answer
-alone), ``operand`` and ``result`` (the numbers of a step ``a + b = c.``), ``answer`` (the number of
+``format choice (steps)`` / ``format choice (answer alone)`` (the first token of an answer, which
+decides whether the steps are worked), ``operand`` and ``result`` (the numbers of a step ``a + b = c.``), ``answer`` (the number of
 ``The answer is X.``), ``connective`` (``+ - = .`` and the words of an answer), ``question`` and
 ``plain text`` (everything outside a solved task).
 """
@@ -23,8 +23,10 @@ import math
 import re
 from pathlib import Path
 
-KINDS = ("format choice", "operand", "result", "answer", "connective", "question", "plain text")
+STEPS, ALONE = "format choice (steps)", "format choice (answer alone)"
+KINDS = (STEPS, ALONE, "operand", "result", "answer", "connective", "question", "plain text")
 _QA = re.compile(r"Question: [^\n]*\nAnswer: ([^\n]*)")
+_CHAT = re.compile(r"<\|user\|>\n[^\n]*<\|end\|>\n<\|assistant\|>\n([^\n<]*)")  # remit's chat template
 _STEP = re.compile(r"(-?\d+) ([+\-*]) (-?\d+) = (-?\d+)\.")
 _FINAL = re.compile(r"The answer is (-?[\w,.$]+?)\.")
 
@@ -32,7 +34,7 @@ _FINAL = re.compile(r"The answer is (-?[\w,.$]+?)\.")
 def char_kinds(text: str) -> list[str]:
     """A kind for every character of ``text``."""
     kinds = ["plain text"] * len(text)
-    for qa in _QA.finditer(text):
+    for qa in [*_QA.finditer(text), *_CHAT.finditer(text)]:
         for i in range(qa.start(), qa.start(1)):
             kinds[i] = "question"
         a0, a1 = qa.span(1)
@@ -47,12 +49,12 @@ def char_kinds(text: str) -> list[str]:
             for i in range(a0 + m.start(1), a0 + m.end(1)):
                 kinds[i] = "answer"
         if a1 > a0:
-            kinds[a0] = "format choice"
+            kinds[a0] = ALONE if body.startswith("The answer is") else STEPS
     return kinds
 
 
 def token_kinds(text: str, spans: list[tuple[int, int] | None]) -> list[str]:
-    """The kind of each token: the kind of its first non-space character (``format choice`` wins)."""
+    """The kind of each token: the kind of its first non-space character (a format choice wins)."""
     ck = char_kinds(text)
     out = []
     for sp in spans:
@@ -61,7 +63,18 @@ def token_kinds(text: str, spans: list[tuple[int, int] | None]) -> list[str]:
             continue
         chars = [i for i in range(sp[0], min(sp[1], len(text))) if not text[i].isspace()] or [sp[0]]
         ks = [ck[i] for i in chars if i < len(ck)]
-        out.append("format choice" if "format choice" in ks else (ks[0] if ks else "plain text"))
+        fmt = [k for k in ks if k in (STEPS, ALONE)]
+        out.append(fmt[0] if fmt else (ks[0] if ks else "plain text"))
+    return out
+
+
+def as_chats(texts: list[str], tokenizer) -> list[str]:
+    """The solved tasks of ``texts`` written as one-turn chats (the format the references were post-trained in)."""
+    out = []
+    for t in texts:
+        for qa in re.finditer(r"Question: ([^\n]*)\nAnswer: ([^\n]*)", t):
+            out.append(tokenizer.apply_chat_template([{"role": "user", "content": qa.group(1)},
+                                                      {"role": "assistant", "content": qa.group(2)}], tokenize=False))
     return out
 
 
@@ -159,28 +172,39 @@ def guidance_section(run, cfg, out):
     if not cfg.guidance:
         return [("p", "Skipped (guidance=false).")], {}
     model, rl, sft = run.model("pre_annealing"), run.model("reference"), run.model("sft")
+    late = run.model("vanilla")
     src = run.data.get("midtrain")
     if model is None or rl is None or sft is None or src is None:
         return [("p", f"{NA}: needs the pre-annealing model, the RL reference, the SFT model and the mid-training "
                       f"text (roles: {run.roles}).")], {}
     texts = read_text_file(src, limit=cfg.guidance_texts)[:cfg.guidance_texts]
     eps = next((stage_epsilon(s) for s in _midtrain_stages(run).values() if s.get("method") == "remit"), 0.2)
-    m, tok = load_pair(model[1], device=cfg.device, dtype=cfg.dtype)
-    r, _ = load_pair(rl[1], device=cfg.device, dtype=cfg.dtype)
+    r, tok = load_pair(rl[1], device=cfg.device, dtype=cfg.dtype)
     s, _ = load_pair(sft[1], device=cfg.device, dtype=cfg.dtype)
-    numbers, tokens = compare_references(m, r, s, tok, texts, epsilon=eps, max_length=cfg.max_length,
-                                         batch_size=cfg.batch_size)
-    png = plot(tokens, numbers, out / "guidance.png", epsilon=eps)
-    rows = [[k, v["n"], f"{v['w_sft']:.3f}", f"{v['w_rl']:.3f}", f"{v['w_diff']:+.3f}",
-             f"{100 * v['share_rl_higher']:.0f}%", f"{100 * v['share_rl_lower']:.0f}%"]
-            for k, v in numbers["per_kind"].items()]
-    th = numbers["threshold"]
-    text = (f"{numbers['n_tokens']} tokens of the first {len(texts)} mid-training documents, model being trained: "
-            f"{model[0]}; RL reference: {rl[0]}; SFT reference: {sft[0]}; eps = {eps:g}. "
-            f"Correlation of the two deltas: {numbers['corr_delta']:.3f}; of the two weights: "
-            f"{numbers['corr_weight']:.3f}. {100 * numbers['share_weight_diff_gt']:.1f}% of the tokens get weights "
-            f"that differ by more than {th:g}.")
-    blocks = [("p", text), ("md", f"![RL vs SFT reference]({Path('report') / png.name})"),
-              ("md", _md_table(["token kind", "n", "mean w (SFT ref)", "mean w (RL ref)", "RL - SFT",
-                                f"RL higher by > {th:g}", f"RL lower by > {th:g}"], rows))]
+    blocks, numbers = [], {}
+    # The weights the run starts with (model = P) and those near its end (model = the vanilla mid-trained B0,
+    # where the deltas are no longer dominated by what every post-trained model knows better than P).
+    chats = as_chats(texts, tok)
+    for when, who, docs in (("start", model, texts), ("end", late, texts), ("chat", late, chats)):
+        if who is None or not docs:
+            continue
+        m, _ = load_pair(who[1], device=cfg.device, dtype=cfg.dtype)
+        nums, tokens = compare_references(m, r, s, tok, docs, epsilon=eps, max_length=cfg.max_length,
+                                          batch_size=cfg.batch_size)
+        png = plot(tokens, nums, out / f"guidance_{when}.png", epsilon=eps)
+        numbers[when] = {"model": who[0], **nums}
+        rows = [[k, v["n"], f"{v['w_sft']:.3f}", f"{v['w_rl']:.3f}", f"{v['w_diff']:+.3f}",
+                 f"{100 * v['share_rl_higher']:.0f}%", f"{100 * v['share_rl_lower']:.0f}%"]
+                for k, v in nums["per_kind"].items()]
+        th = nums["threshold"]
+        where = {"start": f"the start of mid-training; the first {len(texts)} mid-training documents",
+                 "end": f"near the end of mid-training; the first {len(texts)} mid-training documents",
+                 "chat": f"near the end; the {len(docs)} solved tasks of those documents written as chats"}[when]
+        text = (f"**Model being trained: {who[0]}** ({where}); {nums['n_tokens']} tokens; RL "
+                f"reference: {rl[0]}; SFT reference: {sft[0]}; eps = {eps:g}. Correlation of the two deltas: "
+                f"{nums['corr_delta']:.3f}; of the two weights: {nums['corr_weight']:.3f}. "
+                f"{100 * nums['share_weight_diff_gt']:.1f}% of the tokens get weights that differ by more than {th:g}.")
+        blocks += [("p", text), ("md", f"![RL vs SFT reference, {when}]({Path('report') / png.name})"),
+                   ("md", _md_table(["token kind", "n", "mean w (SFT ref)", "mean w (RL ref)", "RL - SFT",
+                                     f"RL higher by > {th:g}", f"RL lower by > {th:g}"], rows))]
     return blocks, numbers

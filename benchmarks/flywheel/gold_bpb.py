@@ -1,0 +1,45 @@
+"""Gold bits per byte of every arm's base model, scored the same way for every seed (issue #11).
+
+The world suite's gold bpb of the running experiment's first seeds was computed before the eval fix of
+56777a3 (the delimiter), so the tables use this instead: remit's own scorer (``curve.score``: the worked
+solution after ``Question: ...\\nAnswer:``, exactly the pre-training text). Writes ``<work>/gold_bpb.json``
+with per-example bits and bytes, and the base accuracy measured in the same pass.
+
+    python benchmarks/flywheel/gold_bpb.py runs/flywheel-exp --seeds 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from analyze import ARMS
+from curve import _rows, score
+
+
+def gold_bpb(work: Path, seeds: list[int]) -> Path:
+    from remit.models import load_model, load_tokenizer
+
+    out = work / "gold_bpb.json"
+    done = json.loads(out.read_text()) if out.is_file() else {}
+    for s in seeds:
+        rows = _rows(work / f"seed{s}" / "world")
+        for arm in ARMS:
+            key = f"seed{s}/{arm}"
+            mid = work / f"seed{s}" / f"midtrain-{arm}"
+            stamp = json.loads((mid / "manifest.json").read_text()).get("finished_at")
+            if done.get(key, {}).get("finished_at") == stamp:
+                continue
+            r = score(load_model(mid, device="cpu"), load_tokenizer(mid), rows)
+            done[key] = {"finished_at": stamp, **{k: r[k] for k in ("acc", "bpb", "correct", "bits", "bytes")}}
+            out.write_text(json.dumps(done))
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    a = ap.parse_args()
+    print(gold_bpb(Path(a.work), a.seeds))
