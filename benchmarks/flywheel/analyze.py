@@ -231,9 +231,14 @@ def _markdown(s: dict, arms: dict) -> str:
         lines += ["", "## Sample efficiency (mean curves over seeds; curves.png)", ""]
         for key, v in eff.items():
             reach = v["remit_tokens_to_reach"]
+            if not reach:
+                tail = "ReMiT-r1 does not reach it within the run."
+            elif reach >= v["vanilla_tokens"]:
+                tail = "ReMiT-r1 reaches it only at the end of the run (no tokens saved)."
+            else:
+                tail = f"ReMiT-r1 reaches it after {reach} tokens ({v['ratio']:.2f}x fewer)."
             lines.append(f"- {key}: vanilla's final value {v['vanilla_final']:.4f} after {v['vanilla_tokens']} tokens; "
-                         + (f"ReMiT-r1 reaches it after {reach} tokens ({v['ratio']:.2f}x fewer)." if reach else
-                            "ReMiT-r1 does not reach it within the run."))
+                         + tail)
     return "\n".join(lines) + "\n"
 
 
