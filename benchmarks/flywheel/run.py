@@ -10,7 +10,8 @@ Pipeline (everything through `remit flywheel`, the embedded default plus the ove
      start_checkpoint=P rounds=2 baselines=[sft_guided, kd, rho1] posttrain_baselines=true`, that is
      vanilla B0 -> R0 (SFT S0), ReMiT-r1 (ref R0), ReMiT-r2 (ref R1), SFT-guided (ref S0), KD and RHO-1 (ref R0),
      every arm post-trained the same way, every model evaluated on the 500 held-out tasks (world suite);
-  3. the sample-efficiency curves (curve.py) on the kept mid-training checkpoints of vanilla and ReMiT-r1;
+  3. the sample-efficiency curves (curve.py) on the kept mid-training checkpoints of vanilla and ReMiT-r1,
+     and every arm's gold bits per byte from one scorer (gold_bpb.py);
   4. analyze.py: benchmarks/results/flywheel/{results.md, summary.json, *.png}.
 
 Resumable: every stage reuses a finished output with the same config; re-run the same command to continue.
@@ -94,8 +95,11 @@ def main() -> None:
         say("curves")
         sys.path.insert(0, str(HERE))
         from curve import curves
+        from gold_bpb import gold_bpb
 
         curves(work, a.seeds)
+        say("gold bpb")
+        gold_bpb(work, a.seeds)
     sys.path.insert(0, str(HERE))
     from analyze import analyze
 
