@@ -28,7 +28,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 BASELINES = ("sft_guided", "kd", "rho1", "miniplm")
 
 
-# The embedded default: a ~0.9M-parameter Llama from scratch on the generated chain world, sized so that
+# The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world, sized so that
 # `remit flywheel` with no arguments finishes within 15 minutes on 2 CPU cores.
 # configs/flywheel/default.yaml spells out the same values (a test keeps the two equal).
 def default_pretrain() -> dict[str, Any]:
