@@ -79,20 +79,22 @@ def run_curve(mid_dir: Path, rows: list[dict]) -> dict:
     return {"points": points}
 
 
+def memo(out_path: Path, key: str, mid_dir: Path, compute) -> None:
+    """``out_path[key] = compute()`` unless it already holds the result for this finished mid-training."""
+    done = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    stamp = json.loads((mid_dir / "manifest.json").read_text()).get("finished_at")
+    if done.get(key, {}).get("finished_at") != stamp:
+        done[key] = {"finished_at": stamp, **compute()}
+        out_path.write_text(json.dumps(done))
+
+
 def curves(work: Path, seeds: list[int]) -> Path:
     out_path = work / "curves.json"
-    done = json.loads(out_path.read_text()) if out_path.is_file() else {}
     for s in seeds:
-        run = work / f"seed{s}"
-        rows = _rows(run / "world")
+        rows = _rows(work / f"seed{s}" / "world")
         for label in LABELS:
-            key = f"seed{s}/{label}"
-            mid = run / f"midtrain-{label}"
-            stamp = json.loads((mid / "manifest.json").read_text()).get("finished_at")
-            if done.get(key, {}).get("finished_at") == stamp:
-                continue
-            done[key] = {"finished_at": stamp, **run_curve(mid, rows)}
-            out_path.write_text(json.dumps(done))
+            mid = work / f"seed{s}" / f"midtrain-{label}"
+            memo(out_path, f"seed{s}/{label}", mid, lambda mid=mid, rows=rows: run_curve(mid, rows))
     return out_path
 
 

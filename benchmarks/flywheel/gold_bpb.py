@@ -11,29 +11,26 @@ with per-example bits and bytes, and the base accuracy measured in the same pass
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from analyze import ARMS
-from curve import _rows, score
+from curve import _rows, memo, score
 
 
 def gold_bpb(work: Path, seeds: list[int]) -> Path:
     from remit.models import load_model, load_tokenizer
 
     out = work / "gold_bpb.json"
-    done = json.loads(out.read_text()) if out.is_file() else {}
+
+    def one(mid: Path, rows: list[dict]) -> dict:
+        r = score(load_model(mid, device="cpu"), load_tokenizer(mid), rows)
+        return {k: r[k] for k in ("acc", "bpb", "correct", "bits", "bytes")}
+
     for s in seeds:
         rows = _rows(work / f"seed{s}" / "world")
         for arm in ARMS:
-            key = f"seed{s}/{arm}"
             mid = work / f"seed{s}" / f"midtrain-{arm}"
-            stamp = json.loads((mid / "manifest.json").read_text()).get("finished_at")
-            if done.get(key, {}).get("finished_at") == stamp:
-                continue
-            r = score(load_model(mid, device="cpu"), load_tokenizer(mid), rows)
-            done[key] = {"finished_at": stamp, **{k: r[k] for k in ("acc", "bpb", "correct", "bits", "bytes")}}
-            out.write_text(json.dumps(done))
+            memo(out, f"seed{s}/{arm}", mid, lambda mid=mid, rows=rows: one(mid, rows))
     return out
 
 
