@@ -25,8 +25,8 @@ from pathlib import Path
 
 STEPS, ALONE = "format choice (steps)", "format choice (answer alone)"
 KINDS = (STEPS, ALONE, "operand", "result", "answer", "connective", "question", "plain text")
-_QA = re.compile(r"Question: [^\n]*\nAnswer: ([^\n]*)")
-_CHAT = re.compile(r"<\|user\|>\n[^\n]*<\|end\|>\n<\|assistant\|>\n([^\n<]*)")  # remit's chat template
+_QA = re.compile(r"Question: ([^\n]*)\nAnswer: ([^\n]*)")  # group 1: the question, group 2: the answer
+_CHAT = re.compile(r"<\|user\|>\n([^\n]*)<\|end\|>\n<\|assistant\|>\n([^\n<]*)")  # remit's chat template
 _STEP = re.compile(r"(-?\d+) ([+\-*]) (-?\d+) = (-?\d+)\.")
 _FINAL = re.compile(r"The answer is (-?[\w,.$]+?)\.")
 
@@ -35,12 +35,12 @@ def char_kinds(text: str) -> list[str]:
     """A kind for every character of ``text``."""
     kinds = ["plain text"] * len(text)
     for qa in [*_QA.finditer(text), *_CHAT.finditer(text)]:
-        for i in range(qa.start(), qa.start(1)):
+        for i in range(qa.start(), qa.start(2)):
             kinds[i] = "question"
-        a0, a1 = qa.span(1)
+        a0, a1 = qa.span(2)
         for i in range(a0, a1):
             kinds[i] = "connective"
-        body = qa.group(1)
+        body = qa.group(2)
         for m in _STEP.finditer(body):
             for g, kind in ((1, "operand"), (3, "operand"), (4, "result")):
                 for i in range(a0 + m.start(g), a0 + m.end(g)):
@@ -53,26 +53,27 @@ def char_kinds(text: str) -> list[str]:
     return kinds
 
 
+def _token_kind(text: str, ck: list[str], sp: tuple[int, int] | None) -> str:
+    """The kind of the token spanning ``sp``: of its first non-space character (a format choice wins)."""
+    if sp is None or sp[1] <= sp[0]:
+        return "plain text"
+    chars = [i for i in range(sp[0], min(sp[1], len(text))) if not text[i].isspace()] or [sp[0]]
+    ks = [ck[i] for i in chars if i < len(ck)]
+    fmt = [k for k in ks if k in (STEPS, ALONE)]
+    return fmt[0] if fmt else (ks[0] if ks else "plain text")
+
+
 def token_kinds(text: str, spans: list[tuple[int, int] | None]) -> list[str]:
-    """The kind of each token: the kind of its first non-space character (a format choice wins)."""
+    """The kind of each token of ``text`` (given by its character span)."""
     ck = char_kinds(text)
-    out = []
-    for sp in spans:
-        if sp is None or sp[1] <= sp[0]:
-            out.append("plain text")
-            continue
-        chars = [i for i in range(sp[0], min(sp[1], len(text))) if not text[i].isspace()] or [sp[0]]
-        ks = [ck[i] for i in chars if i < len(ck)]
-        fmt = [k for k in ks if k in (STEPS, ALONE)]
-        out.append(fmt[0] if fmt else (ks[0] if ks else "plain text"))
-    return out
+    return [_token_kind(text, ck, sp) for sp in spans]
 
 
 def as_chats(texts: list[str], tokenizer) -> list[str]:
     """The solved tasks of ``texts`` written as one-turn chats (the format the references were post-trained in)."""
     out = []
     for t in texts:
-        for qa in re.finditer(r"Question: ([^\n]*)\nAnswer: ([^\n]*)", t):
+        for qa in _QA.finditer(t):
             out.append(tokenizer.apply_chat_template([{"role": "user", "content": qa.group(1)},
                                                       {"role": "assistant", "content": qa.group(2)}], tokenize=False))
     return out
@@ -116,23 +117,13 @@ def summarize(w_rl: list[float], w_sft: list[float], d_rl: list[float], d_sft: l
 def compare_references(model, rl, sft, tokenizer, texts: list[str], *, epsilon: float = 0.2,
                        temperature: float = 1.0, max_length: int = 256, batch_size: int = 8):
     """(numbers, per-token lists) of the model scored against the RL and the SFT reference on ``texts``."""
-    from remit.report.heatmap import score_texts
+    from remit.report.heatmap import score_against
 
-    s_rl = score_texts(model, rl, tokenizer, texts, epsilon=epsilon, temperature=temperature,
-                       max_length=max_length, batch_size=batch_size)
-    s_sft = score_texts(model, sft, tokenizer, texts, epsilon=epsilon, temperature=temperature,
-                        max_length=max_length, batch_size=batch_size)
-    kinds: list[str] = []
-    for t in range(len(texts)):
-        idx = [j for j, ti in enumerate(s_rl.text_of) if ti == t]
-        kinds += token_kinds(texts[t], [s_rl.span[j] for j in idx])
-    order = sorted(range(len(s_rl.text_of)), key=lambda j: s_rl.text_of[j])  # kinds were built text by text
-
-    def pick(xs):
-        return [xs[j] for j in order]
-
-    tokens = {"w_rl": pick(s_rl.weight), "w_sft": pick(s_sft.weight), "d_rl": pick(s_rl.delta),
-              "d_sft": pick(s_sft.delta), "kinds": kinds}
+    s_rl, s_sft = score_against(model, [rl, sft], tokenizer, texts, epsilon=epsilon, temperature=temperature,
+                                max_length=max_length, batch_size=batch_size)
+    cks = [char_kinds(t) for t in texts]
+    kinds = [_token_kind(texts[t], cks[t], sp) for t, sp in zip(s_rl.text_of, s_rl.span)]
+    tokens = {"w_rl": s_rl.weight, "w_sft": s_sft.weight, "d_rl": s_rl.delta, "d_sft": s_sft.delta, "kinds": kinds}
     return summarize(tokens["w_rl"], tokens["w_sft"], tokens["d_rl"], tokens["d_sft"], kinds), tokens
 
 

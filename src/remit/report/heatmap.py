@@ -75,35 +75,49 @@ class TokenScores:
 def score_texts(model, reference, tokenizer, texts: list[str], *, epsilon: float = 0.2, temperature: float = 1.0,
                 max_length: int = 512, batch_size: int = 4) -> TokenScores:
     """Both models' fp32 log-probs on ``texts`` and the ReMiT weights of every token."""
+    return score_against(model, [reference], tokenizer, texts, epsilon=epsilon, temperature=temperature,
+                         max_length=max_length, batch_size=batch_size)[0]
+
+
+def score_against(model, references: list, tokenizer, texts: list[str], *, epsilon: float = 0.2,
+                  temperature: float = 1.0, max_length: int = 512, batch_size: int = 4) -> list[TokenScores]:
+    """``score_texts`` for several references: the model is run once, every reference once."""
     import torch
 
     from remit.objectives import remit_weights
     from remit.report.lm import encode_texts, hidden_states, target_logps
 
     enc = encode_texts(tokenizer, texts, max_length=max_length, windows=True)
-    lp_m = target_logps(hidden_states(model, enc, batch_size=batch_size), enc.targets)
-    lp_r = target_logps(hidden_states(reference, enc, batch_size=batch_size), enc.targets)
     R, T = len(enc.rows), max(enc.n_scored)
-    pm, pr, mask = torch.zeros(R, T), torch.zeros(R, T), torch.zeros(R, T, dtype=torch.bool)
-    pos = 0
-    for i, n in enumerate(enc.n_scored):
-        pm[i, :n], pr[i, :n], mask[i, :n] = lp_m[pos:pos + n], lp_r[pos:pos + n], True
-        pos += n
-    w = remit_weights(pr, pm, mask, epsilon=epsilon, temperature=temperature)
-    out = TokenScores(texts=list(texts))
-    for i, n in enumerate(enc.n_scored):
-        row = enc.rows[i]
-        for t in range(n):
-            tok = row[t + 1]
-            out.text_of.append(enc.row_of[i])
-            out.span.append(enc.offsets[i][t + 1])
-            out.token_id.append(tok)
-            out.piece.append(tokenizer.decode([tok]))
-            out.weight.append(float(w[i, t]))
-            out.delta.append(float(pr[i, t] - pm[i, t]))
-            out.logp_model.append(float(pm[i, t]))
-            out.logp_ref.append(float(pr[i, t]))
-    return out
+
+    def rows_of(m) -> torch.Tensor:  # flat per-token log-probs -> [R, T], zero-padded
+        flat, out, pos = target_logps(hidden_states(m, enc, batch_size=batch_size), enc.targets), torch.zeros(R, T), 0
+        for i, n in enumerate(enc.n_scored):
+            out[i, :n] = flat[pos:pos + n]
+            pos += n
+        return out
+
+    pm = rows_of(model)
+    mask = torch.arange(T)[None, :] < torch.tensor(enc.n_scored)[:, None]
+    outs = []
+    for reference in references:
+        pr = rows_of(reference)
+        w = remit_weights(pr, pm, mask, epsilon=epsilon, temperature=temperature)
+        out = TokenScores(texts=list(texts))
+        for i, n in enumerate(enc.n_scored):
+            row = enc.rows[i]
+            for t in range(n):
+                tok = row[t + 1]
+                out.text_of.append(enc.row_of[i])
+                out.span.append(enc.offsets[i][t + 1])
+                out.token_id.append(tok)
+                out.piece.append(tokenizer.decode([tok]))
+                out.weight.append(float(w[i, t]))
+                out.delta.append(float(pr[i, t] - pm[i, t]))
+                out.logp_model.append(float(pm[i, t]))
+                out.logp_ref.append(float(pr[i, t]))
+        outs.append(out)
+    return outs
 
 
 def top_tokens(s: TokenScores, *, k: int = 20, min_count: int = 1) -> tuple[list[dict], list[dict]]:
