@@ -67,16 +67,14 @@ def paired(a: list[list[float]], b: list[list[float]], *, seed: int = 0) -> dict
             "per_seed": [float(x.mean()) for x in d]}
 
 
-def stage_values(work: Path, seed: int, label: str, stage: str) -> list[float] | None:
-    m = work / f"seed{seed}" / f"post-{label}" / stage / "manifest.json"
-    if not m.is_file():
-        return None
-    return (json.loads(m.read_text()).get("eval") or {}).get("post_values")
-
-
 def stage_info(work: Path, seed: int, label: str, stage: str) -> dict:
     m = work / f"seed{seed}" / f"post-{label}" / stage / "manifest.json"
     return json.loads(m.read_text()) if m.is_file() else {}
+
+
+def stage_values(work: Path, seed: int, label: str, stage: str) -> list[float] | None:
+    """The per-prompt held-out rewards after a post-training stage."""
+    return (stage_info(work, seed, label, stage).get("eval") or {}).get("post_values")
 
 
 def _fmt(c: dict, scale: float = 100.0, digits: int = 2) -> str:

@@ -79,28 +79,32 @@ def run_curve(mid_dir: Path, rows: list[dict]) -> dict:
     return {"points": points}
 
 
-def memo(out_path: Path, key: str, mid_dir: Path, compute) -> None:
-    """``out_path[key] = compute()`` unless it already holds the result for this finished mid-training."""
+def per_arm(work: Path, seeds: list[int], labels, out_path: Path, compute) -> Path:
+    """``out_path["seed<s>/<label>"] = compute(mid_dir, held-out rows)`` for every seed and arm, skipping the
+    entries already computed for the same finished mid-training (its ``finished_at``)."""
     done = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    stamp = json.loads((mid_dir / "manifest.json").read_text()).get("finished_at")
-    if done.get(key, {}).get("finished_at") != stamp:
-        done[key] = {"finished_at": stamp, **compute()}
-        out_path.write_text(json.dumps(done))
-
-
-def curves(work: Path, seeds: list[int]) -> Path:
-    out_path = work / "curves.json"
     for s in seeds:
         rows = _rows(work / f"seed{s}" / "world")
-        for label in LABELS:
+        for label in labels:
             mid = work / f"seed{s}" / f"midtrain-{label}"
-            memo(out_path, f"seed{s}/{label}", mid, lambda mid=mid, rows=rows: run_curve(mid, rows))
+            stamp = json.loads((mid / "manifest.json").read_text()).get("finished_at")
+            if done.get(f"seed{s}/{label}", {}).get("finished_at") != stamp:
+                done[f"seed{s}/{label}"] = {"finished_at": stamp, **compute(mid, rows)}
+                out_path.write_text(json.dumps(done))
     return out_path
 
 
-if __name__ == "__main__":
+def curves(work: Path, seeds: list[int]) -> Path:
+    return per_arm(work, seeds, LABELS, work / "curves.json", run_curve)
+
+
+def cli(fn) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("work")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     a = ap.parse_args()
-    print(curves(Path(a.work), a.seeds))
+    print(fn(Path(a.work), a.seeds))
+
+
+if __name__ == "__main__":
+    cli(curves)

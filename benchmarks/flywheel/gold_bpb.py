@@ -10,33 +10,22 @@ with per-example bits and bytes, and the base accuracy measured in the same pass
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from analyze import ARMS
-from curve import _rows, memo, score
+from curve import cli, per_arm, score
+
+
+def _score_arm(mid: Path, rows: list[dict]) -> dict:
+    from remit.models import load_model, load_tokenizer
+
+    r = score(load_model(mid, device="cpu"), load_tokenizer(mid), rows)
+    return {k: r[k] for k in ("acc", "bpb", "correct", "bits", "bytes")}
 
 
 def gold_bpb(work: Path, seeds: list[int]) -> Path:
-    from remit.models import load_model, load_tokenizer
-
-    out = work / "gold_bpb.json"
-
-    def one(mid: Path, rows: list[dict]) -> dict:
-        r = score(load_model(mid, device="cpu"), load_tokenizer(mid), rows)
-        return {k: r[k] for k in ("acc", "bpb", "correct", "bits", "bytes")}
-
-    for s in seeds:
-        rows = _rows(work / f"seed{s}" / "world")
-        for arm in ARMS:
-            mid = work / f"seed{s}" / f"midtrain-{arm}"
-            memo(out, f"seed{s}/{arm}", mid, lambda mid=mid, rows=rows: one(mid, rows))
-    return out
+    return per_arm(work, seeds, ARMS, work / "gold_bpb.json", _score_arm)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("work")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    a = ap.parse_args()
-    print(gold_bpb(Path(a.work), a.seeds))
+    cli(gold_bpb)
