@@ -52,16 +52,10 @@ def build(batch: int, seq: int, n_batches: int):
 
 def write_cache(ref, batches, path: Path) -> Path:
     """A real score-reference style cache (fp32 .npy shards) for the benchmark rows."""
-    from remit.midtrain.reference import OnlineReference
+    from remit.midtrain.reference import OnlineReference, write_rows_cache
 
     online = OnlineReference(copy.deepcopy(ref))
-    rows = np.concatenate([online(b)[0].numpy() for b in batches])
-    (path / "shards").mkdir(parents=True, exist_ok=True)
-    np.save(path / "shards" / "shard-00000.npy", rows)
-    (path / "meta.json").write_text(json.dumps({"shard_rows": len(rows), "num_rows": len(rows), "complete": True,
-                                                "seq_len": rows.shape[1], "dtype": str(rows.dtype),
-                                                "fingerprint": {}}))
-    return path
+    return write_rows_cache(path, np.concatenate([online(b)[0].numpy() for b in batches]))
 
 
 class CLTStep:

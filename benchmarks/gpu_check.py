@@ -92,13 +92,9 @@ def make_batches(n: int, rows: int, seq: int, vocab: int) -> list[dict[str, torc
 
 def write_cache(reference, batches, path: Path) -> Path:
     """A ``remit score-reference`` style cache (fp32 .npy shard) of the reference's log-probs for the batches."""
-    rows = np.concatenate([reference(b)[0].float().cpu().numpy() for b in batches])
-    (path / "shards").mkdir(parents=True, exist_ok=True)
-    np.save(path / "shards" / "shard-00000.npy", rows)
-    (path / "meta.json").write_text(json.dumps({"shard_rows": len(rows), "num_rows": len(rows), "complete": True,
-                                                "seq_len": rows.shape[1], "dtype": str(rows.dtype),
-                                                "fingerprint": {}}))
-    return path
+    from remit.midtrain.reference import write_rows_cache
+
+    return write_rows_cache(path, np.concatenate([reference(b)[0].float().cpu().numpy() for b in batches]))
 
 
 def make_trainer(method: str, policy, reference, cache_dir: Path, device: str, world=None):

@@ -77,3 +77,16 @@ def test_missing_or_truncated_shard_is_an_error_naming_it(tmp_path, ref_model_di
     (out / "meta.json").write_text(json.dumps({**meta, "shards": meta["shards"][:-1]}))
     with pytest.raises(DataError, match=r"meta\.json: the shards it lists do not cover rows"):
         CachedReference(out)
+
+
+def test_a_cache_written_from_rows_reads_back(tmp_path):
+    import numpy as np
+    import torch
+
+    from remit.midtrain.reference import CachedReference, write_rows_cache
+
+    rows = np.arange(24, dtype=np.float32).reshape(4, 6) / -10
+    cache = CachedReference(write_rows_cache(tmp_path / "c", rows))
+    assert CachedReference.is_intact(tmp_path / "c")
+    logps, _ = cache({"row_index": torch.tensor([2, 0]), "labels": torch.zeros(2, 6, dtype=torch.long)})
+    assert torch.equal(logps, torch.from_numpy(rows[[2, 0]]))

@@ -27,7 +27,7 @@ from remit.utils.integrations import autocast
 from remit.utils.io import file_fingerprint, fingerprint
 
 __all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "score_rows", "model_fingerprint", "cache_fingerprint",
-           "CACHE_META", "shard_table", "shards_of", "shard_error", "shard_problem"]
+           "CACHE_META", "shard_table", "shards_of", "shard_error", "shard_problem", "write_rows_cache"]
 
 CACHE_META = "meta.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -180,6 +180,20 @@ def shard_table(num_rows: int, shard_rows: int) -> list[dict[str, Any]]:
     """
     return [{"file": f"shard-{k:05d}.npy", "rows": [k * shard_rows, min((k + 1) * shard_rows, num_rows)]}
             for k in range(-(-num_rows // shard_rows))]
+
+
+def write_rows_cache(path: str | Path, rows: np.ndarray, fingerprint_parts: dict | None = None) -> Path:
+    """A complete one-shard cache holding ``rows`` ([num_rows, seq_len] log-probs), in the layout
+    ``remit score-reference`` writes and ``CachedReference`` reads; for benchmarks and tests that already
+    have the log-probs (a real cache comes from ``remit score-reference``)."""
+    path = Path(path)
+    shards = shard_table(len(rows), len(rows))
+    (path / "shards").mkdir(parents=True, exist_ok=True)
+    np.save(path / "shards" / shards[0]["file"], rows)
+    meta = {"fingerprint": fingerprint_parts or {}, "num_rows": len(rows), "seq_len": int(rows.shape[1]),
+            "shard_rows": len(rows), "dtype": str(rows.dtype), "shards": shards, "complete": True}
+    (path / CACHE_META).write_text(json.dumps(meta), encoding="utf-8")
+    return path
 
 
 def shards_of(meta: dict[str, Any]) -> list[dict[str, Any]]:
