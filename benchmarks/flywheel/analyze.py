@@ -10,6 +10,7 @@ same seed's data order on both sides. bpb is "lower is better"; its deltas are r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -35,14 +36,14 @@ def per_example(work: Path, seed: int, label: str, metric: str) -> list[float] |
     return (res.get("per_example", {}).get("world") or {}).get(metric)
 
 
-_GOLD: dict[str, dict] = {}
-
-
 def _gold(work: Path) -> dict:
     f = work / "gold_bpb.json"
-    if str(f) not in _GOLD:
-        _GOLD[str(f)] = json.loads(f.read_text()) if f.is_file() else {}
-    return _GOLD[str(f)]
+    return _read_json(str(f), f.stat().st_mtime_ns) if f.is_file() else {}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_json(path: str, mtime_ns: int) -> dict:  # read once per version of the file, not once per lookup
+    return json.loads(Path(path).read_text())
 
 
 def complete(work: Path, seed: int) -> bool:
