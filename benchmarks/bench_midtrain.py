@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_midtrain.py --steps 20 --batch 4
 
 A ~5M-parameter Llama (hidden 256, 4 layers, vocab 4096), seq 256, fp32 on CPU. Every variant is a full
-optimizer step of ``remit.midtrain.engine.Trainer`` (forward, objective, backward, AdamW) on the SAME
+optimizer step of ``remit.midtrain.trainer.Trainer`` (forward, objective, backward, AdamW) on the SAME
 batches; variants are interleaved step by step in one process and the median of ``--steps`` timed steps
 after warm-up is reported, so machine-load drift hits all of them alike.
 
@@ -83,8 +83,8 @@ class CLTStep:
 def make_variants(policy, ref, cache_dir: Path, lr: float, names: list[str]):
     from remit.midtrain.config import OptimConfig
     from remit.midtrain.distributed import World
-    from remit.midtrain.engine import Trainer, build_optimizer
     from remit.midtrain.reference import CachedReference, OnlineReference, PolicyLogps
+    from remit.midtrain.trainer import Trainer, build_optimizer
     from remit.objectives import NTP, ReMiT, Rho1
 
     optim = OptimConfig(lr=lr, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8)

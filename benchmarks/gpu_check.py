@@ -102,8 +102,8 @@ def make_trainer(method: str, policy, reference, cache_dir: Path, device: str, w
     from remit.midtrain import perf
     from remit.midtrain.config import OptimConfig, PerfConfig
     from remit.midtrain.distributed import World
-    from remit.midtrain.engine import Trainer, build_optimizer
     from remit.midtrain.reference import CachedReference
+    from remit.midtrain.trainer import Trainer, build_optimizer
     from remit.objectives import NTP, ReMiT, Rho1
 
     pc = PerfConfig()

@@ -1,13 +1,14 @@
 """The ``remit`` command: one subcommand per stage.
 
-    remit <stage> [--config FILE] [key=value ...] [--key value ...] [--flag]
+    remit [--plugin MODULE ...] <stage> [--config FILE] [key=value ...] [--key value ...] [--flag]
 
 Every stage is a module exposing a config dataclass and ``run(config) -> path``; the
 table below maps subcommands to them, imported lazily so that ``remit --help`` is fast.
 ``--key value`` is sugar for ``key=value`` and a bare ``--flag`` for ``flag=true``;
 positional arguments fill the stage's list field (``remit compare A B``).
-Errors raised on purpose (:class:`remit.errors.RemitError`) are printed as one line,
-exit code 2, without a traceback.
+``--plugin MODULE`` (anywhere, repeatable) imports a module first: one that registers mid-training
+methods of its own (``remit.methods.register_method``). Errors raised on purpose
+(:class:`remit.errors.RemitError`) are printed as one line, exit code 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _load_stages() -> None:
 
 
 def _usage() -> str:
-    lines = ["usage: remit <stage> [--config FILE] [key=value ...]", "", "stages:"]
+    lines = ["usage: remit <stage> [--config FILE] [key=value ...] [--plugin MODULE]", "", "stages:"]
     for name, st in sorted(STAGES.items()):
         lines.append(f"  {name:<18} {st.help}")
     lines += ["", "remit <stage> --help lists the stage's config keys and defaults."]
@@ -147,8 +148,36 @@ def run_stage(name: str, argv: list[str]):
     return getattr(mod, st.run)(cfg)
 
 
+def split_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(plugin modules, the other arguments): ``--plugin M`` / ``--plugin=M`` may stand anywhere."""
+    plugins, rest, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--plugin":
+            if i + 1 >= len(argv):
+                raise RemitError("--plugin needs a module name (for example --plugin my_pkg.methods)")
+            plugins.append(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("--plugin="):
+            plugins.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+        i += 1
+    return plugins, rest
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins, argv = split_plugins(argv)
+        if plugins:
+            from remit.methods import load_plugins
+
+            load_plugins(plugins)
+    except RemitError as e:
+        print(f"remit: error: {e}", file=sys.stderr)
+        return 2
     _load_stages()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())

@@ -34,8 +34,8 @@ def max_diff(a: dict, b: dict) -> float:
 def test_method_runs_and_writes_loadable_checkpoint(make_cfg, tiny_model_dir, method, extra):
     from transformers import AutoModelForCausalLM
 
+    from remit.manifest import is_complete, read_manifest
     from remit.midtrain.stage import run
-    from remit.utils.io import is_complete, read_manifest
 
     cfg = make_cfg(method, *extra)
     out = run(cfg)
@@ -84,15 +84,17 @@ def test_accumulation_1x8_equals_8x1(make_cfg):
 
 
 def test_nan_stops_naming_the_step_and_keeps_last_checkpoint(make_cfg, monkeypatch):
-    from remit.midtrain import methods
+    import dataclasses
+
+    from remit.methods import get_method, register_method
     from remit.midtrain.checkpoint import latest
     from remit.midtrain.stage import run
 
-    real = methods.METHOD_BUILDERS["ntp"]
+    real = get_method("ntp")
     calls = {"n": 0}
 
-    def poisoned(m, chunk):
-        inner = real(m, chunk)
+    def poisoned(cfg):
+        inner = real.build(cfg)
 
         class Poison(type(inner)):
             def __call__(self, inputs):
@@ -103,7 +105,8 @@ def test_nan_stops_naming_the_step_and_keeps_last_checkpoint(make_cfg, monkeypat
                 return out
         return Poison()
 
-    monkeypatch.setitem(methods.METHOD_BUILDERS, "ntp", poisoned)
+    monkeypatch.setattr("remit.methods.registry._REGISTERED", {})  # a fresh table, the real one back after the test
+    register_method(dataclasses.replace(real, build=poisoned))
     cfg = make_cfg("ntp", "checkpoint_every=1", "max_steps=6")
     with pytest.raises(TrainingError, match=r"step 3: the loss is nan.*last good checkpoint is .*step-00000002"):
         run(cfg)
@@ -163,7 +166,7 @@ def test_pretrain_from_scratch_with_trained_tokenizer(tmp_path, tiny_jsonl):
     assert rec[0]["loss"] == pytest.approx(math.log(300), abs=0.5)
     assert rec[-1]["loss"] < rec[0]["loss"] - 0.5  # it learns
     assert {r["lr"] for r in rec[1:]} == {1e-2}  # constant after warmup (5% of 12 steps = 1 step)
-    from remit.utils.io import read_manifest
+    from remit.manifest import read_manifest
     assert read_manifest(out)["stage"] == "pretrain"
     # A finished run with the same config is reused, not retrained.
     stamp = (out / "metrics.jsonl").stat().st_mtime_ns

@@ -53,7 +53,7 @@ def test_kd_refuses_a_larger_reference_micro_batch(make_cfg):
 
 
 def test_fused_adamw_same_losses_and_weights(make_cfg, baseline, monkeypatch):
-    from remit.midtrain import engine
+    from remit.midtrain import trainer
     from remit.midtrain.stage import run
 
     seen = []
@@ -63,7 +63,7 @@ def test_fused_adamw_same_losses_and_weights(make_cfg, baseline, monkeypatch):
         seen.append(kw.get("fused"))
         return real(*a, **kw)
 
-    monkeypatch.setattr(engine.torch.optim, "AdamW", spy)
+    monkeypatch.setattr(trainer.torch.optim, "AdamW", spy)
     fused = losses(run(make_cfg("ntp", "perf.fused_adamw=true", out="fused")))
     assert seen == [True]
     assert fused == pytest.approx(baseline("ntp"), abs=1e-6)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from remit.errors import ConfigError
-from remit.objectives import KD, NTP, ObjectiveInputs, ReMiT, Rho1, remit_weights, token_logps
+from remit.objectives import KD, NTP, ObjectiveInputs, ReMiT, Rho1, remit_weights, summarize, token_logps
 
 V, H = 13, 8
 
@@ -75,8 +75,10 @@ def test_remit_loss_closed_form_and_weight_normalisation():
     out = ReMiT(epsilon=0.2)(ObjectiveInputs(policy, mask, ref_logps=ref))
     torch.testing.assert_close(out.loss_sum, (w * -policy)[mask].sum())
     assert out.denom.item() == 10
-    assert torch.equal(out.stats["weights"], w)
-    torch.testing.assert_close(out.stats["delta"], torch.where(mask, ref - policy.detach(), 0.0))
+    logged = summarize(out.stats)  # the statistics are sums over the same weights and deltas
+    assert logged["w_mean"] == pytest.approx(w[mask].double().mean().item(), abs=1e-12)
+    assert logged["delta_mean"] == pytest.approx((ref - policy.detach())[mask].double().mean().item(), abs=1e-6)
+    assert ReMiT()(ObjectiveInputs(policy, mask, ref_logps=ref, want_stats=False)).stats == {}
     out_w = ReMiT(normalize="weights")(ObjectiveInputs(policy, mask, ref_logps=ref))
     torch.testing.assert_close(out_w.denom, w.sum())
     out.loss_sum.backward()
@@ -87,10 +89,16 @@ def test_frozen_base_weights_ignore_the_policy():
     g = torch.Generator().manual_seed(6)
     ref, base = -torch.rand(2, 5, generator=g), -torch.rand(2, 5, generator=g)
     mask = torch.ones(2, 5, dtype=torch.bool)
-    a = ReMiT()(ObjectiveInputs(-torch.rand(2, 5, generator=g), mask, ref_logps=ref, base_logps=base))
-    b = ReMiT()(ObjectiveInputs(-torch.rand(2, 5, generator=g), mask, ref_logps=ref, base_logps=base))
-    assert torch.equal(a.stats["weights"], b.stats["weights"])
-    assert torch.equal(a.stats["weights"], remit_weights(ref, base, mask))
+    grads, logged = [], []
+    for _ in range(2):  # two different policies
+        policy = (-torch.rand(2, 5, generator=g)).requires_grad_()
+        out = ReMiT()(ObjectiveInputs(policy, mask, ref_logps=ref, base_logps=base))
+        out.loss_sum.backward()
+        grads.append(policy.grad)
+        logged.append(summarize(out.stats))
+    # d loss / d log p = -w: the same weights whatever the policy, those of (ref, base)
+    assert torch.equal(grads[0], grads[1]) and torch.equal(-grads[0], remit_weights(ref, base, mask))
+    assert logged[0] == logged[1]
 
 
 def test_remit_config_and_missing_inputs():

@@ -26,9 +26,9 @@ def main(out: Path, sft_steps: str, grpo_overrides: list[str]) -> None:
     import torch
 
     from remit.config import load_config
+    from remit.manifest import read_manifest
     from remit.models import ModelConfig, param_count, train_tokenizer
     from remit.posttrain import grpo, sft
-    from remit.utils.io import read_manifest
 
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from remit.config import load_config
+from remit.manifest import read_manifest
 from remit.posttrain.chain import PosttrainConfig, run
-from remit.utils.io import read_manifest
 
 pytestmark = pytest.mark.xdist_group("posttrain_trl")
 

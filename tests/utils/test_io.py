@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from remit.utils.io import atomic_dir, file_fingerprint, is_complete, read_manifest, write_manifest
+from remit.manifest import is_complete, read_manifest, write_manifest
+from remit.utils.io import atomic_dir, file_fingerprint
 
 
 def test_atomic_dir_keeps_old_on_failure(tmp_path):

@@ -147,7 +147,7 @@ def test_config_validation():
 
 def test_stage_writes_files_and_reuses_them(tmp_path):
     from remit.cli import main
-    from remit.utils.io import read_manifest
+    from remit.manifest import read_manifest
     from remit.world.stage import FILES
 
     out = tmp_path / "world"

@@ -23,7 +23,8 @@ from typing import Any
 
 from remit.config import check_range, save_config, to_dict
 from remit.errors import ConfigError, RemitError
-from remit.utils.io import atomic_dir, atomic_write_json, atomic_write_text, is_complete, write_manifest
+from remit.manifest import is_complete, write_manifest
+from remit.utils.io import atomic_dir, atomic_write_json, atomic_write_text
 from remit.utils.lock import out_dir_lock
 
 

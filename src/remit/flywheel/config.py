@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remit.config import ConfigError, check_range
+from remit.methods.registry import arm_names
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -24,8 +25,6 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = copy.deepcopy(v)
     return out
-
-BASELINES = ("sft_guided", "kd", "rho1", "miniplm")
 
 
 # The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world, sized so that
@@ -101,8 +100,10 @@ class FlywheelConfig:
 
     def validate(self) -> None:
         check_range("rounds", self.rounds, 0, 10)
+        accepted = arm_names("baseline")
         for b in self.baselines:
-            if b not in BASELINES:
-                raise ConfigError(f"baselines: '{b}' is not known. Accepted values: {', '.join(BASELINES)}.")
+            if b not in accepted:
+                raise ConfigError(f"baselines: '{b}' is not known. Accepted values: {', '.join(accepted)} "
+                                  f"(arms and methods of remit.methods; a plugin's methods too).")
         if not self.use_world and self.start_checkpoint is None and not self.pretrain.get("data"):
             raise ConfigError("use_world=false needs start_checkpoint or pretrain.data (the data to pre-train on).")

@@ -8,6 +8,9 @@ Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
     world -> pretrain (P) -> midtrain-vanilla (B0) -> post-vanilla (SFT -> DPO -> GRPO = R0)
           -> midtrain-remit-r1 (P + reference R0 = B1) -> post-remit-r1 (R1) -> ... round k ...
           -> midtrain-<baseline> (P + R0, or the SFT model for sft_guided) [-> post-<baseline>]
+
+Baselines are arms of the method table (``remit.methods``): ``sft_guided`` or any method name (its
+reference is R0 when it needs one); each gets the keys of the ``midtrain.method`` section it reads.
           -> eval-<model>-<suite> for every base and post-trained model -> report
 
 A stage whose folder already holds a finished output made with the same config is reused, and
@@ -26,7 +29,10 @@ from typing import Any
 
 from remit.config import from_dict, save_config, validate_config
 from remit.flywheel.config import FlywheelConfig, deep_merge
-from remit.utils.io import atomic_write_json, read_manifest
+from remit.manifest import read_manifest
+from remit.methods.base import Arm
+from remit.methods.registry import get_arm, get_method
+from remit.utils.io import atomic_write_json
 
 __all__ = ["FlywheelConfig", "Stage", "plan", "run"]
 
@@ -88,18 +94,27 @@ class _Planner:
                             label="pre-annealing"))
         return st.config.out_dir
 
-    def midtrain(self, sid: str, label: str, init: str, method: dict[str, Any], reference: str | None,
-                 rnd: int) -> str:
+    def method_section(self, arm: Arm) -> dict[str, Any]:
+        """``method`` of an arm's stage: its name, plus the keys of the ``midtrain.method`` section it reads."""
+        method = get_method(arm.method, key=f"baselines ({arm.name})")
+        given = self.cfg.midtrain.get("method", {})
+        return {"name": method.name, **{k: v for k, v in given.items() if k in method.options},
+                **({"params": given["params"]} if "params" in given and method.params else {})}
+
+    def midtrain(self, sid: str, arm: Arm, init: str, reference: str | None, rnd: int, label: str | None = None) -> str:
         from remit.midtrain import stage as mt
 
+        label = label or arm.run_label
         data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
-        over: dict[str, Any] = {"out_dir": str(self.root / sid), "resume": True, "model": {"path": init},
-                                "method": method}
+        method = self.method_section(arm)
+        over: dict[str, Any] = {"out_dir": str(self.root / sid), "resume": True, "model": {"path": init}}
         if reference is not None:
             over["reference"] = {"path": reference}
         data = deep_merge(data, over)
+        data["method"] = method  # replaced, not merged: an arm gets only the keys its method reads
         st = self.add(Stage(sid, "midtrain", _build(mt.MidtrainConfig, f"midtrain ({sid})", data), mt.run,
-                            label=label, info={"method": method.get("name"), "round": rnd, "reference": reference}))
+                            label=label, info={"method": method["name"], "arm": arm.name, "round": rnd,
+                                               "reference": reference}))
         return st.config.out_dir
 
     def posttrain(self, sid: str, label: str, model: str, rnd: int) -> dict[str, str]:
@@ -141,23 +156,22 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
     pre = p.pretrain()
     bases: dict[str, str] = {"pre-annealing": pre}
     posts: dict[str, dict[str, str]] = {}
-    bases["vanilla"] = p.midtrain("midtrain-vanilla", "vanilla", pre, {"name": "ntp"}, None, 0)
-    posts["vanilla"] = p.posttrain("post-vanilla", "vanilla", bases["vanilla"], 0)
-    ref = posts["vanilla"]["final"]
-    remit_method = deep_merge({"name": "remit"}, {k: v for k, v in cfg.midtrain.get("method", {}).items()
-                                              if k != "name"})
+    vanilla = get_arm("vanilla")
+    bases[vanilla.run_label] = p.midtrain("midtrain-vanilla", vanilla, pre, None, 0)
+    posts[vanilla.run_label] = p.posttrain("post-vanilla", vanilla.run_label, bases["vanilla"], 0)
+    guides = {"rl": posts["vanilla"]["final"], "sft": posts["vanilla"].get("sft", posts["vanilla"]["final"]),
+              "none": None}
+    ref = guides["rl"]
+    remit_arm = get_arm("remit")
     for k in range(1, cfg.rounds + 1):
-        label = f"remit-r{k}"
-        bases[label] = p.midtrain(f"midtrain-{label}", label, pre, remit_method, ref, k)
+        label = f"{remit_arm.run_label}-r{k}"
+        bases[label] = p.midtrain(f"midtrain-{label}", remit_arm, pre, ref, k, label=label)
         posts[label] = p.posttrain(f"post-{label}", label, bases[label], k)
         ref = posts[label]["final"]  # round k+1 is guided by this round's RL model
-    r0 = posts["vanilla"]["final"]
     for b in cfg.baselines:
-        method = {"sft_guided": remit_method, "kd": {"name": "kd"}, "rho1": {"name": "rho1"},
-                  "miniplm": {"name": "miniplm"}}[b]
-        reference = posts["vanilla"].get("sft", r0) if b == "sft_guided" else r0
-        label = b.replace("_", "-")
-        bases[label] = p.midtrain(f"midtrain-{label}", label, pre, method, reference, 1)
+        arm = get_arm(b)
+        label = arm.run_label
+        bases[label] = p.midtrain(f"midtrain-{label}", arm, pre, guides[arm.guide], 1)
         if cfg.posttrain_baselines:
             posts[label] = p.posttrain(f"post-{label}", label, bases[label], 1)
     models = {label: (path, False) for label, path in bases.items()}

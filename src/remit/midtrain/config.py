@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from remit.config import ConfigError, check_choice, check_range
 from remit.data.sources import DataSource
+from remit.methods.registry import find_method, get_method, method_names
 from remit.models.tiny import ModelConfig
 
 __all__ = [
     "ModelSource", "DataConfig", "OptimConfig", "ScheduleConfig", "MethodConfig",
-    "ReferenceConfig", "LoggingConfig", "PerfConfig", "TrainConfig", "PretrainConfig", "MidtrainConfig", "METHODS",
+    "ReferenceConfig", "LoggingConfig", "PerfConfig", "TrainConfig", "PretrainConfig", "MidtrainConfig",
 ]
-
-METHODS = ("ntp", "remit", "rho1", "kd", "miniplm")
 
 
 @dataclass
@@ -109,7 +108,12 @@ class ScheduleConfig:
 
 @dataclass
 class MethodConfig:
-    """Which objective: ntp | remit | rho1 | kd | miniplm, and its hyper-parameters."""
+    """Which method (a name of the method table, ``remit.methods``) and its hyper-parameters.
+
+    Built in: ntp | remit | rho1 | kd | miniplm. Each reads only its own keys below (``remit.methods``
+    lists them); a key of another method set away from its default is an error, not silently ignored.
+    ``params``: the keys of a method registered from outside remit (``Method.params`` has their defaults).
+    """
 
     name: str = "ntp"
     epsilon: float = 0.2  # remit: clip range of the weights [1 - eps, 1 + eps]
@@ -122,17 +126,33 @@ class MethodConfig:
     kd_temperature: float = 1.0  # kd: softmax temperature
     select_ratio: float = 0.5  # miniplm: fraction of documents kept
     weak_model: str | None = None  # miniplm: the weak scorer (default: the starting checkpoint)
+    params: dict[str, Any] = field(default_factory=dict)  # a registered method's own keys
 
     def validate(self) -> None:
-        check_choice("method.name", self.name, METHODS)
+        method = get_method(self.name)
         check_range("method.epsilon", self.epsilon, lo=0.0, lo_open=True)
         check_range("method.temperature", self.temperature, lo=0.0, lo_open=True)
         check_range("method.keep_ratio", self.keep_ratio, lo=0.0, hi=1.0, lo_open=True)
         check_range("method.alpha", self.alpha, lo=0.0, hi=1.0)
         check_range("method.kd_temperature", self.kd_temperature, lo=0.0, lo_open=True)
         check_range("method.select_ratio", self.select_ratio, lo=0.0, hi=1.0, lo_open=True)
-        if self.frozen_base and self.name != "remit":
-            raise ConfigError(f"method.frozen_base=true only applies to method.name=remit (got {self.name!r})")
+        default = MethodConfig()
+        for f in dataclasses.fields(self):
+            if f.name in ("name", "params") or f.name in method.options:
+                continue
+            if getattr(self, f.name) != getattr(default, f.name):
+                readers = [n for n in method_names() if f.name in find_method(n).options]
+                raise ConfigError(f"method.{f.name}={getattr(self, f.name)!r} does not apply to method.name="
+                                  f"{self.name} (it is read by {', '.join(readers) or 'no method'}); remove it")
+        unknown = sorted(set(self.params) - set(method.params))
+        if unknown:
+            accepted = ", ".join(sorted(method.params)) or "none"
+            raise ConfigError(f"method.params.{unknown[0]} is not a parameter of method.name={self.name} "
+                              f"(its params: {accepted})")
+
+    def param(self, key: str) -> Any:
+        """``params[key]``, else the registered method's default for it."""
+        return self.params.get(key, get_method(self.name).params.get(key))
 
 
 @dataclass
@@ -247,23 +267,21 @@ class MidtrainConfig(TrainConfig):
         super().validate()
         if self.model.path is None:
             raise ConfigError("model.path is required for mid-training (the pre-annealing checkpoint)")
-        needs_ref = self.method.name in ("remit", "rho1", "kd", "miniplm")
+        method = get_method(self.method.name)
         ref = self.reference
-        if needs_ref and ref.path is None and ref.cache is None:
+        if method.needs_reference and ref.path is None and ref.cache is None:
             raise ConfigError(f"method.name={self.method.name} needs a reference: set reference.path "
                               f"(a model) or reference.cache (a remit score-reference output)")
-        if self.method.name in ("kd", "miniplm") and ref.path is None:
-            raise ConfigError(f"method.name={self.method.name} needs reference.path: "
-                              f"{'KD needs full distributions' if self.method.name == 'kd' else 'MiniPLM scores documents'}"
-                              f", a log-prob cache is not enough")
+        if method.needs_model and ref.path is None:
+            raise ConfigError(f"method.name={self.method.name} needs reference.path: {method.reference_why or ''}"
+                              .rstrip(": "))
 
 
 def as_midtrain(cfg: PretrainConfig) -> MidtrainConfig:
-    """The engine runs a pre-training config as mid-training with ``ntp`` and no reference."""
-    kw = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)}
-    out = MidtrainConfig.__new__(MidtrainConfig)
-    for k, v in kw.items():
-        setattr(out, k, v)
-    out.method = MethodConfig(name="ntp")
-    out.reference = ReferenceConfig()
-    return out
+    """The engine runs a pre-training config as mid-training with ``ntp`` and no reference.
+
+    Built with the constructor, not validated: a fresh model has no ``model.path``, which mid-training
+    requires of a user's config; the pre-training config itself was validated when it was loaded.
+    """
+    common = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)}
+    return MidtrainConfig(**common, method=MethodConfig(name="ntp"), reference=ReferenceConfig())

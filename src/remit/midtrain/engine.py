@@ -1,168 +1,34 @@
 """The training loop shared by pre-training and every mid-training method.
 
-:class:`Trainer` runs ONE optimizer step over a list of micro-batches under the global-token-count
-contract (docs/ARCHITECTURE.md): each micro-batch backpropagates its objective's ``loss_sum``; the
-denominators are summed over micro-batches and ranks (one all-reduce) and the gradients are scaled
-once by ``world_size / global_denom`` (DDP / FSDP2 average over ranks) before clipping and AdamW.
-So 1 x 8 and 8 x 1 micro-batches, or 1 and 2 processes, give the same update.
-
 :func:`train` builds everything from a :class:`MidtrainConfig` (``remit.midtrain.setup``), resumes from
 the latest checkpoint when asked, logs, checkpoints atomically, stops on a NaN/inf loss naming the
 step (the last good checkpoint is left untouched) and writes the final Hugging Face checkpoint.
+One optimizer step is :class:`remit.midtrain.trainer.Trainer`'s; the loop only feeds it micro-batches.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from safetensors import SafetensorError
 
+from remit.config import save_config, to_dict
 from remit.errors import ConfigError, TrainingError
+from remit.manifest import is_complete, write_manifest
 from remit.midtrain import checkpoint as ckpt
 from remit.midtrain.config import MidtrainConfig
-from remit.midtrain.distributed import (
-    World,
-    all_reduce_sum,
-    barrier,
-    full_state,
-    gather_objects,
-    init_world,
-    load_full_state,
-    no_sync,
-)
-from remit.midtrain.metrics import MetricsLogger, WeightStats, truncate_logs
+from remit.midtrain.distributed import World, barrier, full_state, gather_objects, init_world, load_full_state
+from remit.midtrain.metrics import MetricsLogger, truncate_logs
 from remit.midtrain.schedule import lr_multiplier
+from remit.midtrain.setup import build_run
+from remit.midtrain.trainer import NonFiniteLoss
 from remit.utils.lock import out_dir_lock
 
-__all__ = ["Trainer", "train", "NonFiniteLoss", "build_optimizer"]
-
-
-class NonFiniteLoss(Exception):
-    def __init__(self, what: str, value: float):
-        super().__init__(f"{what} is {value}")
-        self.what, self.value = what, value
-
-
-def build_optimizer(model: torch.nn.Module, cfg, *, fused: bool = False) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on vectors (norms, biases). ``fused``: the fused kernel (``perf.fused_adamw``)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                             **({"fused": True} if fused else {}))
-
-
-class Trainer:
-    """One optimizer step: forward/backward per micro-batch, global denominator, scale, clip, AdamW."""
-
-    def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, objective, *, world: World,
-                 reference=None, base=None, grad_clip: float = 0.0, autocast_dtype: torch.dtype | None = None,
-                 epsilon: float = 0.2, reference_rows: int | None = None):
-        self.policy, self.optimizer, self.objective = policy, optimizer, objective
-        self.world, self.reference, self.base = world, reference, base
-        self.grad_clip, self.autocast_dtype = grad_clip, autocast_dtype
-        self.reference_rows = reference_rows  # rows per reference forward (perf.reference_micro_batch_size)
-        self.needs = getattr(objective, "needs", "none")
-        self.weights = WeightStats(epsilon)
-        self.extra = torch.zeros(2, dtype=torch.float64)  # rho1: kept, counted
-        self.params = [p for g in optimizer.param_groups for p in g["params"]]
-
-    def _autocast(self, device: torch.device):
-        from remit.utils.integrations import autocast
-
-        return autocast(device.type, self.autocast_dtype)
-
-    def _frozen_logps(self, frozen, micro_batches: list[dict[str, torch.Tensor]], device: torch.device):
-        """Per micro-batch (log-probs, logits) of a frozen model; with ``reference_rows`` in larger forwards."""
-        if frozen is None:
-            return [(None, None)] * len(micro_batches)
-        if self.reference_rows is None or not getattr(frozen, "batchable", False):
-            return [None] * len(micro_batches)  # scored inside the loop, one micro-batch at a time
-        from remit.midtrain.reference import score_rows
-
-        return score_rows(frozen, micro_batches, self.reference_rows, device)
-
-    def step(self, micro_batches: list[dict[str, torch.Tensor]], lr: float, *, collect_stats: bool = False
-             ) -> dict[str, float]:
-        from remit.objectives import ObjectiveInputs
-
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        device = torch.device(self.world.device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        denom = torch.zeros((), dtype=torch.float64, device=device)
-        nll_sum = torch.zeros((), dtype=torch.float64, device=device)  # plain NTP loss, comparable across methods
-        n_tokens = torch.zeros((), dtype=torch.float64, device=device)
-        last = len(micro_batches) - 1
-        refs = self._frozen_logps(self.reference if self.needs != "none" else None, micro_batches, device)
-        bases = self._frozen_logps(self.base, micro_batches, device)
-        for i, mb in enumerate(micro_batches):
-            mb = {k: v.to(device, non_blocking=True) for k, v in mb.items()}
-            mask = mb["labels"] != -100
-            ref_logps, ref_logits = refs[i] if refs[i] is not None else self.reference(mb)
-            base_logps, _ = bases[i] if bases[i] is not None else self.base(mb)
-            with no_sync(self.policy, sync=(i == last)):
-                with self._autocast(device):
-                    logps, logits = self.policy(mb["input_ids"], mb["labels"])
-                out = self.objective(ObjectiveInputs(
-                    policy_logps=logps, mask=mask, ref_logps=ref_logps, base_logps=base_logps,
-                    doc_ids=mb.get("doc_ids"), policy_logits=logits, ref_logits=ref_logits))
-                out.loss_sum.backward()
-            loss_sum += out.loss_sum.detach().double()
-            denom += out.denom.detach().double()
-            nll_sum -= (logps.detach().double() * mask).sum()
-            n_tokens += mask.sum()
-            if collect_stats:
-                self._collect(out.stats, mask)
-        totals = all_reduce_sum(torch.stack([loss_sum, denom, nll_sum, n_tokens]), self.world)
-        total_denom = float(totals[1])
-        loss = float(totals[0]) / total_denom if total_denom > 0 else 0.0
-        nll = float(totals[2]) / float(totals[3]) if float(totals[3]) > 0 else 0.0
-        if not math.isfinite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLoss("the loss", loss)
-        grad_norm = 0.0
-        if total_denom > 0:
-            scale = self.world.world_size / total_denom
-            for p in self.params:
-                if p.grad is not None:
-                    p.grad.mul_(scale)
-            max_norm = self.grad_clip if self.grad_clip > 0 else float("inf")
-            norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
-            if hasattr(norm, "full_tensor"):  # FSDP2 DTensor
-                norm = norm.full_tensor()
-            grad_norm = float(norm)
-            if not math.isfinite(grad_norm):
-                self.optimizer.zero_grad(set_to_none=True)
-                raise NonFiniteLoss("the gradient norm", grad_norm)
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss, "nll": nll, "denom": total_denom, "grad_norm": grad_norm}
-
-    def _collect(self, stats: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
-        if "weights" in stats:
-            self.weights.add(stats, mask)
-        if "keep_mask" in stats:
-            self.extra += torch.tensor([float(stats["keep_mask"].sum()), float(mask.sum())], dtype=torch.float64)
-
-    def pop_stats(self) -> dict[str, Any]:
-        """Step statistics summed over ranks since the last call."""
-        vec = all_reduce_sum(torch.cat([self.weights.vec, self.extra]).to(self.world.device), self.world).cpu()
-        self.weights.vec.copy_(vec[: len(self.weights.vec)])
-        out = self.weights.summary()
-        kept, counted = vec[len(self.weights.vec):].tolist()
-        if counted > 0:
-            out["kept_fraction"] = kept / counted
-        self.weights.reset()
-        self.extra.zero_()
-        return out
+__all__ = ["train"]
 
 
 def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | None]:
@@ -202,10 +68,6 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
 
 
 def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
-    from remit.config import save_config
-    from remit.midtrain.setup import build_run
-    from remit.utils.io import is_complete, write_manifest
-
     out = Path(cfg.out_dir)
     key = _key_config(record if record is not None else cfg)
     if is_complete(out, key) and not cfg.overwrite:
@@ -229,7 +91,7 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
         truncate_logs(out, step)
         save_config(key, out / "config.yaml")
     logger = MetricsLogger(out, cfg.logging, enabled=world.is_main, total_steps=total_steps, start_step=step,
-                           run_config=_as_dict(key))
+                           run_config=to_dict(key))
     start_step = step
     logger.start_window(step * tokens_per_step)
     try:
@@ -264,12 +126,6 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     return out
 
 
-def _as_dict(cfg) -> dict:
-    from remit.config import to_dict
-
-    return to_dict(cfg)
-
-
 def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_per_step: int) -> None:
     msd, osd = full_state(run.policy, run.optimizer, world)
     rngs = gather_objects(ckpt.rng_state(), world)
@@ -282,8 +138,6 @@ def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_p
 
 def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
     """save_pretrained of the policy (and tokenizer) into ``out``; the manifest, written after, marks completion."""
-    from safetensors import SafetensorError
-
     if cfg.parallel == "fsdp" and world.distributed:
         msd, _ = full_state(run.policy, run.optimizer, world)
         state_dict = {k.removeprefix("model."): v for k, v in msd.items()}

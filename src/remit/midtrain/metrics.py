@@ -1,67 +1,26 @@
 """Training metrics: ``metrics.jsonl``, TensorBoard (``tb/``), wandb (when asked) and a tqdm bar.
 
-One JSON line per logged step with ``step, tokens, loss, lr, tokens_per_s`` and, for weighted methods,
-``w_mean, w_std, w_frac_hi, w_frac_lo, w_hist, delta_mean, delta_std`` over the counted tokens of ALL
-micro-batches and ranks of the logged step (:class:`WeightStats` keeps sufficient statistics that are
-summed across ranks with one all-reduce). Only rank 0 writes.
+One JSON line per logged step with ``step, tokens, loss, nll, lr, grad_norm, tokens_per_s`` and the
+method's own statistics (ReMiT: ``w_mean, w_std, w_frac_hi, w_frac_lo, w_hist, w_hist_range,
+delta_mean, delta_std``) over the counted tokens of ALL micro-batches and ranks of the logged step
+(summable sums, reduced by the trainer: ``remit.objectives.stats``). Only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["WeightStats", "MetricsLogger", "truncate_jsonl", "truncate_logs"]
+from remit.errors import ConfigError
+from remit.utils import integrations
+from remit.utils.io import atomic_write_text
 
-
-class WeightStats:
-    """Sums over counted tokens of token weights and deltas; ``summary()`` gives the logged fields."""
-
-    def __init__(self, epsilon: float, bins: int = 10):
-        self.eps, self.bins = float(epsilon), int(bins)
-        self.vec = torch.zeros(8 + self.bins, dtype=torch.float64)
-
-    def reset(self) -> None:
-        self.vec.zero_()
-
-    def add(self, stats: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
-        m = mask.bool()
-        v = self.vec
-        w = stats.get("weights")
-        if w is not None:
-            w = w.detach()[m].double().cpu()
-            lo, hi = 1.0 - self.eps, 1.0 + self.eps
-            v[0] += w.numel()
-            v[1] += w.sum()
-            v[2] += (w * w).sum()
-            v[3] += (w >= hi - 1e-6).sum()
-            v[4] += (w <= lo + 1e-6).sum()
-            v[8:] += torch.histc(w.clamp(lo, hi), bins=self.bins, min=lo, max=hi).double()
-        d = stats.get("delta")
-        if d is not None:
-            d = d.detach()[m].double().cpu()
-            v[5] += d.numel()
-            v[6] += d.sum()
-            v[7] += (d * d).sum()
-
-    def summary(self) -> dict[str, Any]:
-        v = self.vec.tolist()
-        out: dict[str, Any] = {}
-        if v[0] > 0:
-            n = v[0]
-            mean = v[1] / n
-            out.update(w_mean=mean, w_std=math.sqrt(max(v[2] / n - mean * mean, 0.0)),
-                       w_frac_hi=v[3] / n, w_frac_lo=v[4] / n, w_hist=[int(x) for x in v[8:]])
-        if v[5] > 0:
-            n = v[5]
-            mean = v[6] / n
-            out.update(delta_mean=mean, delta_std=math.sqrt(max(v[7] / n - mean * mean, 0.0)))
-        return out
+__all__ = ["MetricsLogger", "truncate_jsonl", "truncate_logs"]
 
 
 def truncate_jsonl(path: Path, max_step: int) -> None:
@@ -75,8 +34,6 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             break  # a line cut by a crash: drop it and everything after
-    from remit.utils.io import atomic_write_text
-
     atomic_write_text(path, "".join(k + "\n" for k in keep))
 
 
@@ -87,8 +44,6 @@ def truncate_logs(out_dir: Path, step: int) -> None:
     from scratch ``tb/`` is deleted; on resume :class:`MetricsLogger` opens its writer with
     ``purge_step = step + 1``, TensorBoard's own marker that hides the dead run's later events.
     """
-    import shutil
-
     out_dir = Path(out_dir)
     truncate_jsonl(out_dir / "metrics.jsonl", step)
     if step == 0:
@@ -110,8 +65,6 @@ class MetricsLogger:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._file = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")
-        from remit.utils import integrations
-
         if cfg.tensorboard and integrations.has_tensorboard():
             from torch.utils.tensorboard import SummaryWriter
 
@@ -119,8 +72,6 @@ class MetricsLogger:
             self.tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         if cfg.wandb:
             if not integrations.has_wandb():
-                from remit.errors import ConfigError
-
                 raise ConfigError("logging.wandb=true but wandb is not installed (pip install 'remit[wandb]')")
             import wandb
 

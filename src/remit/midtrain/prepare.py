@@ -37,8 +37,8 @@ class PrepareConfig:
 @locks_out_dir("out_dir", "prepare-data", create=True)  # one prepare-data per out_dir at a time
 def run(cfg: PrepareConfig) -> Path:
     from remit.data import build_packed
+    from remit.manifest import write_manifest
     from remit.models import load_tokenizer
-    from remit.utils.io import write_manifest
 
     out = Path(cfg.out_dir)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out

@@ -78,12 +78,13 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     import torch
     from tqdm.auto import tqdm
 
+    from remit.manifest import is_complete, write_manifest
     from remit.midtrain.distributed import barrier
     from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
     from remit.midtrain.setup import build_dataset, cache_parts
     from remit.models import check_positions, load_model, load_tokenizer
     from remit.utils.integrations import default_dtype
-    from remit.utils.io import atomic_write_json, is_complete, remove_stale_temps, write_manifest
+    from remit.utils.io import atomic_write_json, remove_stale_temps
 
     out = Path(cfg.out_dir)
     done = is_complete(out, cfg) and CachedReference.is_intact(out)

@@ -1,4 +1,7 @@
-"""Build a run from its config: tokenizer, model, packed data, reference (online or cached), objective.
+"""Build a run from its config: tokenizer, model, packed data, the method's objective and frozen models.
+
+The method (``remit.methods``) says what it needs: a reference (online or a ``score-reference`` cache),
+full logits, a data preparation step (MiniPLM); nothing here knows a method by name.
 
 Rank 0 does the work that writes files (training a tokenizer, tokenising and packing the data) first;
 the other ranks wait at a barrier and then read the same files, so all ranks see identical inputs.
@@ -12,9 +15,30 @@ from typing import Any
 
 import torch
 
+from remit.data import BatchIterator, build_packed, read_texts, tokenizer_fingerprint
 from remit.errors import ConfigError
+from remit.methods.base import Method, PrepareContext
+from remit.methods.registry import get_method
+from remit.midtrain import perf
 from remit.midtrain.config import MidtrainConfig
 from remit.midtrain.distributed import World, barrier, wrap_model
+from remit.midtrain.reference import (
+    CachedReference,
+    OnlineReference,
+    PolicyLogps,
+    cache_fingerprint,
+    model_fingerprint,
+)
+from remit.midtrain.trainer import Trainer, build_optimizer
+from remit.models import (
+    check_compatible,
+    check_positions,
+    check_vocab_rows,
+    load_model,
+    load_tokenizer,
+    train_tokenizer,
+)
+from remit.utils.integrations import default_dtype
 
 __all__ = ["Run", "build_run", "load_tokenizer_for", "build_dataset", "cache_parts"]
 
@@ -41,9 +65,6 @@ def _first_on_main(world: World, fn):
 
 
 def load_tokenizer_for(cfg: MidtrainConfig, world: World, out: Path):
-    from remit.data import read_texts
-    from remit.models import load_tokenizer, train_tokenizer
-
     src = cfg.model.tokenizer or cfg.model.path
     if src is not None:
         return load_tokenizer(src)
@@ -60,8 +81,6 @@ def load_tokenizer_for(cfg: MidtrainConfig, world: World, out: Path):
 
 
 def build_dataset(cfg, tokenizer, world: World, out: Path):
-    from remit.data import build_packed
-
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out.parent / "cache"
     return _first_on_main(world, lambda: build_packed(
         list(cfg.data.sources), tokenizer, cfg.data.seq_len, cache_dir=cache, seed=cfg.data.pack_seed,
@@ -70,9 +89,6 @@ def build_dataset(cfg, tokenizer, world: World, out: Path):
 
 def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[str, Any]:
     """The fingerprint parts that key a reference log-prob cache for this tokenizer and packed data."""
-    from remit.data import tokenizer_fingerprint
-    from remit.midtrain.reference import cache_fingerprint, model_fingerprint
-
     return cache_fingerprint(
         reference=model_fingerprint(reference) if reference else None,
         tokenizer=tokenizer_fingerprint(tokenizer), data=dataset.fingerprint,
@@ -87,40 +103,59 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     Checked before use: it must score every token id of the tokenizer and cover ``data.seq_len``
     positions; errors name the config ``key`` that gave ``path``.
     """
-    from remit.midtrain.perf import apply_to_model, autocast_dtype
-    from remit.midtrain.reference import OnlineReference
-    from remit.models import check_compatible, check_positions, check_vocab_rows, load_model
-    from remit.utils.integrations import default_dtype
-
     vocab_limit = None
     if check:
         notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
         vocab_limit = len(tokenizer) if notes else None
-    autocast = autocast_dtype(cfg.perf, world.device)
+    autocast = perf.autocast_dtype(cfg.perf, world.device)
     # bf16 weights on CUDA unless perf.precision=fp32 (then the reference is fp32 like the policy)
     dtype = default_dtype(world.device) if autocast is not None else "float32"
     model = load_model(path, dtype=dtype, device=world.device)
     if not check:
         vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
     check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}", allow=cfg.model.extrapolate_positions)
-    model = apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
+    model = perf.apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
 
 
-def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
-    from remit.data import BatchIterator
-    from remit.midtrain import perf
-    from remit.midtrain.engine import Trainer, build_optimizer
-    from remit.midtrain.methods import build_objective, miniplm_select, repack_selected
-    from remit.midtrain.reference import CachedReference, PolicyLogps
-    from remit.models import load_model
+def _frozen_reference(cfg: MidtrainConfig, method: Method, world: World, tokenizer, model, dataset, inputs: dict):
+    """The frozen reference of training: None, a ``score-reference`` cache or an online model, as the method needs."""
+    ref_cfg = cfg.reference
+    if method.reference not in ("logps", "logits"):
+        if method.reference == "scorer":
+            inputs["reference"] = ref_cfg.path
+        return None
+    inputs["reference"] = ref_cfg.path
+    if ref_cfg.cache is not None and method.reference == "logps":
+        reference = CachedReference(ref_cfg.cache)
+        reference.check(cache_parts(reference=ref_cfg.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data))
+        inputs["reference_cache"] = ref_cfg.cache
+        return reference
+    if ref_cfg.path is None:
+        raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
+    return _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg,
+                        want_logits=(method.reference == "logits"))
 
+
+def _frozen_base(cfg: MidtrainConfig, world: World, tokenizer, model, dataset):
+    """The starting checkpoint, frozen, for ``method.frozen_base`` (cached or online); None without it."""
+    ref_cfg = cfg.reference
+    if not cfg.method.frozen_base:
+        return None
+    if ref_cfg.base_cache is not None:
+        base = CachedReference(ref_cfg.base_cache)
+        base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
+                   what="reference.base_cache")
+        return base
+    return _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, cfg, key="model.path")
+
+
+def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
+    """Everything a run needs, from its config; the method (``remit.methods``) says what it needs."""
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer_for(cfg, world, out)
     if cfg.model.path is not None:
-        from remit.models import check_positions
-
         model = load_model(cfg.model.path, dtype="float32", device=world.device)
         check_positions(model.config, cfg.data.seq_len, where=f"model.path={cfg.model.path}",
                         allow=cfg.model.extrapolate_positions)
@@ -129,46 +164,21 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     model.train()
     perf.apply_to_model(model, cfg.perf)
     dataset = build_dataset(cfg, tokenizer, world, out)
-    method, ref_cfg = cfg.method, cfg.reference
-    objective = build_objective(method, ref_cfg.chunk_size)
+    method = get_method(cfg.method.name)
+    objective = method.build(cfg)
     inputs: dict[str, Any] = {"model": cfg.model.path or "fresh", "data": [s.path for s in cfg.data.sources]}
     extra: dict[str, Any] = {"method": method.name, "data_fingerprint": dataset.fingerprint}
-
-    reference = base = None
-    needs = objective.needs
-    if cfg.perf.reference_micro_batch_size is not None and needs == "ref_logits":
+    if cfg.perf.reference_micro_batch_size is not None and method.reference == "logits":
         raise ConfigError(f"perf.reference_micro_batch_size applies to log-prob references; method.name="
                           f"{method.name} needs full logits per micro-batch: leave it unset")
-    if method.name == "miniplm":
-        weak = _load_frozen(method.weak_model or cfg.model.path, world, tokenizer, model, ref_cfg.check,
-                            ref_cfg.chunk_size, cfg, key="method.weak_model" if method.weak_model else "model.path")
-        ref = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg)
-        keep = miniplm_select(dataset, weak, ref, method.select_ratio, batch_size=cfg.optim.micro_batch_size,
-                              device=world.device)
-        extra["miniplm"] = {"docs_scored": int(dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
-        dataset = repack_selected(dataset, keep)
-        del weak, ref
-        inputs["reference"] = ref_cfg.path
-    elif needs != "none":
-        if ref_cfg.cache is not None and needs == "ref_logps":
-            reference = CachedReference(ref_cfg.cache)
-            reference.check(cache_parts(reference=ref_cfg.path, tokenizer=tokenizer, dataset=dataset,
-                                        data_cfg=cfg.data))
-            inputs["reference_cache"] = ref_cfg.cache
-        else:
-            if ref_cfg.path is None:
-                raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
-            reference = _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size,
-                                     cfg, want_logits=(needs == "ref_logits"))
-        inputs["reference"] = ref_cfg.path
-    if method.frozen_base:
-        if ref_cfg.base_cache is not None:
-            base = CachedReference(ref_cfg.base_cache)
-            base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
-                       what="reference.base_cache")
-        else:
-            base = _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, cfg,
-                                key="model.path")
+    if method.prepare is not None:
+        def load_frozen(path: str, key: str):
+            return _load_frozen(path, world, tokenizer, model, cfg.reference.check, cfg.reference.chunk_size, cfg,
+                                key=key)
+
+        dataset, extra[method.name] = method.prepare(PrepareContext(cfg, dataset, load_frozen, world.device))
+    reference = _frozen_reference(cfg, method, world, tokenizer, model, dataset, inputs)
+    base = _frozen_base(cfg, world, tokenizer, model, dataset)
 
     per_rank = cfg.optim.micro_batch_size * world.world_size
     if cfg.optim.batch_size % per_rank:
@@ -178,12 +188,11 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
     total_steps = cfg.max_steps or max(1, -(-cfg.token_budget // tokens_per_step))
 
-    policy = PolicyLogps(model, chunk_size=ref_cfg.chunk_size, want_logits=(needs == "ref_logits"))
+    policy = PolicyLogps(model, chunk_size=cfg.reference.chunk_size, want_logits=(method.reference == "logits"))
     policy = wrap_model(policy, world, cfg.parallel)
     optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
-                      grad_clip=cfg.optim.grad_clip, epsilon=method.epsilon,
-                      autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
+                      grad_clip=cfg.optim.grad_clip, autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
                       reference_rows=cfg.perf.reference_micro_batch_size)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
                              world_size=world.world_size, accumulation=accum)

@@ -5,8 +5,9 @@
     torchrun --standalone --nproc_per_node=2 -m remit.cli midtrain --config ... parallel=ddp
     remit midtrain --config ... --resume            # continue from the latest checkpoint
 
-Methods (``method.name``): ntp, remit (any reference; SFT-guided = the SFT model as reference;
-``method.frozen_base=true`` for the frozen-base variant), rho1, kd, miniplm. A ``reference.cache``
+Methods (``method.name``, the table of ``remit.methods``): ntp, remit (any reference; SFT-guided = the
+SFT model as reference; ``method.frozen_base=true`` for the frozen-base variant), rho1, kd, miniplm, and
+any method registered by a plugin (``remit --plugin my_pkg.methods midtrain method.name=mine ...``). A ``reference.cache``
 written by ``remit score-reference`` replaces the online reference for remit / rho1.
 Output (``out_dir``): an HF checkpoint (model + tokenizer), config.yaml, manifest.json,
 metrics.jsonl, tb/ and checkpoints/ (resumable state).
@@ -17,19 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from remit.midtrain.config import MidtrainConfig, PretrainConfig, as_midtrain
+from remit.midtrain.engine import train
 
 __all__ = ["MidtrainConfig", "PretrainConfig", "run", "run_pretrain"]
 
 
 def run(cfg: MidtrainConfig) -> Path:
     """Mid-train (anneal) ``cfg.model.path`` with ``cfg.method``; returns the output folder."""
-    from remit.midtrain.engine import train
-
     return train(cfg, "midtrain")
 
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Pre-train with next-token prediction (a fresh model unless ``model.path`` is set)."""
-    from remit.midtrain.engine import train
-
     return train(as_midtrain(cfg), "pretrain", record=cfg)

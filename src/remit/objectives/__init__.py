@@ -5,7 +5,7 @@
     out = ReMiT(epsilon=0.2)(ObjectiveInputs(logps, labels != -100, ref_logps=ref_logps))
 
 Modules: ``logprobs`` (chunked log-probs), ``base`` (inputs/outputs, NTP), ``remit`` (weights, ReMiT,
-``weight_stats``), ``rho1``, ``kd``, ``miniplm``. Names are re-exported lazily so that importing the
+``weight_stats``), ``rho1``, ``kd``, ``miniplm``, ``stats`` (summable statistics, ``summarize``). Names are re-exported lazily so that importing the
 package does not import torch (docs/ARCHITECTURE.md).
 """
 
@@ -33,12 +33,13 @@ _EXPORTS = {
     "miniplm_scores": "miniplm",
     "select_top": "miniplm",
     "document_mean_losses": "miniplm",
+    "summarize": "stats",
 }
 
 __all__ = [
     "KD", "NTP", "Objective", "center_delta", "ObjectiveInputs", "ObjectiveOutput", "ReMiT", "Rho1", "document_mean_losses",
     "miniplm_scores", "remit_weights", "remit_weights_and_delta", "select_top", "soft_cross_entropy",
-    "token_logps", "token_logps_from_hidden", "weight_stats",
+    "summarize", "token_logps", "token_logps_from_hidden", "weight_stats",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 
@@ -53,3 +54,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from remit.objectives.miniplm import document_mean_losses, miniplm_scores, select_top
     from remit.objectives.remit import ReMiT, center_delta, remit_weights, remit_weights_and_delta, weight_stats
     from remit.objectives.rho1 import Rho1
+    from remit.objectives.stats import summarize

@@ -1,7 +1,7 @@
 """The objective call signature (``ObjectiveInputs`` -> ``ObjectiveOutput``) and plain next-token prediction.
 
-Every objective returns the SUM of its per-token losses over this micro-batch and this micro-batch's
-share of the denominator; the trainer sums both over micro-batches and ranks and divides once
+Every objective returns the SUM of its per-token losses over this micro-batch, this micro-batch's
+share of the denominator and summable statistics (``remit.objectives.stats``); the trainer sums both over micro-batches and ranks and divides once
 (the global-token-count contract, docs/ARCHITECTURE.md), so accumulation never changes the gradient.
 
     out = NTP()(ObjectiveInputs(policy_logps=token_logps(logits, labels), mask=labels != -100))
@@ -30,13 +30,16 @@ class ObjectiveInputs:
     doc_ids: Tensor | None = None  # [B, T] int, packed-document ids
     policy_logits: Tensor | None = None  # [B, T, V] (KD only)
     ref_logits: Tensor | None = None  # [B, T, V] (KD only)
+    want_stats: bool = True  # False: the trainer will not log this micro-batch, skip the statistics
 
 
 @dataclass
 class ObjectiveOutput:
     loss_sum: Tensor  # scalar: SUM over counted tokens (not divided)
     denom: Tensor  # scalar: this micro-batch's share of the denominator
-    stats: dict[str, Tensor] = field(default_factory=dict)  # detached tensors for logging
+    # Summable statistics (sums over counted tokens, ``remit.objectives.stats``); the trainer adds them over
+    # micro-batches and ranks and logs ``stats.summarize`` of the totals.
+    stats: dict[str, Tensor] = field(default_factory=dict)
 
 
 def as_bool_mask(mask: Tensor, like: Tensor) -> Tensor:

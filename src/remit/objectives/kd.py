@@ -9,6 +9,7 @@ is NOT multiplied by T^2 (Hinton et al. do, to keep gradient scale across T); ``
 turns that on. With the default T = 1 the two agree. The soft term is computed by
 :func:`soft_cross_entropy`, chunked over rows with a custom backward (grad = (q^T - p^T) / T), so no
 [N, V] fp32 temporary other than the gradient itself is created. No gradient flows to ``ref_logits``.
+Stats: ``ce_mean`` (hard term per token) and ``soft_ce_mean`` (soft term per token, before T^2).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from remit.errors import ConfigError
 from remit.objectives.base import Needs, Objective, ObjectiveInputs, ObjectiveOutput, as_bool_mask, count
 from remit.objectives.base import masked_nll_sum as _nll_sum
 from remit.objectives.logprobs import _compute_dtype, _rows_per_chunk
+from remit.objectives.stats import moments
 
 __all__ = ["KD", "soft_cross_entropy"]
 
@@ -129,5 +131,6 @@ class KD(Objective):
                                       temperature=self.temperature, chunk_size=self.chunk_size)
         soft = soft_tok.sum() * (self.temperature ** 2 if self.scale_t2 else 1.0)
         loss_sum = (1.0 - self.alpha) * hard + self.alpha * soft
-        stats = {"ce_sum": hard.detach(), "soft_ce_sum": soft.detach()}
+        stats = {**moments("ce", inputs.policy_logps.neg(), mask, std=False),
+                 **moments("soft_ce", soft_tok, mask, std=False)} if inputs.want_stats else {}
         return ObjectiveOutput(loss_sum, count(mask), stats)

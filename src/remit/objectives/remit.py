@@ -2,7 +2,7 @@
 
     w = remit_weights(ref_logps, policy_logps, mask, epsilon=0.2, temperature=1.0)   # [B, T], detached
     out = ReMiT()(ObjectiveInputs(policy_logps, mask, ref_logps=ref_logps))
-    metrics.update(weight_stats(out.stats["weights"], out.stats["delta"], mask, epsilon=0.2))
+    out.stats   # summable sums: w_mean, w_std, w_frac_hi/lo, w_hist, delta_mean/std once summarised
 
 delta = ref - policy (detached), centred by its mean over the counted positions of the same row
 (or of the same document when ``doc_ids`` is given), w = clip(2 sigmoid(centred / tau), 1 - eps, 1 + eps)
@@ -31,10 +31,9 @@ from remit.objectives.base import (
     count,
     masked_nll_sum,
 )
+from remit.objectives.stats import fraction, histogram, moments
 
-__all__ = ["remit_weights", "remit_weights_and_delta", "center_delta", "weight_stats", "ReMiT", "HIST_BINS"]
-
-HIST_BINS = 20
+__all__ = ["remit_weights", "remit_weights_and_delta", "center_delta", "weight_stats", "ReMiT"]
 
 
 def _check_positive(key: str, value: float) -> None:
@@ -103,34 +102,20 @@ def remit_weights(ref_logps: Tensor, policy_logps: Tensor, mask: Tensor, *, epsi
                                    doc_ids=doc_ids)[0]
 
 
-def weight_stats(weights: Tensor, delta: Tensor, mask: Tensor, epsilon: float) -> dict[str, float | int | list[int]]:
-    """Logging statistics over counted positions, with the metrics.jsonl key names.
+def weight_stats(weights: Tensor, delta: Tensor, mask: Tensor, *, epsilon: float, bins: int = 10) -> dict[str, Tensor]:
+    """Summable statistics of ReMiT weights over the counted positions (``remit.objectives.stats``).
 
-    ``w_mean``, ``w_std`` (population), ``w_frac_hi`` / ``w_frac_lo`` (fraction at the upper / lower clip),
-    ``w_hist`` (counts in 20 equal bins over [1 - eps, 1 + eps]; counts so that micro-batches can be summed),
-    ``delta_mean``, ``delta_std``, ``n`` (counted positions). With no counted position everything is 0.
+    Logged (after :func:`remit.objectives.stats.summarize`) as ``w_mean``, ``w_std`` (population),
+    ``w_frac_hi`` / ``w_frac_lo`` (share at the upper / lower clip), ``w_hist`` (counts in ``bins`` equal
+    bins over [1 - eps, 1 + eps]) with ``w_hist_range``, and ``delta_mean``, ``delta_std``.
     """
-    m = as_bool_mask(mask, weights)
-    w = weights.detach()[m].double()
-    d = delta.detach()[m].double()
-    n = int(w.numel())
-    if n == 0:
-        return {"w_mean": 0.0, "w_std": 0.0, "w_frac_hi": 0.0, "w_frac_lo": 0.0, "w_hist": [0] * HIST_BINS,
-                "delta_mean": 0.0, "delta_std": 0.0, "n": 0}
     lo, hi = 1.0 - epsilon, 1.0 + epsilon
     # The clip writes the fp32 value of the bound; compare against that value, with an fp32 ulp of slack.
     tol = 4 * torch.finfo(torch.float32).eps
-    hist = torch.histc(w.clamp(lo, hi), bins=HIST_BINS, min=lo, max=hi)
-    return {
-        "w_mean": w.mean().item(),
-        "w_std": w.std(unbiased=False).item(),
-        "w_frac_hi": (w >= hi - tol).double().mean().item(),
-        "w_frac_lo": (w <= lo + tol).double().mean().item(),
-        "w_hist": [int(c) for c in hist.round().long().tolist()],
-        "delta_mean": d.mean().item(),
-        "delta_std": d.std(unbiased=False).item(),
-        "n": n,
-    }
+    w = weights.detach()
+    return {**moments("w", w, mask), **fraction("w_frac_hi", w >= hi - tol, mask),
+            **fraction("w_frac_lo", w <= lo + tol, mask), **histogram("w_hist", w, mask, lo=lo, hi=hi, bins=bins),
+            **moments("delta", delta, mask)}
 
 
 @dataclass
@@ -140,13 +125,14 @@ class ReMiT(Objective):
     ``per_document``: centre delta per packed document (needs ``doc_ids``). ``normalize="weights"``
     divides by the sum of the weights instead of the token count (method.md DECISION option).
     Frozen-base variant: when ``base_logps`` is given, delta = ref - base (static weights) instead of
-    ref - policy. Stats: ``weights`` and ``delta`` ([B, T], detached) for :func:`weight_stats`.
+    ref - policy. Stats: :func:`weight_stats` (``hist_bins`` bins), unless ``inputs.want_stats`` is False.
     """
 
     epsilon: float = 0.2
     temperature: float = 1.0
     per_document: bool = False
     normalize: Literal["tokens", "weights"] = "tokens"
+    hist_bins: int = 10
     needs: ClassVar[Needs] = "ref_logps"
 
     def __post_init__(self) -> None:
@@ -165,4 +151,5 @@ class ReMiT(Objective):
                                            doc_ids=inputs.doc_ids if self.per_document else None)
         loss_sum = masked_nll_sum(inputs.policy_logps, mask, w)
         denom = count(mask) if self.normalize == "tokens" else w.sum(dtype=torch.float32)
-        return ObjectiveOutput(loss_sum, denom, {"weights": w, "delta": delta})
+        stats = weight_stats(w, delta, mask, epsilon=self.epsilon, bins=self.hist_bins) if inputs.want_stats else {}
+        return ObjectiveOutput(loss_sum, denom, stats)

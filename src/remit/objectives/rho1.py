@@ -7,6 +7,7 @@ counted tokens of the MICRO-batch are kept (n_keep = ceil(keep_ratio * n_counted
 summed NLL and denom = n_keep, so the global contract divides by the number kept over the whole step.
 Departure: the paper selects over the whole batch; selecting per micro-batch keeps one forward pass
 (with one micro-batch per step the two coincide). Ties at the threshold are broken by ``torch.topk``.
+Stats: ``kept_fraction`` (share of counted tokens kept) and ``excess_kept_mean`` / ``_std``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from remit.config import check_range
 from remit.errors import ConfigError
 from remit.objectives.base import Needs, Objective, ObjectiveInputs, ObjectiveOutput, as_bool_mask, masked_nll_sum
+from remit.objectives.stats import fraction, moments
 
 __all__ = ["Rho1", "rho1_keep_mask"]
 
@@ -56,10 +58,6 @@ class Rho1(Objective):
             excess = inputs.ref_logps.detach().float() - inputs.policy_logps.detach().float()
             keep = rho1_keep_mask(excess, mask, self.keep_ratio)
         n_keep = keep.sum(dtype=torch.float32)
-        n_all = mask.sum(dtype=torch.float32)
-        stats = {
-            "kept_fraction": n_keep / n_all.clamp_min(1.0),
-            "excess_mean_kept": torch.where(keep, excess, 0.0).sum() / n_keep.clamp_min(1.0),
-            "keep_mask": keep,
-        }
+        stats = {**fraction("kept_fraction", keep, mask), **moments("excess_kept", excess, keep)} \
+            if inputs.want_stats else {}
         return ObjectiveOutput(masked_nll_sum(inputs.policy_logps, keep), n_keep, stats)

@@ -22,10 +22,10 @@ from typing import Any
 
 from remit.config import check_choice
 from remit.errors import ConfigError
+from remit.manifest import is_complete, read_manifest, write_manifest
 from remit.posttrain.dpo import DPOStageConfig
 from remit.posttrain.grpo import GRPOStageConfig
 from remit.posttrain.sft import SFTStageConfig
-from remit.utils.io import is_complete, read_manifest, write_manifest
 from remit.utils.lock import locks_out_dir
 
 STAGES = ("sft", "dpo", "grpo")

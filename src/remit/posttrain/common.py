@@ -28,7 +28,8 @@ from typing import Any
 
 from remit.config import check_choice, check_range, save_config
 from remit.errors import ConfigError, RemitError
-from remit.utils.io import file_fingerprint, is_complete, read_manifest, write_manifest
+from remit.manifest import is_complete, read_manifest, write_manifest
+from remit.utils.io import file_fingerprint
 
 
 @dataclass

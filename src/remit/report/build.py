@@ -8,7 +8,8 @@ Reads, under ``run_dir`` (every piece is optional; a missing one is reported as 
 
     {"name": "demo",
      "stages": {"<stage>": {"path": "b0", "kind": "pretrain|midtrain|sft|dpo|grpo|posttrain|eval|...",
-                            "method": "vanilla|remit|kd|...", "round": 0, "wall_s": 12.3,
+                            "method": "ntp|remit|kd|...", "arm": "vanilla|remit|sft_guided|kd|...",
+                            "round": 0, "wall_s": 12.3,
                             "tokens": 1e6, "tokens_per_s": 8e3}},        # optional, else from the stage manifest
      "models": {"<label>": "<model dir>"},
      "evals": {"<label>": "<eval dir holding results.json>"},          # same labels as models
@@ -37,9 +38,11 @@ from pathlib import Path
 
 from remit.config import check_range, save_config
 from remit.errors import ConfigError, RemitError
+from remit.manifest import read_manifest, write_manifest
+from remit.methods.registry import role_of
 from remit.report import guidance, rl_stage, sections
 from remit.report.render import render_html, render_md
-from remit.utils.io import atomic_write_json, atomic_write_text, read_manifest, write_manifest
+from remit.utils.io import atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -130,10 +133,10 @@ def _infer_roles(stages: dict[str, dict], models: dict[str, Path], top: dict, ro
         if kind == "pretrain" and label in models:
             roles["pre_annealing"] = label
         elif kind == "midtrain" and label in models:
-            method = (st.get("method") or "").lower()
-            if method in ("ntp", "vanilla") and "vanilla" not in roles:
+            role = role_of(st.get("arm") or st.get("method"))  # the method table says what the run is
+            if role == "vanilla" and "vanilla" not in roles:
                 roles["vanilla"] = label
-            elif method == "remit" and "guided" not in label:
+            elif role == "remit":
                 remits.append((int(st.get("round") or 0), label))
                 if st.get("reference") is not None and (ref := _label_of(models, _abs(root, st["reference"]))):
                     roles.setdefault("reference", ref)

@@ -158,7 +158,7 @@ def plot(tokens: dict, numbers: dict, path: Path, *, epsilon: float) -> Path:
 def guidance_section(run, cfg, out):
     """Report section: needs the pre-annealing model, the RL reference, the SFT model and the mid-training text."""
     from remit.report.lm import load_pair, read_text_file
-    from remit.report.sections import NA, _md_table, _midtrain_stages, stage_epsilon
+    from remit.report.sections import NA, _md_table, remit_epsilon
 
     if not cfg.guidance:
         return [("p", "Skipped (guidance=false).")], {}
@@ -169,7 +169,7 @@ def guidance_section(run, cfg, out):
         return [("p", f"{NA}: needs the pre-annealing model, the RL reference, the SFT model and the mid-training "
                       f"text (roles: {run.roles}).")], {}
     texts = read_text_file(src, limit=cfg.guidance_texts)[:cfg.guidance_texts]
-    eps = next((stage_epsilon(s) for s in _midtrain_stages(run).values() if s.get("method") == "remit"), 0.2)
+    eps = remit_epsilon(run)
     r, tok = load_pair(rl[1], device=cfg.device, dtype=cfg.dtype)
     s, _ = load_pair(sft[1], device=cfg.device, dtype=cfg.dtype)
     blocks, numbers = [], {}

@@ -77,7 +77,7 @@ def plot_training_curves(runs: dict[str, list[dict]], path: Path) -> Path:
 
 def hist_matrix(rows: list[dict], epsilon: float):
     """(steps, [n_bins, n_steps] fraction per bin, bin edges) from ``w_hist`` (a list of counts over
-    equal bins on [1 - eps, 1 + eps], or ``{"edges": [...], "counts": [...]}``)."""
+    equal bins on ``w_hist_range`` when logged, else [1 - eps, 1 + eps]; or ``{"edges": [...], "counts": [...]}``)."""
     import numpy as np
 
     steps, cols, edges = [], [], None
@@ -89,6 +89,9 @@ def hist_matrix(rows: list[dict], epsilon: float):
         if isinstance(h, dict) and h.get("edges") is not None:
             edges = np.asarray(h["edges"], dtype=float)
         c = np.asarray(counts, dtype=float)
+        if r.get("w_hist_range") is not None:  # logged with the counts (remit.objectives.stats.histogram)
+            lo, hi = r["w_hist_range"]
+            edges = np.linspace(lo, hi, len(c) + 1)
         if cols and len(c) != len(cols[0]):
             raise DataError(f"w_hist at step {r.get('step')} has {len(c)} bins, earlier steps {len(cols[0])}")
         cols.append(c / max(c.sum(), 1.0))

@@ -10,8 +10,8 @@ whether the "RL model" differs from the SFT model at all.
 
 from __future__ import annotations
 
+from remit.manifest import read_manifest
 from remit.report.tables import paired_bootstrap
-from remit.utils.io import read_manifest
 
 
 def chain_numbers(stages: dict, *, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict | None:

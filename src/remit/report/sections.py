@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from remit.manifest import read_manifest
+from remit.methods.registry import find_method
 from remit.report import plots, tables
-from remit.utils.io import read_manifest
 
 NA = "Not available"
 
@@ -177,28 +178,69 @@ def _find_key(obj, key):
     return None
 
 
+def remit_epsilon(run) -> float:
+    """The epsilon of the run in the ReMiT role (the clip range its weights were shown in); 0.2 without one."""
+    label = run.roles.get("remit")
+    st = next((s for n, s in _midtrain_stages(run).items() if _stage_name(n, s) == label), None)
+    return stage_epsilon(st) if st is not None else 0.2
+
+
 def stage_epsilon(st: dict) -> float:
     m = read_manifest(st["path"]) or {}
     return float(_find_key(m.get("config") or {}, "epsilon") or 0.2)
 
 
+# What every training run logs; the rest of a metrics.jsonl line is the method's own statistics.
+CORE_METRICS = {"step", "tokens", "loss", "nll", "lr", "grad_norm", "tokens_per_s"}
+
+
+def method_stats(stage: dict) -> tuple[str | None, dict[str, str]]:
+    """(method name, {metric: description}) of a mid-training stage, from its manifest and the method table."""
+    name = st_method(stage)
+    method = find_method(name) if name else None
+    return name, dict(method.stats) if method is not None else {}
+
+
+def st_method(stage: dict) -> str | None:
+    return stage.get("method") or (read_manifest(stage["path"]) or {}).get("method")
+
+
 def weights_section(run, cfg, out):
-    runs = {}
+    """Weight histograms over training (methods that log ``w_hist``) and every method's own statistics."""
+    runs, table, numbers = {}, [], {}
     for name, st in _midtrain_stages(run).items():
         f = Path(st["path"]) / "metrics.jsonl"
-        if f.is_file():
-            rows = [r for r in plots.read_metrics(f) if "w_hist" in r or "w_mean" in r]
-            if rows:
-                runs[_stage_name(name, st)] = (rows, stage_epsilon(st))
+        rows = plots.read_metrics(f) if f.is_file() else []
+        label = _stage_name(name, st)
+        method, described = method_stats(st)
+        logged = [r for r in rows if set(r) - CORE_METRICS]
+        if any("w_hist" in r or "w_mean" in r for r in logged):
+            runs[label] = ([r for r in logged if "w_hist" in r or "w_mean" in r], stage_epsilon(st))
+        if not logged:
+            continue
+        first, last = logged[0], logged[-1]
+        keys = [k for k in dict.fromkeys([*described, *last]) if k not in CORE_METRICS and k in last]
+        numbers[label] = {"method": method, "first_step": first.get("step"), "last_step": last.get("step"),
+                          "first": {k: first.get(k) for k in keys}, "last": {k: last.get(k) for k in keys}}
+        for k in keys:
+            table.append([label, method or "", k, _stat(first.get(k)), _stat(last.get(k)), described.get(k, "")])
+    if not table:
+        return [("p", f"{NA}: no mid-training run logged statistics of its method.")], {}
+    blocks = []
     path = plots.plot_weight_evolution(runs, out / "weights_over_training.png") if runs else None
-    if path is None:
-        return [("p", f"{NA}: no weighted mid-training run logged w_hist.")], {}
-    numbers = {k: {"first_w_std": v[0][0].get("w_std"), "last_w_std": v[0][-1].get("w_std"), "epsilon": v[1]}
-               for k, v in runs.items()}
-    rows = [[k, f"{v['epsilon']:g}", _f(v["first_w_std"]), _f(v["last_w_std"])] for k, v in numbers.items()]
-    return [("img", path, "Left: share of tokens per weight bin at each logged step. Right: mean ± std of the "
-                          "weights and the fractions clipped at 1 ± eps."),
-            ("table", ["run", "eps", "w std (first step)", "w std (last step)"], rows)], numbers
+    if path is not None:
+        blocks.append(("img", path, "Left: share of tokens per weight bin at each logged step. Right: mean ± std "
+                                    "of the weights and the fractions clipped at the bounds."))
+    blocks += [("table", ["run", "method", "statistic", "first logged step", "last logged step", "what it is"], table),
+               ("p", "Statistics over the counted tokens of every micro-batch and process of a logged step; "
+                     "descriptions come from the method table (remit.methods).")]
+    return blocks, numbers
+
+
+def _stat(x) -> str:
+    if isinstance(x, list):
+        return "[" + ", ".join(_stat(v) for v in x) + "]" if len(x) <= 4 else f"{len(x)} bins, {int(sum(x))} tokens"
+    return _f(x) if isinstance(x, float) else str(x) if x is not None else "n/a"
 
 
 def _f(x, fmt=".4f"):
@@ -233,7 +275,7 @@ def heatmap_section(run, cfg, out):
     check_compatible(model[1], ref[1])
     m, tok = load_pair(model[1], device=cfg.device, dtype=cfg.dtype)
     r, _ = load_pair(ref[1], device=cfg.device, dtype=cfg.dtype)
-    eps = next((stage_epsilon(s) for s in _midtrain_stages(run).values() if s.get("method") == "remit"), 0.2)
+    eps = remit_epsilon(run)
     s = heatmap.score_texts(m, r, tok, texts, epsilon=eps, max_length=cfg.max_length, batch_size=cfg.batch_size)
     del m, r
     png = heatmap.render_png(s, out / "weights_heatmap.png", epsilon=eps,

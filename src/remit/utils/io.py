@@ -1,10 +1,8 @@
-"""Atomic file/directory writes, manifests and fingerprints shared by every stage.
+"""Atomic file/directory writes and fingerprints shared by every stage (manifests: ``remit.manifest``).
 
 A stage writes its output into ``.<dir>.tmp-<pid>``, fsyncs every file and the folder, and renames
 it into place, so neither a crash nor a power loss leaves a half-written checkpoint under the final
-name; ``remove_stale_temps`` deletes the temp folders a killed process left behind. ``manifest.json``
-records what a stage produced, from what, with which config; ``is_complete`` lets a
-stage (or the flywheel) skip work that is already done with the same config.
+name; ``remove_stale_temps`` deletes the temp folders a killed process left behind.
 """
 
 from __future__ import annotations
@@ -15,12 +13,11 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-MANIFEST = "manifest.json"
+from remit.utils.lock import pid_alive
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -93,8 +90,6 @@ def remove_stale_temps(root: str | Path) -> list[Path]:
     very pid is then a leftover too (a container's pid 1 killed and restarted gets the same pid).
     Returns what was removed.
     """
-    from remit.utils.lock import pid_alive
-
     root = Path(root)
     if not root.is_dir():
         return []
@@ -144,38 +139,3 @@ def file_fingerprint(paths: list[str | Path] | str | Path, n: int = 16) -> str:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
     return h.hexdigest()[:n]
-
-
-def write_manifest(out_dir: str | Path, stage: str, config: Any = None, inputs: dict[str, Any] | None = None,
-                   **extra: Any) -> Path:
-    """Write ``manifest.json`` describing a finished stage output."""
-    from remit.config import config_hash, to_dict
-
-    out_dir = Path(out_dir)
-    data = {
-        "stage": stage,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "config_hash": config_hash(config) if config is not None else None,
-        "config": to_dict(config) if config is not None else None,
-        "inputs": inputs or {},
-        **extra,
-    }
-    return atomic_write_json(out_dir / MANIFEST, data)
-
-
-def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
-    p = Path(out_dir) / MANIFEST
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-
-
-def is_complete(out_dir: str | Path, config: Any) -> bool:
-    """True if ``out_dir`` holds a finished stage made with the same config."""
-    from remit.config import config_hash
-
-    m = read_manifest(out_dir)
-    return m is not None and m.get("config_hash") == config_hash(config)

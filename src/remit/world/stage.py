@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remit.config import ConfigError, check_range, save_config
-from remit.utils.io import atomic_dir, is_complete, write_manifest
+from remit.manifest import is_complete, write_manifest
+from remit.utils.io import atomic_dir
 from remit.world.tasks import KINDS
 
 

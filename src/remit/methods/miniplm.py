@@ -1,71 +1,25 @@
-"""Method registry: ``method.name`` -> objective object, plus MiniPLM's document selection.
+"""MiniPLM difference sampling (baseline): keep the documents a weak model finds harder than the reference.
 
-    objective = build_objective(cfg.method)          # NTP() / ReMiT(...) / Rho1(...) / KD(...)
-    register_method("mine", lambda m, chunk: MyObjective(...))   # extend without touching the engine
-
-Every method runs through the same loop, data order and schedule; they differ only by the objective
-object (and, for ``miniplm``, by the documents kept before training, see :func:`miniplm_select`).
+Data-level: before training, every packed document gets its mean loss under the weak model (default:
+the starting checkpoint, ``method.weak_model``) and under the reference (``reference.path``); the top
+``method.select_ratio`` by weak loss - reference loss are kept and repacked, then trained with plain NTP.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
+import numpy as np
 import torch
 
+from remit.data.packing import PackedDataset
 from remit.errors import ConfigError
-from remit.midtrain.config import MethodConfig
+from remit.methods.base import Method, PrepareContext
+from remit.objectives.base import NTP
+from remit.objectives.miniplm import miniplm_scores, select_top
+from remit.utils.io import fingerprint
 
-__all__ = ["build_objective", "register_method", "METHOD_BUILDERS", "miniplm_select", "repack_selected"]
-
-Builder = Callable[[MethodConfig, "int | None"], Any]
-
-
-def _ntp(m: MethodConfig, chunk: int | None):
-    from remit.objectives import NTP
-
-    return NTP()
-
-
-def _remit(m: MethodConfig, chunk: int | None):
-    from remit.objectives import ReMiT
-
-    return ReMiT(epsilon=m.epsilon, temperature=m.temperature, per_document=m.per_document, normalize=m.normalize)
-
-
-def _rho1(m: MethodConfig, chunk: int | None):
-    from remit.objectives import Rho1
-
-    return Rho1(keep_ratio=m.keep_ratio)
-
-
-def _kd(m: MethodConfig, chunk: int | None):
-    from remit.objectives import KD
-
-    return KD(alpha=m.alpha, temperature=m.kd_temperature, chunk_size=chunk)
-
-
-METHOD_BUILDERS: dict[str, Builder] = {
-    "ntp": _ntp,
-    "remit": _remit,
-    "rho1": _rho1,
-    "kd": _kd,
-    "miniplm": _ntp,  # documents are selected first (miniplm_select), then plain NTP
-}
-
-
-def register_method(name: str, builder: Builder) -> None:
-    METHOD_BUILDERS[name] = builder
-
-
-def build_objective(method: MethodConfig, chunk_size: int | None = None):
-    builder = METHOD_BUILDERS.get(method.name)
-    if builder is None:
-        raise ConfigError(f"method.name={method.name!r} is not accepted. Accepted values: "
-                          f"{', '.join(sorted(METHOD_BUILDERS))}.")
-    return builder(method, chunk_size)
+__all__ = ["METHOD", "miniplm_select", "repack_selected"]
 
 
 @torch.no_grad()
@@ -93,8 +47,6 @@ def _doc_losses(scorer, dataset, batch_size: int, device: str) -> tuple[torch.Te
 
 def miniplm_select(dataset, weak, reference, ratio: float, *, batch_size: int, device: str) -> list[int]:
     """Document ids kept by MiniPLM difference sampling: top ``ratio`` by weak loss - reference loss."""
-    from remit.objectives import miniplm_scores, select_top
-
     ids, weak_loss = _doc_losses(weak, dataset, batch_size, device)
     ids_r, ref_loss = _doc_losses(reference, dataset, batch_size, device)
     assert torch.equal(ids, ids_r)
@@ -108,11 +60,6 @@ def miniplm_select(dataset, weak, reference, ratio: float, *, batch_size: int, d
 
 def repack_selected(dataset, keep_ids: list[int]):
     """A packed dataset holding only the documents ``keep_ids``, in their stream order, same row layout."""
-    import numpy as np
-
-    from remit.data import PackedDataset
-    from remit.utils.io import fingerprint
-
     L = dataset.seq_len
     # Rows overlap by one token (stride seq_len): the stream is row 0 plus every row's tail.
     stream = np.concatenate([dataset.tokens[0, :1], dataset.tokens[:, 1:].reshape(-1)])
@@ -129,3 +76,20 @@ def repack_selected(dataset, keep_ids: list[int]):
     fp = fingerprint({"base": dataset.fingerprint, "keep": fingerprint(sorted(int(i) for i in keep_ids))})
     meta = {**dataset.meta, "num_tokens": int(len(stream)), "num_docs": len(keep_ids), "selected_from": dataset.fingerprint}
     return PackedDataset(tokens[idx], doc_ids[idx], fp, meta)
+
+
+def prepare(ctx: PrepareContext):
+    """Score, select and repack the documents; the manifest records how many were scored and kept."""
+    cfg = ctx.cfg
+    m = cfg.method
+    weak = ctx.load_frozen(m.weak_model or cfg.model.path, "method.weak_model" if m.weak_model else "model.path")
+    ref = ctx.load_frozen(cfg.reference.path, "reference.path")
+    keep = miniplm_select(ctx.dataset, weak, ref, m.select_ratio, batch_size=cfg.optim.micro_batch_size,
+                          device=ctx.device)
+    info = {"docs_scored": int(ctx.dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
+    return repack_selected(ctx.dataset, keep), info
+
+
+METHOD = Method(name="miniplm", build=lambda cfg: NTP(), reference="scorer", options=("select_ratio", "weak_model"),
+                prepare=prepare, reference_why="MiniPLM scores documents, a log-prob cache is not enough",
+                help="keep the select_ratio documents of highest weak-minus-reference loss, then NTP")

@@ -1,0 +1,122 @@
+"""The method table: ``method.name`` -> :class:`~remit.methods.base.Method`, and the flywheel's arms.
+
+    from remit.methods import get_method, register_method
+    get_method("remit").build(cfg)                   # the objective of a MidtrainConfig
+    register_method(Method(name="mine", build=...))  # a method of your own, no edit in remit
+
+Built-in methods live one per file in this folder (``BUILTIN``: name -> module exposing ``METHOD``),
+imported on first use. Methods from outside the package are registered by importing their module:
+``remit --plugin my_pkg.my_methods midtrain method.name=mine ...``, the ``REMIT_PLUGINS`` environment
+variable (comma-separated modules, for torchrun workers and scripts too), or an entry point of group
+``remit.methods`` in the plugin's package metadata. Such a module calls :func:`register_method`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib import metadata
+
+from remit.errors import ConfigError
+from remit.methods.base import Arm, Method
+
+__all__ = ["BUILTIN", "ARMS", "register_method", "get_method", "find_method", "method_names", "get_arm",
+           "arm_names", "load_plugins", "role_of"]
+
+# The table: one line per built-in method (its file exposes METHOD).
+BUILTIN: dict[str, str] = {
+    "ntp": "remit.methods.ntp",
+    "remit": "remit.methods.remit",
+    "rho1": "remit.methods.rho1",
+    "kd": "remit.methods.kd",
+    "miniplm": "remit.methods.miniplm",
+}
+
+# Flywheel arms that are not just "a method guided by the round's RL model".
+ARMS: dict[str, Arm] = {
+    "vanilla": Arm("vanilla", "ntp", guide="none", label="vanilla", role="vanilla"),
+    "sft_guided": Arm("sft_guided", "remit", guide="sft", role="baseline"),
+}
+
+_REGISTERED: dict[str, Method] = {}
+_PLUGINS_LOADED = False
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` to the table (a later registration of the same name replaces it); returns it."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register_method takes a remit.methods.Method, got {type(method).__name__}")
+    if not method.name or not method.name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"method name {method.name!r} must be letters, digits, '_' or '-'")
+    _REGISTERED[method.name] = method
+    return method
+
+
+def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> None:
+    """Import plugin modules (they call :func:`register_method`): ``modules``, then, once per process,
+    ``$REMIT_PLUGINS`` and the ``remit.methods`` entry points."""
+    global _PLUGINS_LOADED
+    names = list(modules)
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED = True
+        names += [m.strip() for m in os.environ.get("REMIT_PLUGINS", "").split(",") if m.strip()]
+        for ep in metadata.entry_points(group="remit.methods"):
+            _import(ep.value.split(":")[0], f"entry point {ep.name}")
+    for name in names:
+        _import(name, "plugin")
+
+
+def _import(module: str, what: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"{what} {module!r} could not be imported: {e}") from None
+
+
+def find_method(name: str) -> Method | None:
+    """The method called ``name``, or None (plugins are loaded first when it is not known yet)."""
+    if name not in _REGISTERED and name in BUILTIN:
+        _REGISTERED[name] = importlib.import_module(BUILTIN[name]).METHOD
+    if name not in _REGISTERED:
+        load_plugins()
+    return _REGISTERED.get(name)
+
+
+def get_method(name: str, key: str = "method.name") -> Method:
+    method = find_method(name)
+    if method is None:
+        raise ConfigError(f"{key}={name!r} is not a known method. Accepted values: {', '.join(method_names())} "
+                          f"(add one with remit.methods.register_method, loaded with --plugin MODULE)")
+    return method
+
+
+def method_names() -> list[str]:
+    """Every method name: the built-in ones in table order, then the registered ones."""
+    load_plugins()
+    return list(BUILTIN) + [n for n in _REGISTERED if n not in BUILTIN]
+
+
+def get_arm(name: str, key: str = "baselines") -> Arm:
+    """The arm ``name``: one of :data:`ARMS`, or a method guided by the RL model (by nothing if it needs none)."""
+    if name in ARMS:
+        return ARMS[name]
+    method = find_method(name)
+    if method is None:
+        raise ConfigError(f"{key}: {name!r} is not known. Accepted values: {', '.join(arm_names())}.")
+    return Arm(name, name, guide="rl" if method.needs_reference else "none", label=method.run_label)
+
+
+def arm_names(role: str | None = "baseline") -> list[str]:
+    """Arms (and methods) whose role is ``role`` (None: all)."""
+    names = list(ARMS) + [n for n in method_names() if n not in ARMS]
+    return [n for n in names if role is None or role_of(n) == role]
+
+
+def role_of(name: str | None) -> str | None:
+    """The report role of an arm or method name (vanilla / remit / baseline); None for an unknown name."""
+    if not name:
+        return None
+    if name in ARMS:
+        return ARMS[name].role or role_of(ARMS[name].method)
+    method = find_method(name)
+    return method.role if method is not None else None
