@@ -31,7 +31,7 @@ from remit.config import from_dict, save_config, validate_config
 from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.manifest import read_manifest
 from remit.methods.base import Arm
-from remit.methods.registry import get_arm, get_method
+from remit.methods.registry import get_arm, get_method, remit_arm, vanilla_arm
 from remit.utils.io import atomic_write_json
 
 __all__ = ["FlywheelConfig", "Stage", "plan", "run"]
@@ -156,16 +156,16 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
     pre = p.pretrain()
     bases: dict[str, str] = {"pre-annealing": pre}
     posts: dict[str, dict[str, str]] = {}
-    vanilla = get_arm("vanilla")
+    vanilla = vanilla_arm()
     bases[vanilla.run_label] = p.midtrain("midtrain-vanilla", vanilla, pre, None, 0)
     posts[vanilla.run_label] = p.posttrain("post-vanilla", vanilla.run_label, bases["vanilla"], 0)
     guides = {"rl": posts["vanilla"]["final"], "sft": posts["vanilla"].get("sft", posts["vanilla"]["final"]),
               "none": None}
     ref = guides["rl"]
-    remit_arm = get_arm("remit")
+    rounds = remit_arm()
     for k in range(1, cfg.rounds + 1):
-        label = f"{remit_arm.run_label}-r{k}"
-        bases[label] = p.midtrain(f"midtrain-{label}", remit_arm, pre, ref, k, label=label)
+        label = f"{rounds.run_label}-r{k}"
+        bases[label] = p.midtrain(f"midtrain-{label}", rounds, pre, ref, k, label=label)
         posts[label] = p.posttrain(f"post-{label}", label, bases[label], k)
         ref = posts[label]["final"]  # round k+1 is guided by this round's RL model
     for b in cfg.baselines:

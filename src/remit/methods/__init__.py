@@ -18,10 +18,10 @@ _EXPORTS = {
     "Method": "base", "Arm": "base", "PrepareContext": "base",
     "register_method": "registry", "get_method": "registry", "find_method": "registry",
     "method_names": "registry", "get_arm": "registry", "arm_names": "registry", "load_plugins": "registry",
-    "role_of": "registry",
+    "role_of": "registry", "vanilla_arm": "registry", "remit_arm": "registry",
 }
 __all__ = ["Arm", "Method", "PrepareContext", "arm_names", "find_method", "get_arm", "get_method", "load_plugins",
-           "method_names", "register_method", "role_of"]
+           "method_names", "register_method", "remit_arm", "role_of", "vanilla_arm"]
 assert sorted(__all__) == sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -36,5 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_plugins,
         method_names,
         register_method,
+        remit_arm,
         role_of,
+        vanilla_arm,
     )

@@ -21,7 +21,7 @@ from remit.errors import ConfigError
 from remit.methods.base import Arm, Method
 
 __all__ = ["BUILTIN", "ARMS", "register_method", "get_method", "find_method", "method_names", "get_arm",
-           "arm_names", "load_plugins", "role_of"]
+           "arm_names", "load_plugins", "role_of", "vanilla_arm", "remit_arm"]
 
 # The table: one line per built-in method (its file exposes METHOD).
 BUILTIN: dict[str, str] = {
@@ -34,9 +34,20 @@ BUILTIN: dict[str, str] = {
 
 # Flywheel arms that are not just "a method guided by the round's RL model".
 ARMS: dict[str, Arm] = {
-    "vanilla": Arm("vanilla", "ntp", guide="none", label="vanilla", role="vanilla"),
+    "vanilla": Arm("vanilla", "ntp", guide="none", label="vanilla", role="vanilla"),  # B0: the plain anneal
+    "remit": Arm("remit", "remit", guide="rl", label="remit", role="remit"),  # B_k: guided by R_{k-1}
     "sft_guided": Arm("sft_guided", "remit", guide="sft", role="baseline"),
 }
+
+
+def vanilla_arm() -> Arm:
+    """The arm of the vanilla anneal (B0) in the flywheel; its method is the one pre-training runs."""
+    return ARMS["vanilla"]
+
+
+def remit_arm() -> Arm:
+    """The arm of every ReMiT round (B1, B2, ...) in the flywheel."""
+    return ARMS["remit"]
 
 _REGISTERED: dict[str, Method] = {}
 _PLUGINS_LOADED = False

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from remit.config import ConfigError, check_choice, check_range
 from remit.data.sources import DataSource
-from remit.methods.registry import find_method, get_method, method_names
+from remit.methods.registry import find_method, get_method, method_names, vanilla_arm
 from remit.models.tiny import ModelConfig
 
 __all__ = [
@@ -284,4 +284,4 @@ def as_midtrain(cfg: PretrainConfig) -> MidtrainConfig:
     requires of a user's config; the pre-training config itself was validated when it was loaded.
     """
     common = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)}
-    return MidtrainConfig(**common, method=MethodConfig(name="ntp"), reference=ReferenceConfig())
+    return MidtrainConfig(**common, method=MethodConfig(name=vanilla_arm().method), reference=ReferenceConfig())
