@@ -34,6 +34,7 @@ from remit.posttrain.common import (
     train,
     trl_args,
 )
+from remit.posttrain.generate import check_reward_weights
 from remit.utils.io import atomic_dir
 from remit.utils.lock import locks_out_dir
 
@@ -70,11 +71,7 @@ class DPOStageConfig(StageConfig):
         check_range("gen_batch_size", self.gen_batch_size, lo=1)
         check_range("min_pairs", self.min_pairs, lo=1)
         check_choice("on_no_pairs", self.on_no_pairs, ("skip", "error"))
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
-            from remit.errors import ConfigError
-
-            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values but rewards has "
-                              f"{len(self.rewards)} ({self.rewards})")
+        check_reward_weights(self.rewards, self.reward_weights)
 
 
 def build_pairs(rows: list[dict[str, Any]], completions: list[list[str]], rewards: list[list[float]], *,

@@ -38,12 +38,21 @@ def resolve_reward(name: str) -> RewardFn:
         raise ConfigError(f"rewards: unknown reward '{name}' ({e})") from None
 
 
+def check_reward_weights(rewards: Sequence[str], weights: Sequence[float] | None) -> None:
+    """``reward_weights`` gives one weight per name of ``rewards`` (None: every weight 1.0).
+
+    The one check of the DPO and GRPO configs' ``validate`` and of :func:`weighted_reward`.
+    """
+    if weights is not None and len(weights) != len(rewards):
+        raise ConfigError(f"reward_weights has {len(weights)} values but rewards has {len(rewards)} "
+                          f"({list(rewards)})")
+
+
 def weighted_reward(names: Sequence[str] | str, weights: Sequence[float] | None = None) -> RewardFn:
     """One reward function: the weighted sum of ``names`` (None scores count as 0)."""
     names = [names] if isinstance(names, str) else list(names)
     weights = list(weights) if weights else [1.0] * len(names)
-    if len(weights) != len(names):
-        raise ConfigError(f"reward_weights has {len(weights)} values but rewards has {len(names)}: {names}")
+    check_reward_weights(names, weights)
     fns = [resolve_reward(n) for n in names]
 
     def reward(prompts, completions, **columns) -> list[float]:

@@ -37,6 +37,7 @@ from remit.posttrain.common import (
     train,
     trl_args,
 )
+from remit.posttrain.generate import check_reward_weights
 from remit.utils.io import atomic_dir
 from remit.utils.lock import locks_out_dir
 
@@ -73,9 +74,7 @@ class GRPOStageConfig(StageConfig):
         check_choice("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
         if not self.rewards:
             raise ConfigError("rewards: give at least one reward name (for example [world])")
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
-            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values but rewards has "
-                              f"{len(self.rewards)} ({self.rewards})")
+        check_reward_weights(self.rewards, self.reward_weights)
 
 
 def _vllm(cfg: GRPOStageConfig, device: str) -> bool:
