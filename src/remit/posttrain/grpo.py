@@ -11,7 +11,7 @@ on the held-out prompts is measured before and after training and written to the
 (``eval.pre``, ``eval.post``). Generation uses vLLM on GPU when it is installed (``use_vllm``
 unset), plain batched ``model.generate`` otherwise.
 
-Measured (``python tests/posttrain/grpo_quality.py``: a 1.09M-param Llama SFT'd 200 steps on 150
+Measured (``python benchmarks/grpo_quality.py``: a 1.09M-param Llama SFT'd 200 steps on 150
 additions "What is a + b?" (a, b <= 20), GRPO on 150 other additions, greedy reward on 100 held-out
 ones): T=0.7, lr 5e-5: 0.20 -> 0.23 (60 steps), 0.20 -> 0.28 (150 steps); T=1.0: 0.20 -> 0.18 (lr
 5e-5), 0.13 (lr 1e-4), 0.02 (lr 5e-4). n=100, so one standard error is about 0.04.
