@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from remit.config import load_config
+from remit.errors import ConfigError
+from remit.posttrain.chain import PosttrainConfig
 from remit.posttrain.dpo import DPOStageConfig, build_pairs, make_pairs
 from remit.posttrain.generate import score, weighted_reward
+from remit.posttrain.grpo import GRPOStageConfig
 
 ROWS = [{"prompt": f"What is {a} + {a}?", "answer": str(2 * a), "kind": "arith"} for a in (1, 2, 3, 4)]
 
@@ -66,9 +70,32 @@ def test_score_passes_columns_and_weights():
 
 
 def test_unknown_reward_is_a_config_error():
-    from remit.errors import ConfigError
-
     with pytest.raises(ConfigError, match="cannot import reward"):
         weighted_reward(["posttrain_helpers:nope"])
     with pytest.raises(ConfigError, match="reward_weights has 1 values"):
         weighted_reward(["posttrain_helpers:never", "posttrain_helpers:never"], [1.0])
+
+
+MISMATCH = "reward_weights has 1 values but rewards has 2 (['world', 'format'])"
+
+
+@pytest.mark.parametrize("cls", [DPOStageConfig, GRPOStageConfig])
+def test_each_stage_config_refuses_mismatched_reward_weights(cls):
+    with pytest.raises(ConfigError) as e:
+        load_config(cls, None, ["rewards=[world, format]", "reward_weights=[1.0]"])
+    assert str(e.value) == MISMATCH
+    ok = load_config(cls, None, ["rewards=[world, format]", "reward_weights=[1.0, 0.5]"])
+    assert ok.reward_weights == [1.0, 0.5]
+    assert load_config(cls, None, ["rewards=[world, format]"]).reward_weights is None  # None = all 1.0
+
+
+@pytest.mark.parametrize("stage", ["dpo", "grpo"])
+def test_chain_refuses_mismatched_reward_weights_with_the_same_message(stage):
+    with pytest.raises(ConfigError, match=r"reward_weights has 1 values but rewards has 2 \(\['world', 'format'\]\)"):
+        load_config(PosttrainConfig, None, [f"{stage}.rewards=[world, format]", f"{stage}.reward_weights=[1.0]"])
+
+
+def test_weighted_reward_refuses_mismatched_weights_with_the_same_message():
+    with pytest.raises(ConfigError) as e:
+        weighted_reward(["world", "format"], [1.0])
+    assert str(e.value) == MISMATCH

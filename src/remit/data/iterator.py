@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from remit.data.packing import PackedDataset
 from remit.errors import ConfigError, DataError
@@ -76,8 +77,6 @@ class BatchIterator:
         return self.make_batch(self.next_rows())
 
     def make_batch(self, rows: np.ndarray) -> dict[str, Any]:
-        import torch
-
         idx = np.asarray(rows, dtype=np.int64)
         tok, doc = (np.asarray(a, dtype=np.int64) for a in self.dataset.rows(idx))  # only these rows are read
         labels = tok[:, 1:].copy()

@@ -25,6 +25,7 @@ its files are read in place and only its document offsets are cached.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from remit.data.sources import DataSource, data_files, is_hf_dataset_dir, iter_limited, looks_local
 from remit.data.store import ShardedTokens, ShardWriter, read_meta, token_dtype
+from remit.data.tokfiles import check_fit, open_token_files, scan_offsets, token_files
 from remit.errors import ConfigError, DataError
 from remit.utils.io import atomic_write_json, file_fingerprint, fingerprint
 
@@ -70,8 +72,6 @@ def tokenizer_fingerprint(tokenizer) -> str:
 def source_fingerprint(src: DataSource) -> str:
     path = Path(src.path).expanduser()
     if src.kind == "tokens":
-        from remit.data.tokfiles import token_files
-
         files = token_files(src)
         return fingerprint({"content": file_fingerprint(files), "files": [str(f) for f in files], "kind": "tokens",
                             "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit})
@@ -175,8 +175,6 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
         raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
     fp = fingerprint({"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)})
     if cache_dir is None:  # tests and one-off calls: a throwaway folder, ids read into memory
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             out = tokenize_source(src, tokenizer, cache_dir=tmp, num_proc=num_proc, engine=engine,
                                   chunk_docs=chunk_docs)
@@ -208,8 +206,6 @@ def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
 
 
 def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:
-    from remit.data.tokfiles import check_fit, open_token_files, scan_offsets
-
     eos = check_fit(src, tokenizer)
     tokens = open_token_files(src)
     if read_meta(folder) is None:

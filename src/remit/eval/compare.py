@@ -20,6 +20,7 @@ import numpy as np
 from remit.config import check_range
 from remit.errors import ConfigError
 from remit.eval.results import LOWER_IS_BETTER, load_results
+from remit.utils.io import atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -106,8 +107,6 @@ def to_markdown(cmp: dict[str, Any]) -> str:
 
 
 def run(cfg: CompareConfig) -> Path:
-    from remit.utils.io import atomic_write_json, atomic_write_text
-
     cmp = compare(cfg.runs, n_boot=cfg.n_boot, confidence=cfg.confidence, seed=cfg.seed)
     text = to_markdown(cmp)
     print(text)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from remit.errors import DataError
 
 Docs = dict[str, list[dict[str, Any]]]
@@ -210,8 +212,7 @@ def copa(d: Path | None) -> Docs:
 def bbh(d: Path | None) -> Docs:
     rows = []
     if d is None:
-        import lm_eval
-        import yaml
+        import lm_eval  # heavy: only for the hub copy of BBH's few-shot files
 
         src = Path(lm_eval.__file__).parent / "tasks/bbh/cot_fewshot"
         for f in sorted(src.glob("[a-z]*.yaml")):

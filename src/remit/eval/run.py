@@ -23,7 +23,11 @@ from typing import Any
 
 from remit.config import check_range, save_config, to_dict
 from remit.errors import ConfigError, RemitError
+from remit.eval.results import collect, to_markdown
+from remit.eval.tasks import KNOWN, SUITES, BuildOptions, build_tasks
 from remit.manifest import is_complete, write_manifest
+from remit.models import load_model, load_tokenizer
+from remit.utils.integrations import default_device
 from remit.utils.io import atomic_dir, atomic_write_json, atomic_write_text
 from remit.utils.lock import out_dir_lock
 
@@ -54,8 +58,6 @@ class EvalConfig:
     force: bool = False                  # re-run even if out_dir holds the same finished eval
 
     def validate(self) -> None:
-        from remit.eval.tasks import KNOWN, SUITES
-
         if not self.model:
             raise ConfigError("model: required (a model directory or hub id), e.g. --model runs/x/midtrain")
         if not self.tasks and self.suite not in SUITES:
@@ -74,8 +76,6 @@ class EvalConfig:
             raise ConfigError("world_template must contain '{prompt}'")
 
     def task_names(self) -> list[str]:
-        from remit.eval.tasks import SUITES
-
         names: list[str] = []
         for t in self.tasks or [self.suite]:
             for n in SUITES.get(t, [t]):
@@ -113,11 +113,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
-
-    from remit.eval.results import collect
-    from remit.eval.tasks import BuildOptions, build_tasks
-    from remit.models import load_model, load_tokenizer
-    from remit.utils.integrations import default_device
 
     names = cfg.task_names()
     if "world" in names and not cfg.world_dir:
@@ -160,8 +155,6 @@ def run(cfg: EvalConfig) -> Path:
 
 
 def _run(cfg: EvalConfig, out: Path) -> Path:
-    from remit.eval.results import to_markdown
-
     if not cfg.force and is_complete(out, cfg):
         return out
     try:

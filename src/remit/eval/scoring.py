@@ -20,13 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from remit.sandbox import run_python
+from remit.world import check_answer
+
 LN2 = math.log(2.0)
 
 
 # ---------------------------------------------------------------- math
 def math_correct(prediction: str, gold: str) -> float:
     """1.0 if math-verify finds ``prediction`` equivalent to ``gold`` (both free text / LaTeX)."""
-    from math_verify import parse, verify
+    from math_verify import parse, verify  # heavy (sympy, ~0.4 s): only when a math task is scored
 
     if not prediction.strip():
         return 0.0
@@ -91,8 +94,6 @@ def code_filter(build: Callable[[dict, str], str], *, timeout_s: float, memory_m
     """lm-eval custom filter: run every completion's program in the sandbox (threads over subprocesses)."""
 
     def run_all(resps: list[list[str]], docs: list[dict]) -> list[list[bool]]:
-        from remit.sandbox import run_python
-
         jobs = [(i, build(doc, c)) for i, (doc, rs) in enumerate(zip(docs, resps)) for c in rs]
 
         def one(job: tuple[int, str]) -> bool:
@@ -188,8 +189,6 @@ def gold_loss_results(tokenizer: Any, context: Callable[[dict], str], target: Ca
 
 # ---------------------------------------------------------------- world
 def world_results(doc: dict, results: list[str]) -> dict[str, float]:
-    from remit.world import check_answer
-
     return {"exact_match": float(bool(check_answer(doc["kind"], results[0], doc["answer"])))}
 
 

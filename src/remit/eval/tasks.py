@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from remit.errors import ConfigError
 from remit.eval import scoring
 from remit.eval.data import load_docs, load_world_docs
 
@@ -245,8 +246,6 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
 
 
 def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
-    from remit.errors import ConfigError
-
     if not opts.world_dir:
         raise ConfigError("the 'world' suite needs world_dir=DIR (a folder holding eval.jsonl from `remit world`)")
     cache: dict[str, dict] = {}

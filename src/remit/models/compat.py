@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remit.errors import IncompatibleModelsError, RemitError
+from remit.errors import ConfigError, IncompatibleModelsError, RemitError
+from remit.models.load import _check_model_dir, load_tokenizer
 
 _NAMED = ("bos_token", "eos_token", "pad_token", "unk_token")
 
@@ -31,8 +32,6 @@ class _Side:
 def _describe(obj: Any, role: str) -> _Side:
     if isinstance(obj, (str, Path)):
         from transformers import AutoConfig
-
-        from remit.models.load import _check_model_dir, load_tokenizer
 
         path = Path(obj).expanduser()
         if path.exists() or path.is_absolute():
@@ -97,8 +96,6 @@ def check_positions(config: Any, seq_len: int, *, where: str, allow: bool,
     Rotary models run past that length without an error, on positions they never saw: silently
     different from what the user asked for, so it needs an explicit ``option``.
     """
-    from remit.errors import ConfigError
-
     limit = getattr(config, "max_position_embeddings", None)
     if not isinstance(limit, int) or seq_len <= limit:
         return None

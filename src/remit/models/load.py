@@ -15,7 +15,10 @@ import contextlib
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from remit.errors import RemitError
+from remit.utils.integrations import default_device, default_dtype
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
@@ -74,8 +77,6 @@ def load_model(name_or_path: str | Path, *, dtype=None, device: str | None = Non
     """``AutoModelForCausalLM.from_pretrained`` with clear errors; returns the model in eval mode."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from remit.utils.integrations import default_device, default_dtype
-
     name, revision = split_revision(str(name_or_path))
     device = device or default_device()
     torch_dtype = _torch_dtype(dtype or default_dtype(device))
@@ -88,8 +89,6 @@ def load_model(name_or_path: str | Path, *, dtype=None, device: str | None = Non
     except (OSError, ValueError, KeyError) as e:
         raise RemitError(f"cannot read the config of {where}: {_first_line(e)}") from None
     _check_causal_lm(config, where)
-    from safetensors import SafetensorError
-
     try:
         with _no_loading_bar() if local else contextlib.nullcontext():  # hub ids keep their download bars
             model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, revision=revision)

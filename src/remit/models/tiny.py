@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from remit.config import check_choice, check_range
+from remit.errors import ConfigError
 
 ARCHS = ("llama", "olmo2", "smollm3", "qwen3")
 
@@ -45,13 +46,9 @@ def tiny_config(arch: str, *, vocab_size: int, hidden_size: int = 64, num_layers
     check_range("hidden_size", hidden_size, lo=1)
     check_range("num_heads", num_heads, lo=1)
     if hidden_size % num_heads:
-        from remit.errors import ConfigError
-
         raise ConfigError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
     num_kv_heads = num_kv_heads or num_heads
     if num_heads % num_kv_heads:
-        from remit.errors import ConfigError
-
         raise ConfigError(f"num_heads={num_heads} must be divisible by num_kv_heads={num_kv_heads}")
     kwargs: dict[str, Any] = dict(
         vocab_size=vocab_size,
@@ -131,8 +128,6 @@ class ModelConfig:
     pad_vocab_to: int = 1
 
     def validate(self) -> None:
-        from remit.errors import ConfigError
-
         check_choice("model.arch", self.arch, ARCHS)
         for key in ("hidden_size", "num_layers", "num_heads", "max_position_embeddings", "pad_vocab_to"):
             check_range(f"model.{key}", getattr(self, key), lo=1)
@@ -143,8 +138,6 @@ class ModelConfig:
             raise ConfigError(f"model.num_kv_heads={self.num_kv_heads} must divide model.num_heads={self.num_heads}")
 
     def resolved_vocab_size(self, tokenizer=None) -> int:
-        from remit.errors import ConfigError
-
         n = len(tokenizer) if tokenizer is not None else None
         if self.vocab_size is not None:
             if n is not None and self.vocab_size < n:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from remit.errors import ConfigError
+
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 CHAT_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 SPECIAL_TOKENS = (PAD, BOS, EOS, *CHAT_TOKENS)  # ids 0..6 in this order
@@ -46,10 +48,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, out_dir: str | Pat
     Returns a ``PreTrainedTokenizerFast`` with bos/eos/pad, chat tokens and the chat template;
     saved with ``save_pretrained`` into ``out_dir`` when given.
     """
+    # The HF tokenizer stack (tokenizers + transformers) loads only when a tokenizer is trained.
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from remit.errors import ConfigError
 
     min_vocab = 256 + len(SPECIAL_TOKENS)
     if vocab_size < min_vocab:

@@ -6,6 +6,7 @@
     remit posttrain model=runs/x/midtrain data_dir=runs/x/world out=runs/x/post
 
 Modules: ``data`` (reading and checking prompt files), ``generate`` (batched sampling, reward
-evaluation), ``common`` (device defaults, TRL args, checkpoint output), one module per stage,
-and ``chain`` (the configured sequence). Kept import-light: nothing heavy is imported here.
+evaluation), ``common`` (device defaults, TRL args, checkpoint output, and ``PosttrainStage``: the
+run sequence every stage shares), one module per stage (a ``PosttrainStage`` subclass with only what
+is its own), and ``chain`` (the configured sequence). Kept import-light: nothing heavy is imported here.
 """

@@ -23,6 +23,7 @@ from typing import Any
 from remit.config import check_choice
 from remit.errors import ConfigError
 from remit.manifest import is_complete, read_manifest, write_manifest
+from remit.posttrain import dpo, grpo, sft
 from remit.posttrain.dpo import DPOStageConfig
 from remit.posttrain.grpo import GRPOStageConfig
 from remit.posttrain.sft import SFTStageConfig
@@ -92,8 +93,6 @@ def stage_configs(cfg: PosttrainConfig) -> list[tuple[str, Any]]:
 
 @locks_out_dir("out", "posttrain", create=True)
 def run(cfg: PosttrainConfig) -> Path:
-    from remit.posttrain import dpo, grpo, sft
-
     runners = {"sft": sft.run, "dpo": dpo.run, "grpo": grpo.run}
     plan = stage_configs(cfg)
     summary: dict[str, Any] = {}

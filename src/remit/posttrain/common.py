@@ -1,15 +1,20 @@
-"""What the SFT, DPO and GRPO stages share: config fields, device defaults, TRL args, output.
+"""What the SFT, DPO and GRPO stages share: config fields, device defaults, TRL args, the run sequence.
 
-A stage's config subclasses :class:`StageConfig`. ``run`` of a stage:
+A stage's config subclasses :class:`StageConfig`; the stage itself subclasses :class:`PosttrainStage`
+and fills in only what is its own (its data, its TRL config and trainer, its manifest fields).
+``PosttrainStage.run`` is the one sequence of every stage:
 
 1. ``begin(cfg, name)`` checks the paths, and returns ``None`` when ``cfg.out`` already holds a
    finished output of the same config, model and data (the stage is then not re-run);
-2. reads and checks its data (``remit.posttrain.data``), then loads the policy (``load_policy``:
-   a tokenizer without a chat template is an error here, before any training step);
-3. builds the TRL config with ``trl_args`` (device defaults, then the stage's values, then the
-   ``trl:`` pass-through mapping, whose keys are checked against the TRL config class);
-4. trains inside ``atomic_dir(out)`` and calls ``finish`` (HF checkpoint + config.yaml +
-   metrics.jsonl + manifest.json).
+2. ``read``: the stage reads and checks its data (``remit.posttrain.data``), then the policy is
+   loaded (``load_policy``: a tokenizer without a chat template is an error here, before any
+   training step) and its held-out reward measured (``reward_before``);
+3. ``prepare``: work with the loaded model before training (DPO samples its pairs here, and may
+   skip training: the input model is then written forward unchanged);
+4. ``build``: the TRL trainer, its config made by ``trl_args`` (device defaults, then the stage's
+   values, then the ``trl:`` pass-through mapping, whose keys are checked against the TRL config class);
+5. trains inside ``atomic_dir(out)`` and calls ``finish`` with the stage's ``extras`` (HF checkpoint +
+   config.yaml + metrics.jsonl + manifest.json).
 
 Device defaults: on CPU fp32, ``use_cpu=True``, ``bf16=False``, no gradient checkpointing; on
 GPU bf16 (vLLM generation for GRPO is decided in ``grpo.py`` through ``remit.utils.integrations``).
@@ -20,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,9 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from remit.config import check_choice, check_range, save_config
-from remit.errors import ConfigError, RemitError
+from remit.errors import ConfigError, RemitError, TrainingError
 from remit.manifest import is_complete, read_manifest, write_manifest
-from remit.utils.io import file_fingerprint
+from remit.models import load_model, load_tokenizer
+from remit.posttrain.data import RL_FIELDS, read_rows
+from remit.posttrain.generate import check_reward, evaluate_rows, weighted_reward
+from remit.utils.integrations import default_device, default_dtype, has_cuda
+from remit.utils.io import atomic_dir, file_fingerprint
 
 
 @dataclass
@@ -86,13 +97,9 @@ def say(stage: str, msg: str) -> None:
 
 
 def resolve_device(device: str) -> str:
-    from remit.utils.integrations import default_device
-
     if device == "auto":
         return default_device()
     if device == "cuda":
-        from remit.utils.integrations import has_cuda
-
         if not has_cuda():
             raise ConfigError("device=cuda but no GPU is visible; use device=auto or device=cpu")
     return device
@@ -127,9 +134,6 @@ def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
             raise ConfigError(f"{stage}: `{key}` is not set (give {key}=...)")
     inputs = stage_inputs(cfg)
     if cfg.eval.enabled():  # a bad held-out file or reward fails now, not after training
-        from remit.posttrain.data import RL_FIELDS, read_rows
-        from remit.posttrain.generate import check_reward, weighted_reward
-
         check_reward(weighted_reward(cfg.eval.rewards), read_rows(cfg.eval.data, required=RL_FIELDS,
                                                                   limit=cfg.eval.n), cfg.eval.data)
     if is_complete(cfg.out, cfg) and (read_manifest(cfg.out) or {}).get("inputs") == json.loads(
@@ -141,9 +145,6 @@ def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
 
 def load_policy(path: str, device: str, stage: str):
     """(model, tokenizer) for training; the tokenizer must have a chat template and a pad token."""
-    from remit.models import load_model, load_tokenizer
-    from remit.utils.integrations import default_dtype
-
     tokenizer = load_tokenizer(path)
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"{stage}: the tokenizer of model '{path}' has no chat template; post-training formats "
@@ -195,8 +196,6 @@ def common_values(cfg: StageConfig, device: str, scratch: Path) -> dict[str, Any
 
 def drop_scratch(path: Path) -> None:
     """Remove TRL's ``output_dir`` (nothing is saved there: save_strategy is "no")."""
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -207,9 +206,6 @@ def eval_settings(cfg: StageConfig) -> dict[str, Any]:
 
 def evaluate_in_memory(model, tokenizer, cfg: StageConfig) -> list[float]:
     """The held-out reward of every evaluated prompt (greedy), in file order."""
-    from remit.posttrain.data import RL_FIELDS, read_rows
-    from remit.posttrain.generate import evaluate_rows
-
     rows = read_rows(cfg.eval.data, required=RL_FIELDS, limit=cfg.eval.n)
     return [float(v) for v in evaluate_rows(model, tokenizer, rows, list(cfg.eval.rewards),
                                             max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)]
@@ -231,10 +227,6 @@ def reward_before(model, tokenizer, cfg: StageConfig) -> list[float] | None:
 
 
 def check_finite(log_history: list[dict[str, Any]], stage: str) -> None:
-    import math
-
-    from remit.errors import TrainingError
-
     for rec in log_history:
         loss = rec.get("loss")
         if loss is not None and not math.isfinite(float(loss)):
@@ -280,4 +272,59 @@ def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], mode
     return info
 
 
-__all__ = ["RewardEvalConfig", "StageConfig", "RemitError", "begin", "load_policy", "trl_args", "finish"]
+class PosttrainStage:
+    """One post-training method; :meth:`run` is the sequence every stage shares (module docstring).
+
+    A subclass sets ``name`` and fills in the hooks; what a hook reads or computes for a later one
+    (rows, pairs, a reward function) it keeps on ``self``. ``self.device`` is set before ``prepare``.
+    """
+
+    name = ""
+
+    def __init__(self, cfg: StageConfig):
+        self.cfg = cfg
+        self.device = ""
+
+    def read(self) -> None:
+        """Read and check the stage's data, before any model is loaded."""
+        raise NotImplementedError
+
+    def prepare(self, model, tokenizer) -> dict[str, Any] | None:
+        """Work with the loaded input model before training. A dict means: do not train, write the input
+        model forward with these manifest fields (DPO without pairs)."""
+        return None
+
+    def build(self, model, tokenizer, scratch: Path) -> tuple[Any, str]:
+        """The TRL trainer (``scratch`` is its output_dir) and the line said before it trains."""
+        raise NotImplementedError
+
+    def extras(self, log_history: list[dict[str, Any]]) -> dict[str, Any]:
+        """The stage's own manifest fields, after training."""
+        return {}
+
+    def run(self) -> Path:
+        cfg, stage = self.cfg, self.name
+        inputs = begin(cfg, stage)
+        out = Path(cfg.out)
+        if inputs is None:
+            return out
+        started = time.time()
+        self.read()
+        self.device = resolve_device(cfg.device)
+        model, tokenizer = load_policy(cfg.model, self.device, stage)
+        pre = reward_before(model, tokenizer, cfg)
+        skipped = self.prepare(model, tokenizer)
+        with atomic_dir(out) as tmp:
+            if skipped is not None:
+                finish(tmp, stage, cfg, inputs, model, tokenizer, [], pre=pre, started=started, **skipped)
+            else:
+                trainer, summary = self.build(model, tokenizer, tmp / "_trl")
+                say(stage, summary)
+                logs = train(trainer, tmp, stage)
+                finish(tmp, stage, cfg, inputs, trainer.model, tokenizer, logs, pre=pre, started=started,
+                       **self.extras(logs))
+        return out
+
+
+__all__ = ["PosttrainStage", "RewardEvalConfig", "StageConfig", "RemitError", "begin", "load_policy", "trl_args",
+           "finish"]

@@ -22,19 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from remit.config import check_choice, check_range
-from remit.posttrain.common import (
-    StageConfig,
-    begin,
-    common_values,
-    finish,
-    load_policy,
-    resolve_device,
-    reward_before,
-    say,
-    train,
-    trl_args,
-)
-from remit.utils.io import atomic_dir
+from remit.errors import TrainingError
+from remit.models import load_model
+from remit.posttrain.common import PosttrainStage, StageConfig, common_values, say, trl_args
+from remit.posttrain.data import RL_FIELDS, read_rows, user_turn
+from remit.posttrain.generate import check_reward, check_reward_weights, sample, score, weighted_reward
+from remit.utils.integrations import default_dtype
 from remit.utils.lock import locks_out_dir
 
 STAGE = "dpo"
@@ -70,11 +63,7 @@ class DPOStageConfig(StageConfig):
         check_range("gen_batch_size", self.gen_batch_size, lo=1)
         check_range("min_pairs", self.min_pairs, lo=1)
         check_choice("on_no_pairs", self.on_no_pairs, ("skip", "error"))
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
-            from remit.errors import ConfigError
-
-            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values but rewards has "
-                              f"{len(self.rewards)} ({self.rewards})")
+        check_reward_weights(self.rewards, self.reward_weights)
 
 
 def build_pairs(rows: list[dict[str, Any]], completions: list[list[str]], rewards: list[list[float]], *,
@@ -115,8 +104,6 @@ def build_pairs(rows: list[dict[str, Any]], completions: list[list[str]], reward
 def make_pairs(rows: list[dict[str, Any]], sample_fn: Callable[[list[str], int], list[list[str]]],
                reward_fn: Callable[..., list], cfg: DPOStageConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sample with ``sample_fn(prompts, k)``, score with ``reward_fn``, then :func:`build_pairs`."""
-    from remit.posttrain.generate import score
-
     completions = sample_fn([r["prompt"] for r in rows], cfg.samples_per_prompt)
     if len(completions) != len(rows) or any(len(c) != cfg.samples_per_prompt for c in completions):
         raise RuntimeError(f"sampler returned {len(completions)} groups for {len(rows)} prompts")
@@ -127,9 +114,7 @@ def make_pairs(rows: list[dict[str, Any]], sample_fn: Callable[[list[str], int],
 
 def pair_dataset(pairs: list[dict[str, Any]]):
     """Conversational preference dataset for DPOTrainer."""
-    from datasets import Dataset
-
-    from remit.posttrain.data import user_turn
+    from datasets import Dataset  # heavy: only when DPO trains
 
     return Dataset.from_list([{
         "prompt": user_turn(p["prompt"]),
@@ -138,62 +123,60 @@ def pair_dataset(pairs: list[dict[str, Any]]):
     } for p in pairs])
 
 
-@locks_out_dir("out", STAGE)
-def run(cfg: DPOStageConfig) -> Path:
-    inputs = begin(cfg, STAGE)
-    out = Path(cfg.out)
-    if inputs is None:
-        return out
-    started = time.time()
-    from remit.posttrain.data import RL_FIELDS, read_rows
-    from remit.posttrain.generate import check_reward, sample, weighted_reward
+class DPOStage(PosttrainStage):
+    name = STAGE
+    cfg: DPOStageConfig
 
-    rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
-    reward_fn = weighted_reward(cfg.rewards, cfg.reward_weights)
-    check_reward(reward_fn, rows, cfg.data)
-    device = resolve_device(cfg.device)
-    model, tokenizer = load_policy(cfg.model, device, STAGE)
-    pre = reward_before(model, tokenizer, cfg)
+    def read(self) -> None:
+        cfg = self.cfg
+        self.rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
+        self.reward_fn = weighted_reward(cfg.rewards, cfg.reward_weights)
+        check_reward(self.reward_fn, self.rows, cfg.data)
 
-    def sample_fn(prompts: list[str], k: int) -> list[list[str]]:
-        return sample(model, tokenizer, prompts, num_samples=k, max_new_tokens=cfg.max_new_tokens, do_sample=True,
-                      temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.gen_batch_size, seed=cfg.seed)
+    def prepare(self, model, tokenizer) -> dict[str, Any] | None:
+        """Sample and score the pairs; too few: raise (``on_no_pairs=error``) or skip training."""
+        cfg = self.cfg
 
-    t0 = time.time()
-    pairs, stats = make_pairs(rows, sample_fn, reward_fn, cfg)
-    stats["sampling_s"] = round(time.time() - t0, 2)
-    say(STAGE, f"built {stats['pairs']} pairs from {stats['prompts_with_pairs']}/{stats['prompts']} prompts "
-               f"(sample accuracy {stats['sample_accuracy']:.3f}, {stats['prompts_all_correct']} all correct, "
-               f"{stats['prompts_all_incorrect']} all incorrect)")
-    if stats["pairs"] < cfg.min_pairs:
-        reason = (f"only {stats['pairs']} preference pairs (min_pairs={cfg.min_pairs}): no prompt had both a "
-                  f"correct and an incorrect sample among {cfg.samples_per_prompt}")
-        if cfg.on_no_pairs == "error":
-            from remit.errors import TrainingError
+        def sample_fn(prompts: list[str], k: int) -> list[list[str]]:
+            return sample(model, tokenizer, prompts, num_samples=k, max_new_tokens=cfg.max_new_tokens,
+                          do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+                          batch_size=cfg.gen_batch_size, seed=cfg.seed)
 
-            raise TrainingError(f"dpo: {reason}; raise samples_per_prompt/limit or set on_no_pairs=skip")
-        say(STAGE, f"SKIPPED: {reason}. Copying the input model forward unchanged (on_no_pairs=skip).")
-        with atomic_dir(out) as tmp:
-            finish(tmp, STAGE, cfg, inputs, model, tokenizer, [], pre=pre, started=started, pairs=stats,
-                   skipped=True, skip_reason=reason)
-        return out
+        t0 = time.time()
+        self.pairs, stats = make_pairs(self.rows, sample_fn, self.reward_fn, cfg)
+        stats["sampling_s"] = round(time.time() - t0, 2)
+        self.stats = stats
+        say(STAGE, f"built {stats['pairs']} pairs from {stats['prompts_with_pairs']}/{stats['prompts']} prompts "
+                   f"(sample accuracy {stats['sample_accuracy']:.3f}, {stats['prompts_all_correct']} all correct, "
+                   f"{stats['prompts_all_incorrect']} all incorrect)")
+        if stats["pairs"] < cfg.min_pairs:
+            reason = (f"only {stats['pairs']} preference pairs (min_pairs={cfg.min_pairs}): no prompt had both a "
+                      f"correct and an incorrect sample among {cfg.samples_per_prompt}")
+            if cfg.on_no_pairs == "error":
+                raise TrainingError(f"dpo: {reason}; raise samples_per_prompt/limit or set on_no_pairs=skip")
+            say(STAGE, f"SKIPPED: {reason}. Copying the input model forward unchanged (on_no_pairs=skip).")
+            return {"pairs": stats, "skipped": True, "skip_reason": reason}
+        self.ref_model = load_model(cfg.model, dtype=default_dtype(self.device), device=self.device)
+        return None
 
-    from trl import DPOConfig, DPOTrainer
+    def build(self, model, tokenizer, scratch: Path) -> tuple[Any, str]:
+        from trl import DPOConfig, DPOTrainer  # TRL is heavy: imported when a stage runs, not on `remit --help`
 
-    from remit.models import load_model
-    from remit.utils.integrations import default_dtype
-
-    ref_model = load_model(cfg.model, dtype=default_dtype(device), device=device)
-    with atomic_dir(out) as tmp:
+        cfg = self.cfg
         args = trl_args(DPOConfig, STAGE, {
-            **common_values(cfg, device, tmp / "_trl"),
+            **common_values(cfg, self.device, scratch),
             "beta": cfg.beta,
             "max_length": cfg.max_length,
         }, cfg.trl)
-        trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=pair_dataset(pairs),
-                             processing_class=tokenizer)
-        say(STAGE, f"{stats['pairs']} pairs, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} on {device}")
-        logs = train(trainer, tmp, STAGE)
-        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre,
-               started=started, pairs=stats, skipped=False)
-    return out
+        trainer = DPOTrainer(model=model, ref_model=self.ref_model, args=args,
+                             train_dataset=pair_dataset(self.pairs), processing_class=tokenizer)
+        return trainer, (f"{self.stats['pairs']} pairs, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} "
+                         f"on {self.device}")
+
+    def extras(self, log_history: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"pairs": self.stats, "skipped": False}
+
+
+@locks_out_dir("out", STAGE)
+def run(cfg: DPOStageConfig) -> Path:
+    return DPOStage(cfg).run()

@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from remit.errors import ConfigError
+from remit.errors import ConfigError, RemitError
+from remit.models import load_model, load_tokenizer
 from remit.posttrain.data import RL_FIELDS, columns_of, read_rows, user_turn
+from remit.rewards import get_reward
 
 RewardFn = Callable[..., list]
 
@@ -30,20 +32,27 @@ def resolve_reward(name: str) -> RewardFn:
             return getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"rewards: cannot import reward '{name}' ({e})") from None
-    from remit.rewards import get_reward
-
     try:
         return get_reward(name)
     except KeyError as e:
         raise ConfigError(f"rewards: unknown reward '{name}' ({e})") from None
 
 
+def check_reward_weights(rewards: Sequence[str], weights: Sequence[float] | None) -> None:
+    """``reward_weights`` gives one weight per name of ``rewards`` (None: every weight 1.0).
+
+    The one check of the DPO and GRPO configs' ``validate`` and of :func:`weighted_reward`.
+    """
+    if weights is not None and len(weights) != len(rewards):
+        raise ConfigError(f"reward_weights has {len(weights)} values but rewards has {len(rewards)} "
+                          f"({list(rewards)})")
+
+
 def weighted_reward(names: Sequence[str] | str, weights: Sequence[float] | None = None) -> RewardFn:
     """One reward function: the weighted sum of ``names`` (None scores count as 0)."""
     names = [names] if isinstance(names, str) else list(names)
     weights = list(weights) if weights else [1.0] * len(names)
-    if len(weights) != len(names):
-        raise ConfigError(f"reward_weights has {len(weights)} values but rewards has {len(names)}: {names}")
+    check_reward_weights(names, weights)
     fns = [resolve_reward(n) for n in names]
 
     def reward(prompts, completions, **columns) -> list[float]:
@@ -59,8 +68,6 @@ def weighted_reward(names: Sequence[str] | str, weights: Sequence[float] | None 
 
 def check_reward(reward: RewardFn, rows: list[dict[str, Any]], where: str) -> None:
     """Call ``reward`` once on the first row (empty completion) so that a missing column fails before training."""
-    from remit.errors import RemitError
-
     try:
         score(reward, rows[:1], [[""]])
     except RemitError as e:
@@ -90,7 +97,7 @@ def sample(model, tokenizer, prompts: list[str], *, num_samples: int = 1, max_ne
     Greedy when ``do_sample`` is False. ``batch_size`` counts generated sequences. A completion
     stops at eos (not included); special tokens are dropped from the text.
     """
-    import torch
+    import torch  # not at the top: the stage modules import this module, and `remit sft --help` stays torch-free
 
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
@@ -158,8 +165,6 @@ def evaluate_reward(model_dir: str | Path, prompts_file: str | Path, reward: Rew
                     n: int = 64, max_new_tokens: int = 48, *, device: str | None = None,
                     batch_size: int = 64) -> float:
     """Mean reward of greedy completions for the first ``n`` prompts of ``prompts_file``."""
-    from remit.models import load_model, load_tokenizer
-
     rows = read_rows(prompts_file, required=RL_FIELDS, limit=n)
     tokenizer = load_tokenizer(str(model_dir))
     model = load_model(str(model_dir), device=device)

@@ -11,7 +11,7 @@ on the held-out prompts is measured before and after training and written to the
 (``eval.pre``, ``eval.post``). Generation uses vLLM on GPU when it is installed (``use_vllm``
 unset), plain batched ``model.generate`` otherwise.
 
-Measured (``python tests/posttrain/grpo_quality.py``: a 1.09M-param Llama SFT'd 200 steps on 150
+Measured (``python benchmarks/grpo_quality.py``: a 1.09M-param Llama SFT'd 200 steps on 150
 additions "What is a + b?" (a, b <= 20), GRPO on 150 other additions, greedy reward on 100 held-out
 ones): T=0.7, lr 5e-5: 0.20 -> 0.23 (60 steps), 0.20 -> 0.28 (150 steps); T=1.0: 0.20 -> 0.18 (lr
 5e-5), 0.13 (lr 1e-4), 0.02 (lr 5e-4). n=100, so one standard error is about 0.04.
@@ -19,25 +19,16 @@ ones): T=0.7, lr 5e-5: 0.20 -> 0.23 (60 steps), 0.20 -> 0.28 (150 steps); T=1.0:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from remit.config import check_choice, check_range
 from remit.errors import ConfigError
-from remit.posttrain.common import (
-    StageConfig,
-    begin,
-    common_values,
-    finish,
-    load_policy,
-    resolve_device,
-    reward_before,
-    say,
-    train,
-    trl_args,
-)
-from remit.utils.io import atomic_dir
+from remit.posttrain.common import PosttrainStage, StageConfig, common_values, trl_args
+from remit.posttrain.data import RL_FIELDS, prompt_dataset, read_rows
+from remit.posttrain.generate import check_reward, check_reward_weights, resolve_reward, weighted_reward
+from remit.utils.integrations import has_vllm
 from remit.utils.lock import locks_out_dir
 
 STAGE = "grpo"
@@ -73,14 +64,10 @@ class GRPOStageConfig(StageConfig):
         check_choice("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
         if not self.rewards:
             raise ConfigError("rewards: give at least one reward name (for example [world])")
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
-            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values but rewards has "
-                              f"{len(self.rewards)} ({self.rewards})")
+        check_reward_weights(self.rewards, self.reward_weights)
 
 
 def _vllm(cfg: GRPOStageConfig, device: str) -> bool:
-    from remit.utils.integrations import has_vllm
-
     if cfg.use_vllm is None:
         return device == "cuda" and has_vllm()
     if cfg.use_vllm and not has_vllm():
@@ -88,28 +75,25 @@ def _vllm(cfg: GRPOStageConfig, device: str) -> bool:
     return cfg.use_vllm
 
 
-@locks_out_dir("out", STAGE)
-def run(cfg: GRPOStageConfig) -> Path:
-    inputs = begin(cfg, STAGE)
-    out = Path(cfg.out)
-    if inputs is None:
-        return out
-    started = time.time()
-    from remit.posttrain.data import RL_FIELDS, prompt_dataset, read_rows
-    from remit.posttrain.generate import check_reward, resolve_reward, weighted_reward
+class GRPOStage(PosttrainStage):
+    name = STAGE
+    cfg: GRPOStageConfig
 
-    rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
-    reward_fns = [resolve_reward(n) for n in cfg.rewards]
-    check_reward(weighted_reward(cfg.rewards, cfg.reward_weights), rows, cfg.data)
-    device = resolve_device(cfg.device)
-    model, tokenizer = load_policy(cfg.model, device, STAGE)
-    pre = reward_before(model, tokenizer, cfg)
-    use_vllm = _vllm(cfg, device)
-    from trl import GRPOConfig, GRPOTrainer
+    def read(self) -> None:
+        cfg = self.cfg
+        self.rows = read_rows(cfg.data, required=RL_FIELDS, limit=cfg.limit)
+        self.reward_fns = [resolve_reward(n) for n in cfg.rewards]
+        check_reward(weighted_reward(cfg.rewards, cfg.reward_weights), self.rows, cfg.data)
 
-    with atomic_dir(out) as tmp:
+    def prepare(self, model, tokenizer) -> None:
+        self.use_vllm = _vllm(self.cfg, self.device)
+
+    def build(self, model, tokenizer, scratch: Path) -> tuple[Any, str]:
+        from trl import GRPOConfig, GRPOTrainer  # TRL is heavy: imported when a stage runs, not on `remit --help`
+
+        cfg, use_vllm = self.cfg, self.use_vllm
         values = {
-            **common_values(cfg, device, tmp / "_trl"),
+            **common_values(cfg, self.device, scratch),
             "per_device_train_batch_size": cfg.batch_size * cfg.num_generations,
             "num_generations": cfg.num_generations,
             "max_completion_length": cfg.max_completion_length,
@@ -124,16 +108,20 @@ def run(cfg: GRPOStageConfig) -> Path:
         if use_vllm:
             values.update(vllm_mode="colocate", vllm_max_model_length=cfg.max_length + cfg.max_completion_length)
         args = trl_args(GRPOConfig, STAGE, values, cfg.trl)
-        trainer = GRPOTrainer(model=model, reward_funcs=reward_fns, args=args, train_dataset=prompt_dataset(rows),
-                              processing_class=tokenizer)
-        say(STAGE, f"{len(rows)} prompts, {cfg.max_steps} steps of {cfg.batch_size} prompts x "
-                   f"{cfg.num_generations} generations on {device}{' (vLLM)' if use_vllm else ''}")
-        logs = train(trainer, tmp, STAGE)
-        train_rewards = [r["reward"] for r in logs if "reward" in r]
-        zero_std = [r["frac_reward_zero_std"] for r in logs if "frac_reward_zero_std" in r]
-        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre, started=started,
-               prompts=len(rows), use_vllm=use_vllm,
-               train_reward_first=train_rewards[0] if train_rewards else None,
-               train_reward_last=train_rewards[-1] if train_rewards else None,
-               frac_reward_zero_std=sum(zero_std) / len(zero_std) if zero_std else None)
-    return out
+        trainer = GRPOTrainer(model=model, reward_funcs=self.reward_fns, args=args,
+                              train_dataset=prompt_dataset(self.rows), processing_class=tokenizer)
+        return trainer, (f"{len(self.rows)} prompts, {cfg.max_steps} steps of {cfg.batch_size} prompts x "
+                         f"{cfg.num_generations} generations on {self.device}{' (vLLM)' if use_vllm else ''}")
+
+    def extras(self, log_history: list[dict[str, Any]]) -> dict[str, Any]:
+        train_rewards = [r["reward"] for r in log_history if "reward" in r]
+        zero_std = [r["frac_reward_zero_std"] for r in log_history if "frac_reward_zero_std" in r]
+        return {"prompts": len(self.rows), "use_vllm": self.use_vllm,
+                "train_reward_first": train_rewards[0] if train_rewards else None,
+                "train_reward_last": train_rewards[-1] if train_rewards else None,
+                "frac_reward_zero_std": sum(zero_std) / len(zero_std) if zero_std else None}
+
+
+@locks_out_dir("out", STAGE)
+def run(cfg: GRPOStageConfig) -> Path:
+    return GRPOStage(cfg).run()

@@ -9,23 +9,12 @@ Writes an HF checkpoint + ``config.yaml`` + ``metrics.jsonl`` + ``manifest.json`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from remit.posttrain.common import (
-    StageConfig,
-    begin,
-    common_values,
-    finish,
-    load_policy,
-    resolve_device,
-    reward_before,
-    say,
-    train,
-    trl_args,
-)
-from remit.utils.io import atomic_dir
+from remit.posttrain.common import PosttrainStage, StageConfig, common_values, trl_args
+from remit.posttrain.data import SFT_FIELDS, read_rows, sft_dataset
 from remit.utils.lock import locks_out_dir
 
 STAGE = "sft"
@@ -39,32 +28,31 @@ class SFTStageConfig(StageConfig):
     assistant_only_loss: bool = True
 
 
-@locks_out_dir("out", STAGE)
-def run(cfg: SFTStageConfig) -> Path:
-    inputs = begin(cfg, STAGE)
-    out = Path(cfg.out)
-    if inputs is None:
-        return out
-    started = time.time()
-    from remit.posttrain.data import SFT_FIELDS, read_rows, sft_dataset
+class SFTStage(PosttrainStage):
+    name = STAGE
+    cfg: SFTStageConfig
 
-    rows = read_rows(cfg.data, required=SFT_FIELDS, limit=cfg.limit)
-    device = resolve_device(cfg.device)
-    model, tokenizer = load_policy(cfg.model, device, STAGE)
-    pre = reward_before(model, tokenizer, cfg)
-    from trl import SFTConfig, SFTTrainer
+    def read(self) -> None:
+        self.rows = read_rows(self.cfg.data, required=SFT_FIELDS, limit=self.cfg.limit)
 
-    with atomic_dir(out) as tmp:
+    def build(self, model, tokenizer, scratch: Path) -> tuple[Any, str]:
+        from trl import SFTConfig, SFTTrainer  # TRL is heavy: imported when a stage runs, not on `remit --help`
+
+        cfg = self.cfg
         args = trl_args(SFTConfig, STAGE, {
-            **common_values(cfg, device, tmp / "_trl"),
+            **common_values(cfg, self.device, scratch),
             "max_length": cfg.max_length,
             "assistant_only_loss": cfg.assistant_only_loss,
             "packing": False,
         }, cfg.trl)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(rows), processing_class=tokenizer)
-        say(STAGE, f"{len(rows)} examples, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} on {device}")
-        logs = train(trainer, tmp, STAGE)
-        finish(tmp, STAGE, cfg, inputs, trainer.model, tokenizer, logs, pre=pre,
-               started=started, examples=len(rows))
-    return out
+        trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(self.rows), processing_class=tokenizer)
+        return trainer, (f"{len(self.rows)} examples, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} "
+                         f"on {self.device}")
 
+    def extras(self, log_history: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"examples": len(self.rows)}
+
+
+@locks_out_dir("out", STAGE)
+def run(cfg: SFTStageConfig) -> Path:
+    return SFTStage(cfg).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +75,6 @@ def score_all(scorer: Scorer, prompts: list[Any] | None, completions: list[Any],
     args = [(completion_text(c), p, r) for c, p, r in zip(completions, prompts, rows(len(completions), columns))]
     if workers <= 1 or len(args) <= 1:
         return [scorer(*a) for a in args]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(min(workers, len(args))) as pool:
         return list(pool.map(lambda a: scorer(*a), args))
 

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from remit.rewards.base import Scored, prompt_text, trl_reward
+from remit.sandbox import run_tests
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 CODE_TIMEOUT_S = 10.0
@@ -50,8 +51,6 @@ def build_program(completion: str, prompt: Any, row: dict[str, Any]) -> tuple[st
 
 
 def score_code(completion: str, prompt: Any, row: dict[str, Any]) -> Scored:
-    from remit.sandbox import run_tests
-
     code, test_code, entry = build_program(completion, prompt, row)
     if not test_code.strip():
         return Scored(0.0, "no tests (column 'test' or 'test_list')")

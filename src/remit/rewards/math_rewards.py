@@ -43,7 +43,7 @@ def final_answer(text: str) -> str | None:
 def _verify(gold: str, text: str) -> tuple[bool | None, str, str]:
     """math-verify's verdict (None if it could not parse the gold), what it parsed from the completion
     and from the gold."""
-    from math_verify import parse, verify
+    from math_verify import parse, verify  # heavy (sympy, ~0.4 s): only when a math reward is scored
 
     # math-verify times out with signal.alarm, which only works in the main thread.
     t = 5 if threading.current_thread() is threading.main_thread() else None

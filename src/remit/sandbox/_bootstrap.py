@@ -18,6 +18,9 @@ import json
 import os
 import sys
 
+# Other imports stay in the step that uses them: this file runs as a script in every sandboxed child (remit
+# never imports it), and a step that does not apply (no namespaces, no fork) imports nothing.
+
 CFG = json.loads(sys.argv[1])
 ROOT = os.path.realpath(CFG["root"])
 STATUS = {"network": "python-guard", "pid": "none", "filesystem": "python-guard", "procs": "none"}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from remit.sandbox.runner import run_python
+
 __all__ = ["diagnose"]
 
 _FORK_COUNT = """
@@ -31,8 +33,6 @@ else:
 
 def diagnose(max_procs: int = 4) -> dict:
     """{"isolation": {...}, "root": bool, "process_limit": {"limit", "forked", "holds"}, "guarantees": [...]}."""
-    from remit.sandbox.runner import run_python
-
     iso = run_python("pass").isolation
     r = run_python(_FORK_COUNT, max_procs=max_procs, python_guards=False, timeout_s=10)
     parts = r.stdout.split()

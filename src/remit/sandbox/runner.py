@@ -46,6 +46,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remit.sandbox.cgroup import PidsCgroup
+
 _BOOTSTRAP = (Path(__file__).with_name("_bootstrap.py")).read_text(encoding="utf-8")
 EXIT_CPU, EXIT_BLOCKED, EXIT_MEMORY = 96, 97, 98
 
@@ -100,8 +102,6 @@ def run_python(code: str, *, stdin: str | None = None, timeout_s: float = 5.0, c
     root; every one is killed at the end (PID namespace, process group, cgroup). ``namespaces=False`` skips ``unshare``;
     ``python_guards=False`` skips the Python prelude (to test the kernel layers on their own).
     """
-    from remit.sandbox.cgroup import PidsCgroup
-
     t0 = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="remit-sandbox-")
     status_r, status_w = os.pipe()

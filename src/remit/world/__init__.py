@@ -3,7 +3,8 @@
     remit world out_dir=runs/world   # writes pretrain/midtrain/sft/rl/eval .jsonl
 
 Pure Python (no heavy imports): see ``generate.py`` (splits), ``tasks.py`` (task kinds),
-``text.py`` (general text), ``checkers.py`` (answer extraction and checking), ``stage.py``.
+``text.py`` (general text), ``checkers.py`` (answer extraction and checking), ``config.py``
+(``WorldConfig``), ``stage.py`` (writes the files).
 """
 
 from remit.world.checkers import check_answer, extract_answer, has_answer_format

@@ -15,13 +15,12 @@ pretrain/midtrain text) ever contains one of them.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from remit.errors import ConfigError
+from remit.world.config import WorldConfig
 from remit.world.tasks import Task, final_line, make_task
 from remit.world.text import general_doc
-
-if TYPE_CHECKING:
-    from remit.world.stage import WorldConfig
 
 SPLITS = ("pretrain", "midtrain", "sft", "rl", "eval")
 
@@ -66,8 +65,6 @@ def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
         while len(seen) < cfg.n_eval:
             tries += 1
             if tries > 200 * max(cfg.n_eval, 1):
-                from remit.errors import ConfigError
-
                 raise ConfigError(f"n_eval={cfg.n_eval}: kind '{kind}' at difficulty {cfg.difficulty} has too few "
                                   "distinct prompts; lower n_eval or raise difficulty")
             t = make_task(kind, rng, cfg.difficulty)
@@ -100,8 +97,6 @@ def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_ra
 def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every split of the world as lists of JSON-able dicts (see the module docstring)."""
     if cfg is None:
-        from remit.world.stage import WorldConfig
-
         cfg = WorldConfig()
     eval_rows = held_out(cfg)
     forbidden = {r["prompt"] for r in eval_rows}

@@ -13,51 +13,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from remit.config import ConfigError, check_range, save_config
+from remit.config import save_config
 from remit.manifest import is_complete, write_manifest
 from remit.utils.io import atomic_dir
-from remit.world.tasks import KINDS
+from remit.world.config import WorldConfig
+from remit.world.generate import generate_world
 
-
-@dataclass
-class WorldConfig:
-    out_dir: str = "runs/world"
-    seed: int = 0
-    # Defaults give about 2.3M pretrain and 0.4M midtrain tokens (512-token BPE, one token per digit).
-    n_pretrain_docs: int = 16000
-    n_midtrain_docs: int = 2150
-    n_sft: int = 4000
-    n_rl: int = 2000
-    n_eval: int = 500  # per kind
-    difficulty: int = 3  # 1 (small numbers, 1-2 steps) .. 3 (larger numbers, more steps; chain: 1-4 steps)
-    kinds: list[str] = field(default_factory=lambda: ["chain"])  # the classic world: [arith, word, program, logic]
-    direct_frac: float = 0.7  # share of training solutions written as the answer alone (no steps)
-    pretrain_reasoning_frac: float = 0.8  # share of pretrain documents that are solved tasks
-    midtrain_general_frac: float = 0.25  # share of midtrain documents that are general text
-    qa_per_doc: list[int] = field(default_factory=lambda: [2, 4])  # solved tasks per pretrain document (min, max)
-    qa_per_doc_midtrain: list[int] = field(default_factory=lambda: [3, 6])
-    general_doc_chars: int = 500  # a general document grows by paragraphs until it has this many characters
-
-    def validate(self) -> None:
-        for key in ("n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval"):
-            check_range(key, getattr(self, key), 0)
-        check_range("difficulty", self.difficulty, 1, 3)
-        check_range("pretrain_reasoning_frac", self.pretrain_reasoning_frac, 0.0, 1.0)
-        check_range("midtrain_general_frac", self.midtrain_general_frac, 0.0, 1.0)
-        check_range("general_doc_chars", self.general_doc_chars, 1)
-        check_range("direct_frac", self.direct_frac, 0.0, 1.0)
-        for key in ("qa_per_doc", "qa_per_doc_midtrain"):
-            v = getattr(self, key)
-            if len(v) != 2 or not 1 <= v[0] <= v[1]:
-                raise ConfigError(f"{key}={v}: give [min, max] with 1 <= min <= max")
-        bad = [k for k in self.kinds if k not in KINDS]
-        if bad:
-            raise ConfigError(f"kinds: unknown kind '{bad[0]}'. Accepted values: {', '.join(KINDS)}.")
-        if len(set(self.kinds)) != len(self.kinds):
-            raise ConfigError(f"kinds: {self.kinds} lists a kind twice")
+__all__ = ["FILES", "WorldConfig", "run"]  # WorldConfig lives in config.py; re-exported for callers
 
 
 FILES = {"pretrain": "pretrain.jsonl", "midtrain": "midtrain.jsonl", "sft": "sft.jsonl", "rl": "rl.jsonl",
@@ -75,8 +39,6 @@ def _chars(rows: list[dict]) -> int:
 
 
 def run(cfg: WorldConfig) -> Path:
-    from remit.world.generate import generate_world
-
     out = Path(cfg.out_dir)
     if is_complete(out, cfg):
         return out

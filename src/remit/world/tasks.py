@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from remit.errors import ConfigError
 from remit.world.text import COUNTABLE, NAMES, count_noun, pronoun
 
 KINDS = ("chain", "arith", "word", "program", "logic")
@@ -202,12 +203,8 @@ ANSWER_TYPE = {"chain": "number", "arith": "number", "word": "number", "program"
 
 def make_task(kind: str, rng: random.Random, difficulty: int = 1) -> Task:
     if kind not in GENERATORS:
-        from remit.errors import ConfigError
-
         raise ConfigError(f"unknown world task kind '{kind}'. Accepted values: {', '.join(KINDS)}.")
     if difficulty not in MAX_NUMBER:
-        from remit.errors import ConfigError
-
         raise ConfigError(f"difficulty={difficulty!r} is out of range: it must be 1, 2 or 3.")
     return GENERATORS[kind](rng, difficulty)
 

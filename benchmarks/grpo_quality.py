@@ -1,18 +1,19 @@
 """Quality-bar experiment (by hand, 1-5 min on 2 CPU cores): does GRPO raise the held-out reward over its SFT start?
 
-    python tests/posttrain/grpo_quality.py OUT_DIR SFT_STEPS [grpo key=value ...]
-    python tests/posttrain/grpo_quality.py /tmp/q 200 max_steps=150 max_completion_length=24
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/grpo_quality.py OUT_DIR SFT_STEPS [grpo key=value ...]
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/grpo_quality.py /tmp/q 200 max_steps=150 max_completion_length=24
 
 A tiny Llama (hidden 128, 4 layers, ~1.09M params) is SFT'd from random init on 150 additions
 "What is a + b?" (a, b in 1..20), then GRPO'd on 150 other additions; the greedy `world` reward on
-100 held-out additions is printed before and after (also in OUT_DIR/*/manifest.json).
+100 held-out additions is printed before and after (also in OUT_DIR/*/manifest.json). The README's
+"Post-training quality bar" table quotes it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -63,4 +64,9 @@ def main(out: Path, sft_steps: str, grpo_overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3:])
+    ap = argparse.ArgumentParser(description="Does GRPO raise the held-out reward of a tiny SFT'd Llama?")
+    ap.add_argument("out", type=Path, help="work folder (data, base model, the SFT and GRPO outputs)")
+    ap.add_argument("sft_steps", help="SFT steps from random init (200 in the README)")
+    ap.add_argument("grpo", nargs="*", metavar="key=value", help="overrides of the GRPO stage config")
+    args = ap.parse_args()
+    main(args.out, args.sft_steps, args.grpo)

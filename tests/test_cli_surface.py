@@ -1,0 +1,105 @@
+"""The CLI surface users type: the stage names of ``remit`` and the top-level config keys of each stage.
+
+A renamed or removed stage or key breaks every script and YAML file that uses it, so it must be a
+decision: this test fails, naming the stage and the keys, until the table below is updated with it
+(and the change is said in the README / docs). Nested keys (``optim.lr``, ``eval.n``) are not pinned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from remit import cli
+
+_POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps", "batch_size", "grad_accum",
+         "max_length", "limit", "logging_steps", "trl", "eval"]  # every post-training stage (StageConfig)
+_TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
+          "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf"]
+
+# stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
+SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
+    "pretrain": ("remit.midtrain.stage", "PretrainConfig", None, _TRAIN),
+    "midtrain": ("remit.midtrain.stage", "MidtrainConfig", None, [*_TRAIN, "method", "reference"]),
+    "score-reference": ("remit.midtrain.score", "ScoreConfig", None, [
+        "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
+        "extrapolate_positions"]),
+    "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
+    "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss"]),
+    "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
+        *_POST, "beta", "samples_per_prompt", "pairs_per_prompt", "temperature", "top_p", "max_new_tokens",
+        "gen_batch_size", "rewards", "reward_weights", "correct_threshold", "min_pairs", "on_no_pairs"]),
+    "grpo": ("remit.posttrain.grpo", "GRPOStageConfig", None, [
+        *_POST, "num_generations", "max_completion_length", "temperature", "top_p", "beta", "loss_type",
+        "scale_rewards", "rewards", "reward_weights", "use_vllm"]),
+    "posttrain": ("remit.posttrain.chain", "PosttrainConfig", None, [
+        "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "sft", "dpo",
+        "grpo"]),
+    "eval": ("remit.eval.run", "EvalConfig", None, [
+        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
+        "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
+        "world_max_gen_toks", "chat", "seed", "device", "dtype", "force"]),
+    "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
+    "world": ("remit.world.stage", "WorldConfig", None, [
+        "out_dir", "seed", "n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval", "difficulty", "kinds",
+        "direct_frac", "pretrain_reasoning_frac", "midtrain_general_frac", "qa_per_doc", "qa_per_doc_midtrain",
+        "general_doc_chars"]),
+    "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
+        "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
+        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet"]),
+    "report": ("remit.report.build", "ReportConfig", None, [
+        "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",
+        "probe_file", "probe_texts", "max_length", "batch_size", "device", "dtype", "n_boot", "confidence", "seed",
+        "strict", "extra"]),
+    "analyze weights": ("remit.report.heatmap", "WeightsConfig", None, [
+        "model", "reference", "text", "text_file", "epsilon", "temperature", "out", "max_length", "max_texts",
+        "top_k", "min_count", "batch_size", "device", "dtype", "png"]),
+    "analyze shift": ("remit.report.shift", "ShiftConfig", "models", [
+        "models", "labels", "target", "origin", "probe_file", "probe_texts", "max_texts", "max_length", "batch_size",
+        "row_chunk", "vocab_chunk", "device", "dtype", "out"]),
+}
+
+
+def _stages() -> dict[str, cli.Stage]:
+    cli._load_stages()
+    return dict(cli.STAGES)
+
+
+def _diff(what: str, expected: list[str], got: list[str]) -> str:
+    missing = [k for k in expected if k not in got]
+    new = [k for k in got if k not in expected]
+    return f"{what}: missing (renamed or removed) {missing or 'none'}, new {new or 'none'}"
+
+
+def test_stage_names():
+    got = list(_stages())
+    assert sorted(got) == sorted(SURFACE), _diff("remit stages", list(SURFACE), got)
+
+
+def test_each_stage_module_class_and_positional():
+    stages = _stages()
+    for name, (module, config, positional, _) in SURFACE.items():
+        assert name in stages, f"remit {name}: the stage is gone from remit.cli"
+        st = stages[name]
+        assert (st.module, st.config, st.positional) == (module, config, positional), \
+            f"remit {name}: now {st.module}.{st.config} (positional {st.positional!r}), " \
+            f"expected {module}.{config} (positional {positional!r})"
+
+
+def test_each_stage_top_level_config_keys():
+    stages = _stages()
+    wrong = []
+    for name, (_, _, positional, keys) in SURFACE.items():
+        if name not in stages:
+            continue  # test_stage_names says which
+        st = stages[name]
+        got = [f.name for f in dataclasses.fields(getattr(importlib.import_module(st.module), st.config))]
+        if sorted(got) != sorted(keys):
+            wrong.append(_diff(f"remit {name} config keys", keys, got))
+        if positional is not None:
+            assert positional in got, f"remit {name}: positional field '{positional}' is not a config key"
+    assert not wrong, "\n".join(wrong)
+
+
+def test_diff_names_the_keys():
+    assert _diff("remit x", ["a", "b"], ["a", "c"]) == "remit x: missing (renamed or removed) ['b'], new ['c']"
