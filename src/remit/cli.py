@@ -20,7 +20,10 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from remit import __version__
+from remit.config import load_config
 from remit.errors import RemitError
+from remit.methods import load_plugins
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,6 @@ def parse_args(argv: list[str], positional: str | None = None) -> tuple[str | No
 
 
 def run_stage(name: str, argv: list[str]):
-    from remit.config import load_config
-
     st = STAGES[name]
     mod = importlib.import_module(st.module)
     cls = getattr(mod, st.config)
@@ -172,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plugins, argv = split_plugins(argv)
         if plugins:
-            from remit.methods import load_plugins
-
             load_plugins(plugins)
     except RemitError as e:
         print(f"remit: error: {e}", file=sys.stderr)
@@ -183,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from remit import __version__
-
         print(__version__)
         return 0
     name = argv[0]

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import yaml
 
 from remit.errors import ConfigError
+from remit.utils.io import atomic_write_text, fingerprint
 
 T = TypeVar("T")
 
@@ -258,15 +259,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    from remit.utils.io import atomic_write_text
-
     return atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def config_hash(cfg: Any) -> str:
     """Stable short hash of a config, used to decide whether a finished stage can be reused."""
-    from remit.utils.io import fingerprint
-
     return fingerprint(to_dict(cfg))
 
 

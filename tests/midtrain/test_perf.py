@@ -149,12 +149,12 @@ def test_score_rows_equals_per_micro_batch(tiny_model_dir):
 @pytest.mark.slow
 def test_compile_same_losses(make_cfg, baseline, monkeypatch):
     """Cold inductor compiles (training and inference graphs) take a minute or two on a busy CPU (cached afterwards)."""
+    from remit.midtrain import perf
     from remit.midtrain.stage import run
-    from remit.utils import integrations
 
     compiled = []
-    real = integrations.compile_module
-    monkeypatch.setattr(integrations, "compile_module",
+    real = perf.compile_module
+    monkeypatch.setattr(perf, "compile_module",
                         lambda m, backend=None: (compiled.append((type(m).__name__, backend)), real(m, backend)))
     out = losses(run(make_cfg("remit", "perf.compile=true", out="compiled")))
     # the policy's 2 layers, then the frozen reference's 2, with the default backend (inductor)

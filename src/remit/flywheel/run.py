@@ -28,11 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from remit.config import from_dict, save_config, validate_config
+from remit.errors import ConfigError
+from remit.eval import run as ev
 from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.manifest import read_manifest
 from remit.methods.base import Arm
 from remit.methods.registry import get_arm, get_method, remit_arm, vanilla_arm
+from remit.midtrain import stage as mt
+from remit.posttrain import chain
+from remit.report import build
+from remit.utils.integrations import quiet_libraries
 from remit.utils.io import atomic_write_json
+from remit.world import stage as world_stage
 
 __all__ = ["FlywheelConfig", "Stage", "plan", "run"]
 
@@ -48,8 +55,6 @@ class Stage:
 
 
 def _build(cls: type, section: str, data: dict[str, Any]):
-    from remit.errors import ConfigError
-
     try:
         cfg = from_dict(cls, data)
         validate_config(cfg)
@@ -72,8 +77,6 @@ class _Planner:
         return stage
 
     def world(self) -> None:
-        from remit.world import stage as world_stage
-
         data = deep_merge({"seed": self.cfg.seed}, self.cfg.world)
         data["out_dir"] = str(self.world_dir)
         self.add(Stage("world", "world", _build(world_stage.WorldConfig, "world", data), world_stage.run))
@@ -86,7 +89,6 @@ class _Planner:
     def pretrain(self) -> str:
         if self.cfg.start_checkpoint:
             return self.cfg.start_checkpoint
-        from remit.midtrain import stage as mt
 
         data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.pretrain), "pretrain.jsonl")
         data = deep_merge(data, {"out_dir": str(self.root / "pretrain"), "resume": True})
@@ -102,8 +104,6 @@ class _Planner:
                 **({"params": given["params"]} if "params" in given and method.params else {})}
 
     def midtrain(self, sid: str, arm: Arm, init: str, reference: str | None, rnd: int, label: str | None = None) -> str:
-        from remit.midtrain import stage as mt
-
         label = label or arm.run_label
         data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
         method = self.method_section(arm)
@@ -118,8 +118,6 @@ class _Planner:
         return st.config.out_dir
 
     def posttrain(self, sid: str, label: str, model: str, rnd: int) -> dict[str, str]:
-        from remit.posttrain import chain
-
         data = deep_merge({"seed": self.cfg.seed}, self.cfg.posttrain)
         over = {"model": model, "out": str(self.root / sid)}
         if self.cfg.use_world and not data.get("data_dir"):
@@ -131,8 +129,6 @@ class _Planner:
         return outs
 
     def evals(self, models: dict[str, tuple[str, bool]]) -> None:
-        from remit.eval import run as ev
-
         for label, (path, chat) in models.items():
             for suite in self.cfg.eval_suites:
                 data = deep_merge({"seed": self.cfg.seed}, self.cfg.eval)
@@ -249,8 +245,6 @@ def _fmt(s: float) -> str:
 
 
 def run(cfg: FlywheelConfig) -> Path:
-    from remit.utils.integrations import quiet_libraries
-
     stages = plan(cfg)
     if cfg.quiet:
         quiet_libraries()
@@ -286,8 +280,6 @@ def run(cfg: FlywheelConfig) -> Path:
     table = "\n".join(f"  {sid:<34} {_fmt(w):>8}" for sid, w in walls.items())
     print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}:\n{table}", flush=True)
     if cfg.report:
-        from remit.report import build
-
         report = build.run(build.ReportConfig(run_dir=str(root)))
         print(f"[flywheel] report: {report}", flush=True)
         return Path(report)

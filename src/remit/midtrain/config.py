@@ -17,6 +17,7 @@ from typing import Any, Literal
 from remit.config import ConfigError, check_choice, check_range
 from remit.data.sources import DataSource
 from remit.methods.registry import find_method, get_method, method_names, vanilla_arm
+from remit.models.compat import check_positions
 from remit.models.tiny import ModelConfig
 
 __all__ = [
@@ -240,7 +241,6 @@ class TrainConfig:
         check_range("checkpoint_every", self.checkpoint_every, lo=0)
         check_range("keep_checkpoints", self.keep_checkpoints, lo=1)
         if self.model.path is None:  # a fresh model: its window is known now (a loaded one: in setup)
-            from remit.models.compat import check_positions
 
             check_positions(self.model.fresh, self.data.seq_len, where="model.fresh",
                             allow=self.model.extrapolate_positions)

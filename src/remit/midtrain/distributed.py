@@ -18,12 +18,16 @@ an all-gather per layer per micro-batch for no gain in the common case; a cached
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from remit.midtrain.perf import decoder_layers
+from remit.utils.integrations import default_device
 
 __all__ = ["World", "init_world", "wrap_model", "shard_fsdp", "all_reduce_sum", "barrier", "full_state", "load_full_state",
            "gather_objects"]
@@ -47,8 +51,6 @@ class World:
 
 def init_world(device: str | None = None) -> World:
     """Read torchrun's environment and set up the process group (idempotent)."""
-    from remit.utils.integrations import default_device
-
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -77,7 +79,6 @@ def shard_fsdp(model: torch.nn.Module) -> torch.nn.Module:
     """FSDP2 ``fully_shard`` on every decoder layer, then the root (needs an initialised process group)."""
     from torch.distributed.fsdp import fully_shard
 
-    from remit.midtrain.perf import decoder_layers
 
     for layer in decoder_layers(model):
         fully_shard(layer)
@@ -91,8 +92,6 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def no_sync(model: torch.nn.Module, sync: bool):
     """Context that skips the gradient all-reduce of DDP / FSDP2 for all but the last micro-batch."""
-    import contextlib
-
     if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
         model.set_requires_gradient_sync(sync)
         return contextlib.nullcontext()

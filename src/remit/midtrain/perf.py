@@ -18,7 +18,9 @@ import warnings
 
 import torch
 
+from remit.errors import ConfigError
 from remit.midtrain.config import PerfConfig
+from remit.utils.integrations import compile_module, fused_adamw_available
 
 __all__ = ["apply_to_model", "autocast_dtype", "use_fused_adamw", "decoder_layers"]
 
@@ -40,9 +42,6 @@ def apply_to_model(model: torch.nn.Module, cfg: PerfConfig, *, frozen: bool = Fa
     no activations). ``backend``: the ``torch.compile`` backend (default inductor; the CPU check of
     ``benchmarks/gpu_check.py --tiny`` uses ``aot_eager`` to skip the C++ build).
     """
-    from remit.errors import ConfigError
-    from remit.utils.integrations import compile_module
-
     if cfg.activation_checkpointing and not frozen:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ConfigError(f"perf.activation_checkpointing=true: {type(model).__name__} does not support "
@@ -70,9 +69,6 @@ def autocast_dtype(cfg: PerfConfig, device: str) -> torch.dtype | None:
 
 def use_fused_adamw(cfg: PerfConfig, device: str) -> bool:
     """Fused AdamW: on CUDA unless turned off; elsewhere only when asked (and available)."""
-    from remit.errors import ConfigError
-    from remit.utils.integrations import fused_adamw_available
-
     if cfg.fused_adamw is None:
         return device.startswith("cuda")
     if cfg.fused_adamw and not fused_adamw_available(device):

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remit.config import ConfigError
+from remit.data import build_packed
+from remit.manifest import write_manifest
 from remit.midtrain.config import DataConfig
+from remit.models import load_tokenizer
 from remit.utils.lock import locks_out_dir
 
 __all__ = ["PrepareConfig", "run"]
@@ -36,10 +39,6 @@ class PrepareConfig:
 
 @locks_out_dir("out_dir", "prepare-data", create=True)  # one prepare-data per out_dir at a time
 def run(cfg: PrepareConfig) -> Path:
-    from remit.data import build_packed
-    from remit.manifest import write_manifest
-    from remit.models import load_tokenizer
-
     out = Path(cfg.out_dir)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out
     ds = build_packed(list(cfg.data.sources), load_tokenizer(cfg.tokenizer), cfg.data.seq_len, cache_dir=cache,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from remit.errors import ConfigError, DataError
+from remit.objectives import token_logps, token_logps_from_hidden
 from remit.utils.integrations import autocast
 from remit.utils.io import file_fingerprint, fingerprint
 
@@ -49,8 +50,6 @@ class PolicyLogps(torch.nn.Module):
         self.want_logits = want_logits
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor):
-        from remit.objectives import token_logps, token_logps_from_hidden
-
         hidden = self.model.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
         head = self.model.get_output_embeddings()
         weight, bias = head.weight, getattr(head, "bias", None)

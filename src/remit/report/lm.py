@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 
+from remit.data import DataSource, read_texts
 from remit.errors import DataError, IncompatibleModelsError
+from remit.models import load_model, load_tokenizer
 
 
 @dataclass
@@ -211,8 +213,6 @@ def detach_states(s: ModelStates) -> ModelStates:
 
 def load_pair(path: str | Path, *, device: str | None = None, dtype: str | None = None):
     """(model, tokenizer) through :mod:`remit.models` (local dir or hub id)."""
-    from remit.models import load_model, load_tokenizer
-
     model = load_model(str(path), dtype=dtype, device=device)
     return model, load_tokenizer(str(path))
 
@@ -224,6 +224,5 @@ def read_text_file(path: str | Path, *, limit: int | None = None) -> list[str]:
         raise DataError(f"text file not found: {p}")
     if p.suffix == ".txt":
         return [p.read_text(encoding="utf-8")]
-    from remit.data import DataSource, read_texts
 
     return read_texts(DataSource(str(p), limit=limit))

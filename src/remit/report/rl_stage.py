@@ -11,6 +11,7 @@ whether the "RL model" differs from the SFT model at all.
 from __future__ import annotations
 
 from remit.manifest import read_manifest
+from remit.report.sections import NA, _md_table, verdict_section
 from remit.report.tables import paired_bootstrap
 
 
@@ -53,8 +54,6 @@ def _pct(x) -> str:
 
 
 def rl_section(run, cfg, out):
-    from remit.report.sections import NA, _md_table
-
     chains = {}
     for sid, st in run.stages.items():
         if st.get("kind") != "posttrain":
@@ -93,8 +92,6 @@ def rl_section(run, cfg, out):
 
 def headline_section(run, cfg, out):
     """The report's first section: the RL stage's reward rise, then ReMiT vs vanilla (with their CIs)."""
-    from remit.report.sections import verdict_section
-
     rl_blocks, rl_numbers = rl_section(run, cfg, out)
     v_blocks, v_numbers = verdict_section(run, cfg, out)
     return [("h3", "The RL stage")] + rl_blocks + [("h3", "ReMiT vs vanilla")] + v_blocks, \

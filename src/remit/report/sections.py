@@ -11,7 +11,11 @@ from pathlib import Path
 
 from remit.manifest import read_manifest
 from remit.methods.registry import find_method
-from remit.report import plots, tables
+from remit.models import check_compatible
+from remit.report import heatmap, plots, shift, tables
+from remit.report.lm import load_pair, read_text_file
+from remit.report.render import render_md
+from remit.utils.io import atomic_write_json, atomic_write_text
 
 NA = "Not available"
 
@@ -248,17 +252,12 @@ def _f(x, fmt=".4f"):
 
 
 def _texts(path: Path | None, n: int) -> list[str]:
-    from remit.report.lm import read_text_file
-
     if path is None:
         return []
     return read_text_file(path, limit=n)[:n]
 
 
 def heatmap_section(run, cfg, out):
-    from remit.report import heatmap
-    from remit.report.lm import load_pair
-
     if not cfg.heatmap:
         return [("p", "Skipped (heatmap=false).")], {}
     model = run.model("pre_annealing") or run.model("vanilla")
@@ -270,7 +269,6 @@ def heatmap_section(run, cfg, out):
     texts = _texts(src, cfg.sample_texts)
     if not texts:
         return [("p", f"{NA}: no mid-training text to show (sample_text_file or data.midtrain).")], {}
-    from remit.models import check_compatible
 
     check_compatible(model[1], ref[1])
     m, tok = load_pair(model[1], device=cfg.device, dtype=cfg.dtype)
@@ -281,7 +279,6 @@ def heatmap_section(run, cfg, out):
     png = heatmap.render_png(s, out / "weights_heatmap.png", epsilon=eps,
                              title=f"ReMiT weights (model being trained: {model[0]}, reference: {ref[0]})")
     sub = f"model being trained: {model[0]}; reference: {ref[0]}; eps = {eps:g}; text: {src}"
-    from remit.utils.io import atomic_write_text
 
     atomic_write_text(out / "weights_heatmap.html", heatmap.render_html(s, epsilon=eps, title="ReMiT token weights",
                                                                         subtitle=sub))
@@ -301,15 +298,10 @@ def heatmap_section(run, cfg, out):
 
 
 def _md_table(header, rows) -> str:
-    from remit.report.render import render_md
-
     return render_md([("table", header, rows)], Path(".")).rstrip()
 
 
 def dynamics_section(run, cfg, out):
-    from remit.report import shift
-    from remit.utils.io import atomic_write_json
-
     if not cfg.dynamics:
         return [("p", "Skipped (dynamics=false).")], {}
     order = ["pre_annealing", "vanilla", "remit", "sft", "rl"]

@@ -14,10 +14,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
 from remit.errors import DataError
+from remit.eval.compare import paired_bootstrap as eval_bootstrap
 
 METRIC_PREFERENCE = ("exact_match", "pass@1", "acc_norm", "acc", "f1", "em")
 LOWER_IS_BETTER = ("perplexity", "ppl", "loss", "bits_per_byte", "bpb", "nll")
@@ -109,8 +111,6 @@ def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: 
     pa = (res.get("per_example") or {}).get(task, {}).get(metric)
     pb = (base.get("per_example") or {}).get(task, {}).get(metric)
     if pa and pb and len(pa) == len(pb) and len(pa) > 1:
-        from remit.eval.compare import paired_bootstrap as eval_bootstrap
-
         xa, xb = np.asarray(pa, dtype=np.float64) * k, np.asarray(pb, dtype=np.float64) * k
         # The per-task CI is `remit compare`'s (same numbers in both places); the draws kept here only
         # serve the average over tasks and the p-value.
@@ -123,8 +123,6 @@ def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: 
     sb = (base["tasks"][task][metric] or {}).get("stderr") if isinstance(base["tasks"][task][metric], dict) else None
     d = (va - vb) * k
     if isinstance(sa, (int, float)) and isinstance(sb, (int, float)):
-        from statistics import NormalDist
-
         se = math.hypot(sa, sb) * k
         z = NormalDist().inv_cdf(0.5 + confidence / 2)
         p = 2 * (1 - NormalDist().cdf(abs(d) / se)) if se > 0 else (0.0 if d else 1.0)
@@ -143,7 +141,6 @@ def average_gain(deltas: list[Delta], *, confidence: float = 0.95) -> dict | Non
     if all(d.se is not None and d.se > 0 for d in deltas):
         # Normal approximations only: the exact CI of the mean, so that one task's verdict and its table
         # cell (d -/+ z se) agree instead of differing by the noise of random draws.
-        from statistics import NormalDist
 
         se = math.sqrt(sum(d.se ** 2 for d in deltas)) / len(deltas)
         z = NormalDist().inv_cdf(0.5 + confidence / 2)

@@ -5,8 +5,12 @@ The rest of the code asks these functions instead of try-importing packages itse
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import logging
+import os
+import warnings
 
 
 @functools.cache
@@ -48,8 +52,6 @@ def default_dtype(device: str | None = None) -> str:
 
 def autocast(device_type: str, dtype):
     """Autocast to ``dtype`` on ``device_type`` (cuda or cpu); a no-op context when ``dtype`` is None."""
-    import contextlib
-
     import torch
 
     if dtype is None:
@@ -123,10 +125,6 @@ def quiet_libraries() -> None:
     Long pipelines (the flywheel) call this so that the terminal shows remit's own progress:
     stage lines and one bar per training run.
     """
-    import logging
-    import os
-    import warnings
-
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import datasets
