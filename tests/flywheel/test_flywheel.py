@@ -117,3 +117,23 @@ def test_chat_models_are_asked_the_question_itself(tmp_path):
     assert world.kinds == ["chain"] and world.direct_frac == 0.7 and world.n_eval == 500
     post = next(st.config for st in stages if st.kind == "posttrain")
     assert post.grpo.temperature == 1.0 and post.sft.eval.n == post.grpo.eval.n == 500
+
+
+def test_a_registered_method_is_a_flywheel_arm_with_only_its_keys(tmp_path, monkeypatch):
+    """A plugin's method is a baseline with no edit of the flywheel; each arm gets the method keys it reads."""
+    from remit.flywheel.run import plan
+    from remit.methods import Method, register_method
+    from remit.objectives import NTP
+
+    monkeypatch.setattr("remit.methods.registry._REGISTERED", {})
+    register_method(Method(name="flat", build=lambda cfg: NTP(), params={"scale": 1.0}))
+    cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "baselines=[flat, kd]",
+                                             "midtrain.method={epsilon: 0.1, alpha: 0.3}"])
+    by_id = {s.id: s for s in plan(cfg)}
+    flat = by_id["midtrain-flat"]
+    assert flat.config.method.name == "flat" and flat.config.reference.path is None  # needs no reference
+    assert flat.info["arm"] == "flat" and flat.label == "flat"
+    assert by_id["midtrain-remit-r1"].config.method.epsilon == 0.1  # ReMiT reads epsilon ...
+    assert by_id["midtrain-kd"].config.method.alpha == 0.3 and by_id["midtrain-kd"].config.method.epsilon == 0.2
+    assert by_id["midtrain-vanilla"].config.method.epsilon == 0.2  # ... vanilla (ntp) and KD do not
+    assert "eval-flat-world" in by_id
