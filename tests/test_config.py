@@ -83,3 +83,12 @@ def test_save_roundtrip_and_hash(tmp_path):
     assert to_dict(again) == to_dict(cfg)
     assert config_hash(again) == config_hash(cfg)
     assert config_hash(load_config(Cfg, None, ["steps=8"])) != config_hash(cfg)
+
+
+def test_empty_method_params_leave_the_config_and_its_hash_as_before():
+    """`method.params` is omitted while empty, so outputs made before the field existed are still reused."""
+    from remit.config import config_hash, to_dict
+    from remit.midtrain.config import MethodConfig, MidtrainConfig
+
+    assert "params" not in to_dict(MethodConfig()) and to_dict(MethodConfig(params={"a": 1}))["params"] == {"a": 1}
+    assert config_hash(MidtrainConfig()) != config_hash(MidtrainConfig(method=MethodConfig(params={"a": 1})))

@@ -155,7 +155,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 def to_dict(cfg: Any) -> Any:
     """Plain, YAML/JSON-safe representation of a config (dataclasses, lists, dicts)."""
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        # A field marked `omit_if_empty` is left out while empty, so adding such a field to a config class
+        # keeps the hashes (and the reuse) of outputs made before it existed.
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+                if not (f.metadata.get("omit_if_empty") and not getattr(cfg, f.name))}
     if isinstance(cfg, (list, tuple)):
         return [to_dict(v) for v in cfg]
     if isinstance(cfg, dict):

@@ -137,3 +137,5 @@ def test_a_registered_method_is_a_flywheel_arm_with_only_its_keys(tmp_path, monk
     assert by_id["midtrain-kd"].config.method.alpha == 0.3 and by_id["midtrain-kd"].config.method.epsilon == 0.2
     assert by_id["midtrain-vanilla"].config.method.epsilon == 0.2  # ... vanilla (ntp) and KD do not
     assert "eval-flat-world" in by_id
+    with pytest.raises(ConfigError, match=r"midtrain\.method\.epsilonn.*Did you mean 'epsilon'"):
+        plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "midtrain.method={epsilonn: 0.1}"]))

@@ -171,3 +171,22 @@ def test_pretrain_from_scratch_with_trained_tokenizer(tmp_path, tiny_jsonl):
     # A finished run with the same config is reused, not retrained.
     stamp = (out / "metrics.jsonl").stat().st_mtime_ns
     assert run_pretrain(cfg) == out and (out / "metrics.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_a_registered_method_that_needs_the_reference_gets_it(make_cfg, monkeypatch):
+    """The run builder and the trainer follow Method.reference; the objective need not declare anything."""
+    from remit.methods import Method, register_method
+    from remit.midtrain.stage import run
+    from remit.objectives.base import ObjectiveOutput, count, masked_nll_sum
+
+    seen = []
+
+    class UsesRef:  # a user's objective: no `needs` attribute, no base class
+        def __call__(self, inputs):
+            seen.append(inputs.ref_logps is not None and inputs.ref_logps.shape == inputs.policy_logps.shape)
+            return ObjectiveOutput(masked_nll_sum(inputs.policy_logps, inputs.mask), count(inputs.mask), {})
+
+    monkeypatch.setattr("remit.methods.registry._REGISTERED", {})
+    register_method(Method(name="usesref", build=lambda cfg: UsesRef(), reference="logps"))
+    run(make_cfg("usesref", "max_steps=1"))
+    assert seen == [True, True]  # both micro-batches of the step

@@ -8,10 +8,11 @@ Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
     world -> pretrain (P) -> midtrain-vanilla (B0) -> post-vanilla (SFT -> DPO -> GRPO = R0)
           -> midtrain-remit-r1 (P + reference R0 = B1) -> post-remit-r1 (R1) -> ... round k ...
           -> midtrain-<baseline> (P + R0, or the SFT model for sft_guided) [-> post-<baseline>]
-
-Baselines are arms of the method table (``remit.methods``): ``sft_guided`` or any method name (its
-reference is R0 when it needs one); each gets the keys of the ``midtrain.method`` section it reads.
           -> eval-<model>-<suite> for every base and post-trained model -> report
+
+Baselines are the arms of role ``baseline`` in the method table (``remit.methods``): ``sft_guided`` and
+every method other than ntp and remit, a plugin's too (guided by R0 when it needs a reference); each
+stage gets the keys of the ``midtrain.method`` section that its method reads.
 
 A stage whose folder already holds a finished output made with the same config is reused, and
 an interrupted mid-training resumes from its last checkpoint (``resume=true`` is always set), so
@@ -34,9 +35,8 @@ from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.manifest import read_manifest
 from remit.methods.base import Arm
 from remit.methods.registry import get_arm, get_method, remit_arm, vanilla_arm
-from remit.midtrain import stage as mt
+from remit.midtrain.config import MethodConfig
 from remit.posttrain import chain
-from remit.report import build
 from remit.utils.integrations import quiet_libraries
 from remit.utils.io import atomic_write_json
 from remit.world import stage as world_stage
@@ -87,6 +87,8 @@ class _Planner:
         return section
 
     def pretrain(self) -> str:
+        from remit.midtrain import stage as mt  # imports torch: only when a flywheel is planned
+
         if self.cfg.start_checkpoint:
             return self.cfg.start_checkpoint
 
@@ -100,10 +102,13 @@ class _Planner:
         """``method`` of an arm's stage: its name, plus the keys of the ``midtrain.method`` section it reads."""
         method = get_method(arm.method, key=f"baselines ({arm.name})")
         given = self.cfg.midtrain.get("method", {})
+        from_dict(MethodConfig, given, prefix="midtrain.method.")  # a typo fails here, naming the key
         return {"name": method.name, **{k: v for k, v in given.items() if k in method.options},
                 **({"params": given["params"]} if "params" in given and method.params else {})}
 
     def midtrain(self, sid: str, arm: Arm, init: str, reference: str | None, rnd: int, label: str | None = None) -> str:
+        from remit.midtrain import stage as mt
+
         label = label or arm.run_label
         data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
         method = self.method_section(arm)
@@ -153,10 +158,10 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
     bases: dict[str, str] = {"pre-annealing": pre}
     posts: dict[str, dict[str, str]] = {}
     vanilla = vanilla_arm()
-    bases[vanilla.run_label] = p.midtrain("midtrain-vanilla", vanilla, pre, None, 0)
-    posts[vanilla.run_label] = p.posttrain("post-vanilla", vanilla.run_label, bases["vanilla"], 0)
-    guides = {"rl": posts["vanilla"]["final"], "sft": posts["vanilla"].get("sft", posts["vanilla"]["final"]),
-              "none": None}
+    b0 = vanilla.run_label
+    bases[b0] = p.midtrain(f"midtrain-{b0}", vanilla, pre, None, 0)
+    posts[b0] = p.posttrain(f"post-{b0}", b0, bases[b0], 0)
+    guides = {"rl": posts[b0]["final"], "sft": posts[b0].get("sft", posts[b0]["final"]), "none": None}
     ref = guides["rl"]
     rounds = remit_arm()
     for k in range(1, cfg.rounds + 1):
@@ -202,13 +207,14 @@ def _write_manifest(cfg: FlywheelConfig, stages: list[Stage], walls: dict[str, f
 
 def _roles(models: dict[str, str], posts: dict[str, Any]) -> dict[str, str]:
     """Which label plays which part of method.md (P, B0, B1, SFT, R0, R1) for the report."""
-    roles = {"pre_annealing": "pre-annealing", "vanilla": "vanilla", "remit": "remit-r1",
-             "rl": "vanilla+post", "reference": "vanilla+post", "remit_rl": "remit-r1+post"}
+    b0, b1 = vanilla_arm().run_label, f"{remit_arm().run_label}-r1"
+    roles = {"pre_annealing": "pre-annealing", "vanilla": b0, "remit": b1,
+             "rl": f"{b0}+post", "reference": f"{b0}+post", "remit_rl": f"{b1}+post"}
     roles = {k: v for k, v in roles.items() if v in models}
-    sft = ((posts.get("vanilla+post") or {}).get("sft") or {}).get("out")
+    sft = ((posts.get(f"{b0}+post") or {}).get("sft") or {}).get("out")
     if sft:
-        models.setdefault("vanilla+sft", sft)
-        roles["sft"] = "vanilla+sft"
+        models.setdefault(f"{b0}+sft", sft)
+        roles["sft"] = f"{b0}+sft"
     return roles
 
 
@@ -245,6 +251,8 @@ def _fmt(s: float) -> str:
 
 
 def run(cfg: FlywheelConfig) -> Path:
+    from remit.report import build
+
     stages = plan(cfg)
     if cfg.quiet:
         quiet_libraries()

@@ -64,16 +64,16 @@ def register_method(method: Method) -> Method:
 
 
 def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> None:
-    """Import plugin modules (they call :func:`register_method`): ``modules``, then, once per process,
-    ``$REMIT_PLUGINS`` and the ``remit.methods`` entry points."""
+    """Import plugin modules (they call :func:`register_method`; a later registration of a name wins):
+    once per process the ``remit.methods`` entry points, then ``$REMIT_PLUGINS``; then ``modules``."""
     global _PLUGINS_LOADED
-    names = list(modules)
+    names = []
     if not _PLUGINS_LOADED:
         _PLUGINS_LOADED = True
-        names += [m.strip() for m in os.environ.get("REMIT_PLUGINS", "").split(",") if m.strip()]
         for ep in metadata.entry_points(group="remit.methods"):
             _import(ep.value.split(":")[0], f"entry point {ep.name}")
-    for name in names:
+        names += [m.strip() for m in os.environ.get("REMIT_PLUGINS", "").split(",") if m.strip()]
+    for name in names + list(modules):
         _import(name, "plugin")
 
 
@@ -85,11 +85,10 @@ def _import(module: str, what: str) -> None:
 
 
 def find_method(name: str) -> Method | None:
-    """The method called ``name``, or None (plugins are loaded first when it is not known yet)."""
+    """The method called ``name``, or None. Plugins load first (once), so one may replace a built-in method."""
+    load_plugins()
     if name not in _REGISTERED and name in BUILTIN:
         _REGISTERED[name] = importlib.import_module(BUILTIN[name]).METHOD
-    if name not in _REGISTERED:
-        load_plugins()
     return _REGISTERED.get(name)
 
 

@@ -127,7 +127,8 @@ class MethodConfig:
     kd_temperature: float = 1.0  # kd: softmax temperature
     select_ratio: float = 0.5  # miniplm: fraction of documents kept
     weak_model: str | None = None  # miniplm: the weak scorer (default: the starting checkpoint)
-    params: dict[str, Any] = field(default_factory=dict)  # a registered method's own keys
+    # a registered method's own keys; left out of config.yaml and the config hash while empty
+    params: dict[str, Any] = field(default_factory=dict, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         method = get_method(self.name)

@@ -26,22 +26,18 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
 from remit.config import ConfigError, check_range
 from remit.errors import DataError
 from remit.manifest import is_complete, write_manifest
 from remit.midtrain.config import DataConfig
-from remit.midtrain.distributed import World, barrier, init_world
-from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
-from remit.midtrain.setup import build_dataset, cache_parts
-from remit.models import check_positions, load_model, load_tokenizer
 from remit.utils.integrations import default_dtype
 from remit.utils.io import atomic_write_json, remove_stale_temps
 from remit.utils.lock import out_dir_lock
+
+if TYPE_CHECKING:
+    from remit.midtrain.distributed import World
 
 __all__ = ["ScoreConfig", "run"]
 
@@ -73,12 +69,24 @@ class ScoreConfig:
 
 def run(cfg: ScoreConfig) -> Path:
     """Score (or finish scoring) the cache; rank 0 holds the lock of ``out_dir`` (one run per folder)."""
+    from remit.midtrain.distributed import init_world
+
     world = init_world(cfg.device)
     with out_dir_lock(cfg.out_dir, "score-reference", enabled=world.is_main):
         return _run(cfg, world)
 
 
 def _run(cfg: ScoreConfig, world: World) -> Path:
+    # torch and the engine's modules are imported here, not at the top: `remit score-reference --help` stays light
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from remit.midtrain.distributed import barrier
+    from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
+    from remit.midtrain.setup import build_dataset, cache_parts
+    from remit.models import check_positions, load_model, load_tokenizer
+
     out = Path(cfg.out_dir)
     done = is_complete(out, cfg) and CachedReference.is_intact(out)
     barrier(world)  # every rank has looked before rank 0 changes anything

@@ -18,16 +18,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from remit.midtrain.config import MidtrainConfig, PretrainConfig, as_midtrain
-from remit.midtrain.engine import train
 
 __all__ = ["MidtrainConfig", "PretrainConfig", "run", "run_pretrain"]
 
 
 def run(cfg: MidtrainConfig) -> Path:
     """Mid-train (anneal) ``cfg.model.path`` with ``cfg.method``; returns the output folder."""
+    from remit.midtrain.engine import train  # torch: imported when the stage runs, not for `--help`
+
     return train(cfg, "midtrain")
 
 
 def run_pretrain(cfg: PretrainConfig) -> Path:
     """Pre-train with next-token prediction (a fresh model unless ``model.path`` is set)."""
+    from remit.midtrain.engine import train
+
     return train(as_midtrain(cfg), "pretrain", record=cfg)

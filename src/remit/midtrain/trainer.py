@@ -6,8 +6,8 @@ are summed over micro-batches and ranks (one all-reduce) and the gradients are s
 ``world_size / global_denom`` (DDP / FSDP2 average over ranks) before clipping and AdamW. So 1 x 8 and
 8 x 1 micro-batches, or 1 and 2 processes, give the same update. On a logged step the objective's
 summable statistics are added up too; :meth:`Trainer.pop_stats` reduces them over ranks and returns
-``remit.objectives.stats.summarize`` of the totals. The trainer knows no method: the objective carries
-what it needs (``needs``) and what it reports (its statistics).
+``remit.objectives.stats.summarize`` of the totals. The trainer knows no method: it scores the frozen
+models it is given (the run builder gives those the method needs) and logs what the objective reports.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class Trainer:
         self.world, self.reference, self.base = world, reference, base
         self.grad_clip, self.autocast_dtype = grad_clip, autocast_dtype
         self.reference_rows = reference_rows  # rows per reference forward (perf.reference_micro_batch_size)
-        self.needs = getattr(objective, "needs", "none")
         self.sums: dict[str, torch.Tensor] = {}  # the objective's summable statistics since the last log
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
 
@@ -78,7 +77,7 @@ class Trainer:
         nll_sum = torch.zeros((), dtype=torch.float64, device=device)  # plain NTP loss, comparable across methods
         n_tokens = torch.zeros((), dtype=torch.float64, device=device)
         last = len(micro_batches) - 1
-        refs = self._frozen_logps(self.reference if self.needs != "none" else None, micro_batches, device)
+        refs = self._frozen_logps(self.reference, micro_batches, device)  # given only when the method needs it
         bases = self._frozen_logps(self.base, micro_batches, device)
         for i, mb in enumerate(micro_batches):
             mb = {k: v.to(device, non_blocking=True) for k, v in mb.items()}

@@ -133,10 +133,12 @@ def _infer_roles(stages: dict[str, dict], models: dict[str, Path], top: dict, ro
         if kind == "pretrain" and label in models:
             roles["pre_annealing"] = label
         elif kind == "midtrain" and label in models:
-            role = role_of(st.get("arm") or st.get("method"))  # the method table says what the run is
+            # The method table says what the run is; a manifest written before stages had an "arm" names
+            # the SFT-guided run only by its label.
+            role = role_of(st.get("arm") or (st.get("method") or "").lower())
             if role == "vanilla" and "vanilla" not in roles:
                 roles["vanilla"] = label
-            elif role == "remit":
+            elif role == "remit" and (st.get("arm") or "guided" not in label):
                 remits.append((int(st.get("round") or 0), label))
                 if st.get("reference") is not None and (ref := _label_of(models, _abs(root, st["reference"]))):
                     roles.setdefault("reference", ref)

@@ -23,8 +23,6 @@ import math
 import re
 from pathlib import Path
 
-from remit.report.heatmap import score_against
-from remit.report.lm import load_pair, read_text_file
 from remit.report.plots import _plt, _save
 from remit.report.sections import NA, _md_table, remit_epsilon
 
@@ -122,6 +120,8 @@ def summarize(w_rl: list[float], w_sft: list[float], d_rl: list[float], d_sft: l
 def compare_references(model, rl, sft, tokenizer, texts: list[str], *, epsilon: float = 0.2,
                        temperature: float = 1.0, max_length: int = 256, batch_size: int = 8):
     """(numbers, per-token lists) of the model scored against the RL and the SFT reference on ``texts``."""
+    from remit.report.heatmap import score_against
+
     s_rl, s_sft = score_against(model, [rl, sft], tokenizer, texts, epsilon=epsilon, temperature=temperature,
                                 max_length=max_length, batch_size=batch_size)
     cks = [char_kinds(t) for t in texts]
@@ -158,6 +158,8 @@ def plot(tokens: dict, numbers: dict, path: Path, *, epsilon: float) -> Path:
 
 def guidance_section(run, cfg, out):
     """Report section: needs the pre-annealing model, the RL reference, the SFT model and the mid-training text."""
+    from remit.report.lm import load_pair, read_text_file
+
     if not cfg.guidance:
         return [("p", "Skipped (guidance=false).")], {}
     model, rl, sft = run.model("pre_annealing"), run.model("reference"), run.model("sft")

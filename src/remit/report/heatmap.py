@@ -26,8 +26,6 @@ from pathlib import Path
 
 from remit.config import ConfigError, check_range, save_config
 from remit.models import check_compatible
-from remit.objectives import remit_weights
-from remit.report.lm import encode_texts, hidden_states, load_pair, read_text_file, target_logps
 from remit.utils.io import atomic_write_text
 
 
@@ -86,6 +84,9 @@ def score_against(model, references: list, tokenizer, texts: list[str], *, epsil
                   temperature: float = 1.0, max_length: int = 512, batch_size: int = 4) -> list[TokenScores]:
     """``score_texts`` for several references: the model is run once, every reference once."""
     import torch
+
+    from remit.objectives import remit_weights
+    from remit.report.lm import encode_texts, hidden_states, target_logps
 
 
     enc = encode_texts(tokenizer, texts, max_length=max_length, windows=True)
@@ -284,11 +285,15 @@ def render_png(s: TokenScores, path: str | Path, *, epsilon: float, title: str =
 
 
 def _load_texts(cfg: WeightsConfig) -> list[str]:
+    from remit.report.lm import read_text_file
+
     return [cfg.text] if cfg.text is not None else read_text_file(cfg.text_file, limit=cfg.max_texts)[:cfg.max_texts]
 
 
 def run(cfg: WeightsConfig) -> Path:
     """Write the heat-map HTML (and PNG); returns the HTML path."""
+    from remit.report.lm import load_pair
+
     texts = _load_texts(cfg)
     check_compatible(cfg.model, cfg.reference)
     model, tok = load_pair(cfg.model, device=cfg.device, dtype=cfg.dtype)

@@ -2,6 +2,8 @@
 
 A section that lacks its inputs says "Not available" and why; :func:`remit.report.build.run`
 also turns an unexpected failure of one section into such a line.
+Modules that import torch (``remit.report.lm``, ``heatmap``, ``shift``) are imported inside the functions that
+score models, so that ``remit report --help`` and the sections that only read files stay light.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from pathlib import Path
 from remit.manifest import read_manifest
 from remit.methods.registry import find_method
 from remit.models import check_compatible
-from remit.report import heatmap, plots, shift, tables
-from remit.report.lm import load_pair, read_text_file
+from remit.report import plots, tables
 from remit.report.render import render_md
 from remit.utils.io import atomic_write_json, atomic_write_text
 
@@ -252,12 +253,17 @@ def _f(x, fmt=".4f"):
 
 
 def _texts(path: Path | None, n: int) -> list[str]:
+    from remit.report.lm import read_text_file
+
     if path is None:
         return []
     return read_text_file(path, limit=n)[:n]
 
 
 def heatmap_section(run, cfg, out):
+    from remit.report import heatmap
+    from remit.report.lm import load_pair
+
     if not cfg.heatmap:
         return [("p", "Skipped (heatmap=false).")], {}
     model = run.model("pre_annealing") or run.model("vanilla")
@@ -302,6 +308,8 @@ def _md_table(header, rows) -> str:
 
 
 def dynamics_section(run, cfg, out):
+    from remit.report import shift
+
     if not cfg.dynamics:
         return [("p", "Skipped (dynamics=false).")], {}
     order = ["pre_annealing", "vanilla", "remit", "sft", "rl"]

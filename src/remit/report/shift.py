@@ -27,15 +27,6 @@ from pathlib import Path
 
 from remit.config import ConfigError, check_range, save_config
 from remit.models import check_compatible
-from remit.report.lm import (
-    detach_states,
-    encode_texts,
-    hidden_states,
-    kl_per_token,
-    load_pair,
-    read_text_file,
-    target_logps,
-)
 from remit.utils.io import atomic_write_json
 
 
@@ -85,6 +76,8 @@ def compute_shift(models: list[str], texts: list[str], *, labels: list[str] | No
                   origin: str | None = None, max_length: int = 256, batch_size: int = 8, row_chunk: int = 1024,
                   vocab_chunk: int = 8192, device: str | None = None, dtype: str | None = None) -> dict:
     """The numbers of ``shift.json`` (see the module docstring)."""
+    from remit.report.lm import detach_states, encode_texts, hidden_states, kl_per_token, load_pair, target_logps
+
     paths = [str(m) for m in models]
     labels = list(labels) if labels else [Path(p).name or p for p in paths]
     tpath, tlabel = _resolve(target, paths, labels, len(paths) - 1)
@@ -165,6 +158,8 @@ def plot_shift(result: dict, path: str | Path) -> Path:
 
 
 def load_probe_texts(cfg: ShiftConfig) -> list[str]:
+    from remit.report.lm import read_text_file
+
     texts = list(cfg.probe_texts) if cfg.probe_texts else read_text_file(cfg.probe_file, limit=cfg.max_texts)
     return texts[:cfg.max_texts]
 
