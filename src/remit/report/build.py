@@ -40,7 +40,7 @@ from remit.config import check_range, save_config
 from remit.errors import ConfigError, RemitError
 from remit.manifest import read_manifest, write_manifest
 from remit.methods.registry import role_of
-from remit.report import guidance, rl_stage, sections
+from remit.report import guidance, rl_stage, sections, weights
 from remit.report.render import render_html, render_md
 from remit.utils.io import atomic_write_json, atomic_write_text
 
@@ -237,7 +237,7 @@ SECTIONS = [
     ("Did the RL stage work, and did ReMiT beat vanilla?", rl_stage.headline_section),
     ("Results", sections.results_section),
     ("Mid-training curves", sections.curves_section),
-    ("Token weights during training", sections.weights_section),
+    ("Token weights during training", weights.weights_section),
     ("Which tokens does the RL model push up?", sections.heatmap_section),
     ("What the RL reference knows that the SFT model does not", guidance.guidance_section),
     ("Training dynamics: distance to the RL model", sections.dynamics_section),
