@@ -21,6 +21,6 @@ METHOD = Method(
     options=("epsilon", "temperature", "per_document", "normalize", "frozen_base"),
     stats={"w_mean": "mean token weight", "w_std": "std of the token weights",
            "w_frac_hi": "share of tokens at the upper clip 1 + eps", "w_frac_lo": "share at the lower clip 1 - eps",
-           "w_hist": "token weights per bin over [1 - eps, 1 + eps]",
+           "w_hist": "token weights per bin over [1 - eps, 1 + eps]", "w_hist_range": "the bins' bounds",
            "delta_mean": "mean of log p_ref - log p_model (before centring)", "delta_std": "its std"},
     help="tokens the reference predicts better than the model (after centring) weigh more, in [1 - eps, 1 + eps]")
