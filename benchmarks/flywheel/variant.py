@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from analyze import paired  # noqa: E402
 from curve import per_arm  # noqa: E402
 from gold_bpb import _score_arm  # noqa: E402
-from run import remit, say  # noqa: E402
+from run import remit, say  # noqa: E402  (benchmarks/flywheel/run.py: HERE is first on the path)
 
 STATS = ("w_mean", "w_std", "w_frac_hi", "w_frac_lo")
 

@@ -70,3 +70,22 @@ def test_paired_ci_covers_the_mean_difference():
     b = [[0.0, 0.0, 1.0, 0.0] * 25, [1.0, 0.0, 0.0, 0.0] * 25]
     c = paired(a, b)
     assert c["delta"] == pytest.approx(0.5) and c["ci"][0] < 0.5 < c["ci"][1] and c["per_seed"] == [0.5, 0.5]
+
+
+def test_variant_table_states_its_verdicts():
+    """variant.py's markdown: accuracies in %, deltas in points with their CI and the right verdict."""
+    from variant import markdown
+
+    ci = {"delta": -0.0108, "ci": [-0.0204, -0.0012], "per_seed": []}
+    ns = {"delta": 0.0072, "ci": [-0.0132, 0.0256], "per_seed": []}
+    bpb = {"delta": 0.0002, "ci": [0.0001, 0.0003], "per_seed": []}
+    w = {"seed0": {"first": dict.fromkeys(["w_mean", "w_std", "w_frac_hi", "w_frac_lo"], 0.5),
+                   "last": dict.fromkeys(["w_mean", "w_std", "w_frac_hi", "w_frac_lo"], 0.25)}}
+    md = markdown({"arm": "perdoc", "overrides": ["method.per_document=true"], "seeds": [0], "command": "c",
+                   "acc": {"perdoc": 0.5692, "remit-r1": 0.58, "vanilla": 0.562},
+                   "vs": {"remit-r1": {"acc": ci, "bpb": bpb}, "vanilla": {"acc": ns, "bpb": bpb}},
+                   "weights": {"perdoc": w, "remit-r1": w}})
+    assert "| perdoc | 56.92% |" in md
+    assert "| remit-r1 | -1.08 [-2.04, -0.12] (significant) | +0.0002 [+0.0001, +0.0003] (significant) |" in md
+    assert "| vanilla | +0.72 [-1.32, +2.56] (not significant) |" in md
+    assert "| perdoc | 0.500 / 0.250 | 0.500 / 0.250 |" in md
