@@ -87,3 +87,17 @@ def test_atomic_dir_fsyncs_files_and_folder_before_the_rename(tmp_path, monkeypa
     before = [p for p, existed in synced if not existed]
     assert {tmp + "/sub/w.bin", tmp + "/state.pt", tmp + "/sub", tmp} <= set(before)
     assert synced[-1] == (str(tmp_path), True)  # the parent, after the rename
+
+
+def test_atomic_dir_keep_existing_lets_the_first_of_two_builders_win(tmp_path):
+    """Two processes building one content-addressed folder: the second keeps the first's, no error."""
+    out = tmp_path / "packed-abc"
+    with atomic_dir(out, keep_existing=True) as tmp:
+        (tmp / "mine.txt").write_text("second")
+        out.mkdir()  # another process finished first
+        (out / "theirs.txt").write_text("first")
+    assert sorted(p.name for p in out.iterdir()) == ["theirs.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["packed-abc"]  # our temp copy is gone
+    with atomic_dir(tmp_path / "fresh", keep_existing=True) as tmp:
+        (tmp / "a.txt").write_text("x")
+    assert (tmp_path / "fresh" / "a.txt").read_text() == "x"

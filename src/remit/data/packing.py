@@ -244,7 +244,7 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     n_rows = max(1, -(-(n_tokens - 1) // seq_len))
     meta = {"seq_len": seq_len, "seed": seed, "max_tokens": max_tokens, "pad_token_id": pad,
             "num_tokens": n_tokens, "num_docs": len(order), "sources": meta_sources, "rows": n_rows}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, keep_existing=True) as tmp:  # runs sharing a cache may build it at once
         np.save(tmp / "index-source.npy", np.concatenate(seg_src)[order])
         np.save(tmp / "index-pos.npy", np.concatenate(seg_pos)[order])
         np.save(tmp / "index-start.npy", start)

@@ -8,6 +8,7 @@ name; ``remove_stale_temps`` deletes the temp folders a killed process left behi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -38,11 +39,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, keep_existing: bool = False) -> Iterator[Path]:
     """Yield a temp directory that replaces ``path`` only if the block finishes.
 
     An existing ``path`` is moved aside first and deleted after the swap, so at every
     instant either the old or the new complete directory exists under a known name.
+    ``keep_existing``: for content-addressed outputs (a cache keyed by its fingerprint), where two
+    processes may build the same folder at once: whoever finishes second keeps the first one's folder
+    and drops its own copy, instead of replacing it under a reader or failing on the rename.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +60,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if keep_existing:
+        try:
+            os.rename(tmp, path)  # fails if another process put a non-empty folder there first
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not path.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+        _fsync_dir(path.parent)
+        return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)
