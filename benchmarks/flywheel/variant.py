@@ -2,6 +2,10 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flywheel/variant.py perdoc method.per_document=true
     .venv/bin/python benchmarks/flywheel/variant.py tau3 method.temperature=3 --seeds 0 1 --work runs/flywheel-exp
+    ... variant.py chat-sft 'data.sources=[{path: {work}/chatmix/midtrain.jsonl}]' \
+        'reference.path={work}/seed{seed}/post-vanilla/sft' --against chat-remit chat-vanilla
+
+``{seed}`` and ``{work}`` in an override are replaced per seed.
 
 Per seed, the arm starts from that seed's ``midtrain-remit-r1`` config (same checkpoint P, reference R0,
 data order and schedule), applies the overrides and trains ``midtrain-<name>`` in the experiment's work
@@ -34,6 +38,7 @@ STATS = ("w_mean", "w_std", "w_frac_hi", "w_frac_lo")
 def train(work: Path, seed: int, name: str, overrides: list[str]) -> None:
     base = work / f"seed{seed}" / "midtrain-remit-r1"
     out = work / f"seed{seed}" / f"midtrain-{name}"
+    overrides = [o.replace("{seed}", str(seed)).replace("{work}", str(work)) for o in overrides]
     remit(["midtrain", "--config", str(base / "config.yaml"), f"out_dir={out}", "resume=true",
            "logging.progress=false", *overrides], work / "logs" / f"variant-{name}-seed{seed}.log")
 
@@ -51,13 +56,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--work", default=str(REPO / "runs" / "flywheel-exp"))
     ap.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "flywheel"))
+    ap.add_argument("--against", nargs="+", default=["remit-r1", "vanilla"], help="arms to compare with")
+    ap.add_argument("--no-train", action="store_true", help="only score and compare (the arms are trained)")
     a = ap.parse_args()
     work = Path(a.work).resolve()
     (work / "logs").mkdir(exist_ok=True)
-    for s in a.seeds:
+    for s in [] if a.no_train else a.seeds:
         train(work, s, a.name, a.overrides)
     say("scoring")
-    gold = json.loads(per_arm(work, a.seeds, [a.name], work / "gold_bpb.json", _score_arm).read_text())
+    gold = json.loads(per_arm(work, a.seeds, [a.name, *a.against], work / "gold_bpb.json", _score_arm).read_text())
 
     def values(label: str, key: str) -> list[list[float]]:
         g = [gold[f"seed{s}/{label}"] for s in a.seeds]
@@ -66,12 +73,13 @@ def main() -> None:
 
     out = {"arm": a.name, "overrides": a.overrides, "seeds": a.seeds,
            "acc": {lab: sum(map(sum, values(lab, "acc"))) / sum(map(len, values(lab, "acc")))
-                   for lab in (a.name, "remit-r1", "vanilla")},
+                   for lab in (a.name, *a.against)},
            "vs": {b: {"acc": paired(values(a.name, "acc"), values(b, "acc")),
-                      "bpb": paired(values(a.name, "bpb"), values(b, "bpb"))} for b in ("remit-r1", "vanilla")},
-           "weights": {lab: {f"seed{s}": weights(work, s, lab) for s in a.seeds} for lab in (a.name, "remit-r1")},
+                      "bpb": paired(values(a.name, "bpb"), values(b, "bpb"))} for b in a.against},
+           "weights": {lab: {f"seed{s}": weights(work, s, lab) for s in a.seeds} for lab in (a.name, *a.against)},
            "command": f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flywheel/variant.py {a.name} "
-                      + " ".join(a.overrides) + f" --seeds {' '.join(map(str, a.seeds))}"}
+                      + " ".join(f"'{o}'" if " " in o else o for o in a.overrides)
+                      + f" --seeds {' '.join(map(str, a.seeds))} --against {' '.join(a.against)}"}
     res = Path(a.results)
     res.mkdir(parents=True, exist_ok=True)
     (res / f"variant-{a.name}.json").write_text(json.dumps(out, indent=1) + "\n")
