@@ -4,6 +4,8 @@ tokenizer), as real mid-training mixes contain instruction data.
 
     python benchmarks/flywheel/chatmix.py runs/flywheel-exp --frac 0.5     # -> <work>/chatmix/midtrain.jsonl
     python benchmarks/flywheel/chatmix.py runs/flywheel-exp --chat-eval chat-remit:chat-vanilla chat-remit:chat-sft
+    python benchmarks/flywheel/chatmix.py runs/flywheel-exp --posttrain chat-remit chat-sft chat-vanilla
+    python benchmarks/flywheel/chatmix.py runs/flywheel-exp --post-compare chat-remit:chat-vanilla chat-remit:chat-sft
 
 Every ``Question: q\\nAnswer: a`` pair of a chosen document becomes ``chat([user: q, assistant: a])``; the
 other documents (stories, facts, the unchosen task documents) are kept as they are. Used with
@@ -66,6 +68,39 @@ def chat_eval(work: Path, seeds: list[int], labels: list[str]) -> dict:
     return out
 
 
+def posttrain(work: Path, seed: int, label: str) -> list[float]:
+    """SFT -> DPO -> GRPO of ``midtrain-<label>`` exactly as the seed's vanilla chain (its manifest's config);
+    returns the per-prompt held-out rewards after GRPO."""
+    import yaml
+    from run import remit
+
+    cfg = json.loads((work / f"seed{seed}" / "post-vanilla" / "manifest.json").read_text())["config"]
+    path = work / "logs" / f"post-{label}-seed{seed}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = work / f"seed{seed}" / f"post-{label}"
+    remit(["posttrain", "--config", str(path), f"model={work / f'seed{seed}' / f'midtrain-{label}'}", f"out={out}"],
+          work / "logs" / f"post-{label}.log")
+    return json.loads((out / "grpo" / "manifest.json").read_text())["eval"]["post_values"]
+
+
+def post_compare(work: Path, seeds: list[int], pairs: list[tuple[str, str]], results: Path) -> Path:
+    """Held-out reward after SFT and after GRPO of each post-trained arm (``post-<label>``; ``vanilla`` is the
+    experiment's own chain), and paired (seed, prompt) deltas for ``pairs``."""
+    from analyze import paired
+
+    def values(label: str, stage: str) -> list[list[float]]:
+        return [json.loads((work / f"seed{s}" / f"post-{label}" / stage / "manifest.json").read_text())["eval"]
+                ["post_values"] for s in seeds]
+
+    labels = sorted({x for p in pairs for x in p})
+    doc = {"seeds": seeds, "reward": {st: {lab: sum(map(sum, values(lab, st))) / sum(map(len, values(lab, st)))
+                                           for lab in labels} for st in ("sft", "grpo")},
+           "vs": {st: {f"{a} vs {b}": paired(values(a, st), values(b, st)) for a, b in pairs} for st in ("sft", "grpo")}}
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "chatmix-posttrain.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return results / "chatmix-posttrain.json"
+
+
 def compare(work: Path, seeds: list[int], pairs: list[tuple[str, str]], results: Path) -> Path:
     """Chat-format accuracy of each arm, and the paired (seed, task) deltas of ``pairs``."""
     from analyze import paired
@@ -90,9 +125,18 @@ if __name__ == "__main__":
     ap.add_argument("--frac", type=float, default=0.5)
     ap.add_argument("--chat-eval", nargs="+", metavar="A:B", help="compare arms A and B on chat-format questions")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--posttrain", nargs="+", metavar="ARM", help="post-train these arms (every seed)")
+    ap.add_argument("--post-compare", nargs="+", metavar="A:B", help="compare post-trained arms' held-out reward")
     ap.add_argument("--results", default=str(Path(__file__).resolve().parents[1] / "results" / "flywheel"))
     a = ap.parse_args()
-    if a.chat_eval:
+    if a.posttrain:
+        for arm in a.posttrain:
+            for s in a.seeds:
+                posttrain(Path(a.work).resolve(), s, arm)
+    elif a.post_compare:
+        print(post_compare(Path(a.work).resolve(), a.seeds, [tuple(x.split(":")) for x in a.post_compare],
+                           Path(a.results)))
+    elif a.chat_eval:
         print(compare(Path(a.work).resolve(), a.seeds, [tuple(x.split(":")) for x in a.chat_eval], Path(a.results)))
     else:
         print(chatmix(Path(a.work), a.frac))
