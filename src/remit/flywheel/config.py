@@ -12,8 +12,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from remit.config import ConfigError, check_range
+from remit.config import ConfigError, check_range, from_dict
 from remit.methods.registry import arm_names
+from remit.midtrain.config import MethodConfig
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +101,9 @@ class FlywheelConfig:
 
     def validate(self) -> None:
         check_range("rounds", self.rounds, 0, 10)
+        # Each arm takes only the midtrain.method keys its method reads, so a mistyped key would vanish
+        # silently: it is checked against MethodConfig here, once, naming the key.
+        from_dict(MethodConfig, self.midtrain.get("method", {}), prefix="midtrain.method.")
         accepted = arm_names("baseline")
         for b in self.baselines:
             if b not in accepted:

@@ -49,6 +49,7 @@ def remit_arm() -> Arm:
     """The arm of every ReMiT round (B1, B2, ...) in the flywheel."""
     return ARMS["remit"]
 
+
 _REGISTERED: dict[str, Method] = {}
 _PLUGINS_LOADED = False
 

@@ -122,18 +122,18 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
 def _frozen_reference(cfg: MidtrainConfig, method: Method, world: World, tokenizer, model, dataset, inputs: dict):
     """The frozen reference of training: None, a ``score-reference`` cache or an online model, as the method needs."""
     ref_cfg = cfg.reference
-    if method.reference not in ("logps", "logits"):
-        if method.reference == "scorer":
-            inputs["reference"] = ref_cfg.path
+    if method.needs_reference:
+        inputs["reference"] = ref_cfg.path
+    if method.reference not in ("logps", "logits"):  # none, or a scorer the method's prepare has used
         return None
-    inputs["reference"] = ref_cfg.path
     if ref_cfg.cache is not None and method.reference == "logps":
         reference = CachedReference(ref_cfg.cache)
         reference.check(cache_parts(reference=ref_cfg.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data))
         inputs["reference_cache"] = ref_cfg.cache
         return reference
     if ref_cfg.path is None:
-        raise ConfigError(f"method.name={method.name} needs reference.path (full distributions)")
+        raise ConfigError(f"method.name={method.name} needs reference.path"
+                          f"{' (full distributions)' if method.reference == 'logits' else ' or reference.cache'}")
     return _load_frozen(ref_cfg.path, world, tokenizer, model, ref_cfg.check, ref_cfg.chunk_size, cfg,
                         want_logits=(method.reference == "logits"))
 

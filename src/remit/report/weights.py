@@ -21,13 +21,9 @@ CORE_METRICS = {"step", "tokens", "loss", "nll", "lr", "grad_norm", "tokens_per_
 
 def method_stats(stage: dict) -> tuple[str | None, dict[str, str]]:
     """(method name, {metric: description}) of a mid-training stage, from its manifest and the method table."""
-    name = st_method(stage)
+    name = stage.get("method") or (read_manifest(stage["path"]) or {}).get("method")
     method = find_method(name) if name else None
     return name, dict(method.stats) if method is not None else {}
-
-
-def st_method(stage: dict) -> str | None:
-    return stage.get("method") or (read_manifest(stage["path"]) or {}).get("method")
 
 
 def weights_section(run, cfg, out):
@@ -39,8 +35,9 @@ def weights_section(run, cfg, out):
         label = _stage_name(name, st)
         method, described = method_stats(st)
         logged = [r for r in rows if set(r) - CORE_METRICS]
-        if any("w_hist" in r or "w_mean" in r for r in logged):
-            runs[label] = ([r for r in logged if "w_hist" in r or "w_mean" in r], stage_epsilon(st))
+        weighted = [r for r in logged if "w_hist" in r or "w_mean" in r]
+        if weighted:
+            runs[label] = (weighted, stage_epsilon(st))
         if not logged:
             continue
         first, last = logged[0], logged[-1]
