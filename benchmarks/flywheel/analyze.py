@@ -3,8 +3,9 @@
     python benchmarks/flywheel/analyze.py runs/flywheel-exp --seeds 0 1 2 3 4
 
 Writes ``results.md``, ``summary.json`` (the schema of issue #11) and ``curves.png`` into the results
-folder. Every comparison is a paired bootstrap over (seed, held-out task) pairs: the same tasks and the
-same seed's data order on both sides. bpb is "lower is better"; its deltas are reported as measured.
+folder. Every comparison is paired (the same held-out tasks and the same seed's data order on both sides);
+its interval is the seed-level paired t interval (remit.eval.stats.seed_t), with the crossed (seed x task)
+bootstrap as a secondary description. bpb is "lower is better"; its deltas are reported as measured.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+
+from remit.eval import stats
 
 ARMS = ("vanilla", "remit-r1", "sft-guided", "remit-r2", "kd", "rho1")
 N_BOOT = 4000
@@ -55,17 +58,21 @@ def complete(work: Path, seed: int) -> bool:
 
 
 def paired(a: list[list[float]], b: list[list[float]], *, seed: int = 0) -> dict:
-    """mean(a - b) over (seed, example) pairs with a 95% bootstrap CI that resamples both levels."""
+    """mean(a - b): the seed-level paired t interval (the headline; one difference per seed) and, as a
+    secondary description, the crossed (seed x example) bootstrap, both from remit.eval.stats."""
     d = [np.asarray(x, dtype=float) - np.asarray(y, dtype=float) for x, y in zip(a, b)]
-    rng = np.random.default_rng(seed)
-    k = len(d)
-    draws = np.empty(N_BOOT)
-    for i in range(N_BOOT):
-        seeds = rng.integers(0, k, size=k)
-        draws[i] = np.mean([d[s][rng.integers(0, len(d[s]), size=len(d[s]))].mean() for s in seeds])
-    lo, hi = np.quantile(draws, [0.025, 0.975])
-    return {"delta": float(np.mean([x.mean() for x in d])), "ci": [float(lo), float(hi)],
-            "per_seed": [float(x.mean()) for x in d]}
+    per_seed = [float(x.mean()) for x in d]
+    out = {"delta": float(np.mean(per_seed)), "per_seed": per_seed, "test": "paired t over seeds"}
+    if len(d) >= 2:
+        t = stats.seed_t(per_seed)
+        out.update(ci=[t.lo, t.hi], p=t.p)
+        if len({len(x) for x in d}) == 1:
+            c = stats.crossed_bootstrap(np.stack(d), n_boot=N_BOOT, seed=seed)
+            out["ci_crossed_bootstrap"] = [c.lo, c.hi]
+    else:  # one run: the interval describes that run only (examples resampled)
+        e, _ = stats.paired_bootstrap(b[0], a[0], n_boot=N_BOOT, seed=seed)
+        out.update(ci=[e.lo, e.hi], p=e.p, test="paired bootstrap over examples (one run)")
+    return out
 
 
 def stage_info(work: Path, seed: int, label: str, stage: str) -> dict:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from remit.eval import stats
+
 BPB_TASKS = ("gsm8k", "math", "humaneval", "mbpp")
 MC_TASKS = ("arc_easy", "arc_challenge", "mmlu", "boolq", "piqa", "winogrande")
 GEN = {"gsm8k": "exact_match", "math": "exact_match", "humaneval": "pass@1", "mbpp": "pass@1"}
@@ -72,13 +74,6 @@ def _values(res: dict, task: str, metric: str) -> list[float]:
     return out
 
 
-def _boot(d: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 def table(evals: dict, labels: list[str], base: str) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for label in labels:
@@ -93,15 +88,17 @@ def table(evals: dict, labels: list[str], base: str) -> dict[str, Any]:
             cell: dict[str, Any] = {"mean": float(np.mean(means)), "std": float(np.std(means, ddof=1)) if len(means) > 1
                                     else 0.0, "per_seed": [float(x) for x in means]}
             if label != base and base in evals:
-                diffs = []
+                diffs, n_pairs = [], 0
                 for s, v in per_seed.items():
                     b = _values(evals[base].get(s, {}), task, metric) if s in evals[base] else []
                     n = min(len(v), len(b))
-                    diffs += list(np.asarray(v[:n]) - np.asarray(b[:n]))
-                if diffs:
-                    d = np.asarray(diffs, dtype=np.float64)
-                    lo, hi = _boot(d)
-                    cell.update(delta=float(d.mean()), ci=[lo, hi], n_pairs=len(d), significant=bool(lo > 0 or hi < 0))
+                    if n:
+                        diffs.append(float(np.mean(np.asarray(v[:n]) - np.asarray(b[:n]))))
+                        n_pairs += n
+                if len(diffs) >= 2:  # the unit is the seed: paired t over per-seed differences
+                    t = stats.seed_t(diffs)
+                    cell.update(delta=t.mean, ci=[t.lo, t.hi], p=t.p, diff_per_seed=diffs, n_pairs=n_pairs,
+                                significant=t.significant, test="paired t over seeds")
             row[name] = cell
         rows[label] = row
     return rows

@@ -57,6 +57,8 @@ def _load_stages() -> None:
         "eval": Stage("remit.eval.run", "EvalConfig", "evaluate a model on a benchmark suite"),
         "compare": Stage("remit.eval.compare", "CompareConfig", "compare eval results with paired bootstrap CIs",
                          positional="runs"),
+        "stats": Stage("remit.eval.seeds", "SeedStatsConfig", "seed-level t intervals of per-seed contrasts",
+                       positional="files"),
         "world": Stage("remit.world.stage", "WorldConfig", "generate the embedded default world's data"),
         "flywheel": Stage("remit.flywheel.run", "FlywheelConfig", "run the whole pre/mid/post-training flywheel"),
         "report": Stage("remit.report.build", "ReportConfig", "build report.md/html for a flywheel run"),

@@ -65,11 +65,15 @@ def test_summary_has_the_issue_schema_and_the_planted_effects(tmp_path):
     assert s["command"] == "cmd" and "Does RL guidance beat SFT guidance?" in md.read_text()
 
 
-def test_paired_ci_covers_the_mean_difference():
-    a = [[1.0, 0.0, 1.0, 1.0] * 25, [1.0, 1.0, 0.0, 1.0] * 25]
-    b = [[0.0, 0.0, 1.0, 0.0] * 25, [1.0, 0.0, 0.0, 0.0] * 25]
+def test_paired_ci_is_the_seed_level_t_interval():
+    a = [[1.0, 0.0, 1.0, 1.0] * 25, [1.0, 1.0, 0.0, 1.0] * 25, [1.0, 1.0, 1.0, 1.0] * 25]
+    b = [[0.0, 0.0, 1.0, 0.0] * 25, [1.0, 0.0, 0.0, 1.0] * 25, [0.0, 1.0, 1.0, 1.0] * 25]
     c = paired(a, b)
-    assert c["delta"] == pytest.approx(0.5) and c["ci"][0] < 0.5 < c["ci"][1] and c["per_seed"] == [0.5, 0.5]
+    assert c["per_seed"] == [0.5, 0.25, 0.25] and c["delta"] == pytest.approx(1 / 3)
+    half = 4.302653 * (0.1443376 / 3 ** 0.5)  # t_{0.975, 2} * sd / sqrt(3)
+    assert c["ci"] == pytest.approx([1 / 3 - half, 1 / 3 + half], abs=1e-5) and c["test"] == "paired t over seeds"
+    lo, hi = c["ci_crossed_bootstrap"]
+    assert lo < 1 / 3 < hi
 
 
 def test_variant_table_states_its_verdicts():

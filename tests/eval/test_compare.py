@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from remit.eval.compare import compare, paired_bootstrap, to_markdown
+from remit.eval.compare import compare, to_markdown
 from remit.eval.results import summarize
 
 
@@ -43,13 +43,6 @@ def test_ci_contains_true_delta_and_flags_significance(constructed):
     assert row["deltas"][2] == pytest.approx(0.0, abs=1e-9)
     # half-width ~ 1.96 * 0.5 / sqrt(400) = 0.049
     assert 0.03 < (hi - lo) / 2 < 0.07
-
-
-def test_paired_bootstrap_is_deterministic_and_pairs_by_index():
-    a, b = [0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]
-    d, lo, hi, n = paired_bootstrap(a, b, n_boot=500, seed=3)
-    assert (d, lo, hi, n) == (1.0, 1.0, 1.0, 4)  # constant paired difference: zero-width CI
-    assert paired_bootstrap(a, b[:3], n_boot=500, seed=3)[3] == 3
 
 
 def test_compare_real_world_runs(world_runs):

@@ -5,7 +5,9 @@
 Each run is a folder holding ``results.json`` (or the file itself). For every task/metric of the
 first run, the other runs' deltas get a percentile CI from resampling examples *paired by index*
 (the same documents in the same order, which ``remit eval`` guarantees for the same data and
-limit); a difference is marked significant (``*``) when its CI excludes 0.
+limit); a difference is marked ``*`` when its CI excludes 0. The unit here is the example, so the interval
+says how precisely THIS run was measured, not whether another seed would agree: for a claim across
+training runs use the per-seed differences (``remit stats``, :mod:`remit.eval.stats`).
 ``compare(paths)`` returns the same table as a data structure (used by the report).
 """
 
@@ -15,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from remit.config import check_range
 from remit.errors import ConfigError
+from remit.eval import stats
 from remit.eval.results import LOWER_IS_BETTER, load_results
 from remit.utils.io import atomic_write_json, atomic_write_text
 
@@ -37,24 +38,6 @@ class CompareConfig:
                               "e.g. remit compare runs/eval/a runs/eval/b")
         check_range("n_boot", self.n_boot, 100)
         check_range("confidence", self.confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-
-
-def paired_bootstrap(a: list[float], b: list[float], *, n_boot: int = 2000, confidence: float = 0.95,
-                     seed: int = 0) -> tuple[float, float, float, int]:
-    """(mean(b - a), lo, hi, n) over the first min(len) examples, paired by index."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    d = np.asarray(b[:n], dtype=np.float64) - np.asarray(a[:n], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    step = max(1, 4_000_000 // n)  # bound the index matrix to ~32 MB
-    for s in range(0, n_boot, step):
-        k = min(step, n_boot - s)
-        means[s:s + k] = d[rng.integers(0, n, size=(k, n))].mean(axis=1)
-    tail = (1.0 - confidence) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(d.mean()), float(lo), float(hi), n
 
 
 def compare(runs: list[str | Path], *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
@@ -76,7 +59,8 @@ def compare(runs: list[str | Path], *, n_boot: int = 2000, confidence: float = 0
                     for k in ("values", "deltas", "ci", "significant", "n"):
                         row[k].append(None)
                     continue
-                delta, lo, hi, n = paired_bootstrap(a, b, n_boot=n_boot, confidence=confidence, seed=seed)
+                est, _ = stats.paired_bootstrap(a, b, n_boot=n_boot, confidence=confidence, seed=seed)
+                delta, lo, hi, n = est.mean, est.lo, est.hi, est.n
                 row["values"].append(s["value"])
                 row["deltas"].append(s["value"] - stat["value"] if len(a) == len(b) else delta)
                 row["ci"].append((lo, hi))
@@ -102,7 +86,8 @@ def to_markdown(cmp: dict[str, Any]) -> str:
             star = " *" if r["significant"][i] else ""
             cells.append(f"{r['values'][i]:.4f} ({r['deltas'][i]:+.4f}, [{lo:+.4f}, {hi:+.4f}]){star}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("\n`*`: the paired bootstrap CI of the delta excludes 0 (examples paired by index).")
+    lines.append("\n`*`: the paired bootstrap CI of the delta excludes 0 (examples paired by index). It describes this "
+                 "run only; across training runs (seeds) use `remit stats` on the per-seed differences.")
     return "\n".join(lines) + "\n"
 
 

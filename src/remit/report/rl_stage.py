@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from remit.manifest import read_manifest
 from remit.report.sections import NA, _md_table, verdict_section
-from remit.report.tables import paired_bootstrap
+from remit.eval import stats
 
 
 def chain_numbers(stages: dict, *, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict | None:
@@ -37,14 +37,15 @@ def chain_numbers(stages: dict, *, n_boot: int = 2000, seed: int = 0, confidence
         out["grpo_zero_std"] = evals["grpo"].get("frac_reward_zero_std")
         g = evals["grpo"]["eval"]
         if g.get("pre_values") and g.get("post_values"):
-            d, lo, hi, _, _ = paired_bootstrap(g["post_values"], g["pre_values"], n_boot=n_boot, seed=seed,
-                                               confidence=confidence)
-            out["grpo_stage_gain"], out["grpo_stage_ci"] = d, [lo, hi]
+            e, _ = stats.paired_bootstrap(g["pre_values"], g["post_values"], n_boot=n_boot, seed=seed,
+                                          confidence=confidence)
+            out["grpo_stage_gain"], out["grpo_stage_ci"] = e.mean, [e.lo, e.hi]
     if "dpo" in evals:
         out["dpo_pairs"] = (evals["dpo"].get("pairs") or {}).get("pairs")
         out["dpo_skipped"] = bool(evals["dpo"].get("skipped"))
     if sft_vals and rl_vals and len(sft_vals) == len(rl_vals):
-        d, lo, hi, p, _ = paired_bootstrap(rl_vals, sft_vals, n_boot=n_boot, seed=seed, confidence=confidence)
+        e, _ = stats.paired_bootstrap(sft_vals, rl_vals, n_boot=n_boot, seed=seed, confidence=confidence)
+        d, lo, hi, p = e.mean, e.lo, e.hi, e.p
         out.update(gain=d, ci=[lo, hi], p=p)
     return out
 

@@ -2,8 +2,8 @@
 
 Each task is scored by one primary metric (the first of ``METRIC_PREFERENCE`` it has, else its
 first metric). A model is compared with its baseline by a paired bootstrap over the per-example
-values (same examples, same order; the per-task CI is :func:`remit.eval.compare.paired_bootstrap`'s,
-so the report and ``remit compare`` agree); without per-example values, by a normal
+values (same examples, same order; :func:`remit.eval.stats.paired_bootstrap`, the one ``remit compare``
+uses, so the two agree; the unit is the example, so this describes one run, not a seed-level claim); without per-example values, by a normal
 approximation from the two stderrs. The average over tasks is of the "gain" (the delta, sign-flipped for metrics
 where lower is better), and its CI comes from averaging the per-task bootstrap draws.
 """
@@ -19,7 +19,7 @@ from statistics import NormalDist
 import numpy as np
 
 from remit.errors import DataError
-from remit.eval.compare import paired_bootstrap as eval_bootstrap
+from remit.eval import stats
 
 METRIC_PREFERENCE = ("exact_match", "pass@1", "acc_norm", "acc", "f1", "em")
 LOWER_IS_BETTER = ("perplexity", "ppl", "loss", "bits_per_byte", "bpb", "nll")
@@ -84,19 +84,6 @@ class Delta:
         return self.lo > 0 or self.hi < 0
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
-                     confidence: float = 0.95) -> tuple[float, float, float, float, np.ndarray]:
-    """(mean(a - b), lo, hi, p, draws) resampling examples with replacement (the same indices for a and b)."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(d), size=(n_boot, len(d)))
-    draws = d[idx].mean(axis=1)
-    q = (1 - confidence) / 2
-    lo, hi = np.quantile(draws, [q, 1 - q])
-    p = min(1.0, 2 * min((draws <= 0).mean(), (draws >= 0).mean()))
-    return float(d.mean()), float(lo), float(hi), float(p), draws
-
-
 def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: int = 0,
                  confidence: float = 0.95) -> Delta | None:
     """The delta of one task's primary metric (None when either side lacks it)."""
@@ -112,13 +99,11 @@ def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: 
     pb = (base.get("per_example") or {}).get(task, {}).get(metric)
     if pa and pb and len(pa) == len(pb) and len(pa) > 1:
         xa, xb = np.asarray(pa, dtype=np.float64) * k, np.asarray(pb, dtype=np.float64) * k
-        # The per-task CI is `remit compare`'s (same numbers in both places); the draws kept here only
-        # serve the average over tasks and the p-value.
-        d, lo, hi, _ = eval_bootstrap(list(xb), list(xa), n_boot=n_boot, confidence=confidence, seed=seed)
-        _, _, _, p, draws = paired_bootstrap(xa, xb, n_boot=n_boot, seed=seed, confidence=confidence)
-        shift = (va - vb) * k - d  # centre on the reported delta if value != mean(per_example)
-        return Delta(task, metric, va * k, vb * k, va * k - vb * k, lo + shift, hi + shift, p, len(pa), True,
-                     sign * (draws + shift))
+        # One bootstrap (remit.eval.stats) for the CI, the p-value and the draws, the same as `remit compare`'s.
+        est, draws = stats.paired_bootstrap(xb, xa, n_boot=n_boot, seed=seed, confidence=confidence)
+        shift = (va - vb) * k - est.mean  # centre on the reported delta if value != mean(per_example)
+        return Delta(task, metric, va * k, vb * k, va * k - vb * k, est.lo + shift, est.hi + shift, est.p, len(pa),
+                     True, sign * (draws + shift))
     sa = (res["tasks"][task][metric] or {}).get("stderr") if isinstance(res["tasks"][task][metric], dict) else None
     sb = (base["tasks"][task][metric] or {}).get("stderr") if isinstance(base["tasks"][task][metric], dict) else None
     d = (va - vb) * k
