@@ -4,8 +4,12 @@
 
 Per method (mid-trained model, and the same after SFT -> DPO -> GRPO): mean and standard deviation over
 seeds of each paper10 metric that moves at this scale (gold-solution bits per byte, multiple-choice
-log-likelihood margin, accuracy), and its difference to vanilla with a paired bootstrap 95% CI pooled over
-(seed, example) pairs (the same documents for every model, the seed-s model vs the seed-s vanilla).
+log-likelihood margin, accuracy), and its difference to vanilla: the seed-s model vs the seed-s vanilla on the
+same documents, one difference per seed, with the seed-level paired t interval (remit.eval.stats).
+``seed_diffs(results)`` turns a results.json's per-seed levels into per-seed differences for ``remit stats``
+(also for results written before the seed-level analysis):
+
+    python benchmarks/quality/analyze.py --seed-diffs benchmarks/results/quality/results.json OUT.json
 Also: the sample-efficiency curve (held-out gold bpb against mid-training tokens), ReMiT weight statistics
 (spread, clip saturation, delta spread) and how far each RL model is from its base.
 """
@@ -334,3 +338,33 @@ def analyze(work: Path, out: Path) -> Path:
                                                  and math.isnan(o) else str(o)))
     (out / "results.md").write_text(markdown(res))
     return out / "results.md"
+
+
+def seed_diffs(results: dict) -> dict:
+    """{table: {arm: {metric: {"per_seed": [arm - baseline per seed], "delta": mean}}}} from the per-seed levels."""
+    out: dict[str, Any] = {}
+    for tname, rows in (results.get("tables") or {}).items():
+        base = "vanilla" if tname == "base" else "vanilla+post"
+        if base not in rows:
+            continue
+        for arm, row in rows.items():
+            if arm in (base, "pre-annealing"):
+                continue
+            for metric, cell in row.items():
+                ref = rows[base].get(metric)
+                if not (isinstance(cell, dict) and isinstance(ref, dict) and row.get("seeds") == rows[base].get("seeds")):
+                    continue
+                diffs = [float(a - b) for a, b in zip(cell["per_seed"], ref["per_seed"])]
+                if len(diffs) >= 2:
+                    out.setdefault(tname, {}).setdefault(arm, {})[metric] = {"per_seed": diffs,
+                                                                             "delta": float(np.mean(diffs))}
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 4 and sys.argv[1] == "--seed-diffs":
+        Path(sys.argv[3]).write_text(json.dumps(seed_diffs(json.loads(Path(sys.argv[2]).read_text())), indent=1))
+    else:
+        sys.exit("usage: python benchmarks/quality/analyze.py --seed-diffs RESULTS.json OUT.json")

@@ -134,10 +134,12 @@ def test_remit_stats_reads_every_per_seed_list(tmp_path):
     f = tmp_path / "summary.json"
     f.write_text(json.dumps({"a_vs_b": {"per_seed": [0.01, 0.02, 0.03], "ci": [0.0, 0.04]},
                              "bpb": {"x": {"per_seed": [0.001, -0.002, 0.004]}},
-                             "same": {"per_seed": [0.01, 0.02, 0.03]}, "one": {"per_seed": [0.5]}}))
+                             "same": {"per_seed": [0.01, 0.02, 0.03]}, "one": {"per_seed": [0.5]},
+                             "levels": {"per_seed": [3.1, 3.2, 3.3], "delta": 0.02},
+                             "other": {"per_seed": [0.03, 0.02, 0.01]}}))
     res = seeds.analyse([f])
     rows = {r["contrast"]: r for r in res["rows"]}
-    assert set(rows) == {"a_vs_b", "bpb.x", "same"}
+    assert set(rows) == {"a_vs_b", "bpb.x", "other"}  # a duplicate counts once; per-seed levels are skipped
     assert rows["a_vs_b"]["unit"] == "points" and rows["a_vs_b"]["mean"] == pytest.approx(2.0)
     assert rows["a_vs_b"]["p"] == pytest.approx(st.ttest_1samp([1, 2, 3], 0).pvalue)
     assert rows["bpb.x"]["unit"] == "raw" and rows["bpb.x"]["stored_ci"] is None

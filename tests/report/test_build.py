@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 
 HEAD = "Did the RL stage work, and did ReMiT beat vanilla?"

@@ -2,7 +2,8 @@
 
     remit stats benchmarks/results/flywheel/summary.json [out=DIR] [confidence=0.95] [alpha=0.05]
 
-Any mapping in the files that holds a ``per_seed`` list (one treatment - baseline difference per seed, as
+Any mapping in the files that holds a ``per_seed`` list (one treatment - baseline difference per seed; a
+mapping whose ``delta`` is not the mean of its ``per_seed`` holds levels and is skipped; as
 ``remit experiment``-style summaries and the committed benchmark results write them) becomes one row: the
 mean, the paired t interval over seeds (the headline, :func:`remit.eval.stats.seed_t`), its two-sided p,
 the between-seed standard deviation, the minimum effect the seeds at hand detect with 80% power, and the
@@ -47,7 +48,10 @@ def find_contrasts(obj: Any, path: str = "") -> list[tuple[str, dict]]:
     if isinstance(obj, dict):
         ps = obj.get("per_seed")
         if isinstance(ps, list) and len(ps) >= 2 and all(isinstance(v, (int, float)) for v in ps):
-            found.append((path or "(top)", obj))
+            delta = obj.get("delta")
+            # A mapping whose `delta` is not the mean of its `per_seed` holds per-seed levels, not differences.
+            if not isinstance(delta, (int, float)) or abs(sum(ps) / len(ps) - delta) <= 1e-6 * max(1.0, abs(delta)):
+                found.append((path or "(top)", obj))
         for k, v in obj.items():
             if k != "per_seed":
                 found += find_contrasts(v, f"{path}.{k}" if path else str(k))
@@ -72,8 +76,12 @@ def analyse(files: list[str | Path], *, confidence: float = 0.95, alpha: float =
             data = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DataError(f"{p}: not valid JSON ({e})") from None
+        seen: dict[tuple, str] = {}
         for path, entry in find_contrasts(data):
             vals = [float(v) for v in entry["per_seed"]]
+            if tuple(vals) in seen:  # the same contrast stored twice in one file counts once (Holm family)
+                continue
+            seen[tuple(vals)] = path
             k = 100.0 if _points(path, vals) else 1.0
             est = stats.seed_t([v * k for v in vals], confidence=confidence)
             old = entry.get("ci")

@@ -10,9 +10,9 @@ whether the "RL model" differs from the SFT model at all.
 
 from __future__ import annotations
 
+from remit.eval import stats
 from remit.manifest import read_manifest
 from remit.report.sections import NA, _md_table, verdict_section
-from remit.eval import stats
 
 
 def chain_numbers(stages: dict, *, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict | None:

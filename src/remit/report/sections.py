@@ -89,7 +89,10 @@ def verdict_section(run, cfg, out):
         numbers[f"{a} vs {b}"] = {**first, "families": families}
     blocks.append(("p", "Gain = score difference (points for accuracies; sign flipped where lower is better), "
                         f"averaged over the tasks of one metric family; {int(cfg.confidence * 100)}% confidence "
-                        f"intervals from a paired bootstrap over examples ({cfg.n_boot} resamples)."))
+                        f"intervals from a paired bootstrap over examples ({cfg.n_boot} resamples). The unit is the "
+                        "example of this one training run: \"significantly\" means this run was measured precisely "
+                        "enough, not that another seed would agree. A claim about the method needs several seeds "
+                        "(`remit stats` on the per-seed differences)."))
     return blocks, numbers
 
 
