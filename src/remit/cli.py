@@ -57,6 +57,8 @@ def _load_stages() -> None:
         "eval": Stage("remit.eval.run", "EvalConfig", "evaluate a model on a benchmark suite"),
         "compare": Stage("remit.eval.compare", "CompareConfig", "compare eval results with paired bootstrap CIs",
                          positional="runs"),
+        "experiment": Stage("remit.experiment.run", "ExperimentConfig",
+                            "arms x seeds from one start, tested at the seed level"),
         "stats": Stage("remit.eval.seeds", "SeedStatsConfig", "seed-level t intervals of per-seed contrasts",
                        positional="files"),
         "world": Stage("remit.world.stage", "WorldConfig", "generate the embedded default world's data"),

@@ -1,0 +1,80 @@
+"""Configuration of ``remit experiment``: one start, arms x seeds, and hypotheses fixed before the run.
+
+An experiment runs one flywheel per seed from one shared pre-annealing checkpoint (built once, or given);
+the arms are the models each seed's flywheel produces (``vanilla``, ``remit-r1``, ``remit-r1+post``,
+``sft-guided``, ``kd``, ...; their set is the flywheel section's ``rounds``/``baselines``). Hypotheses
+compare two arms on the primary metric, seed by seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from remit.config import check_choice, check_range
+from remit.errors import ConfigError
+from remit.eval.stats import ALTERNATIVES
+
+
+@dataclass
+class Contrast:
+    name: str = ""
+    treatment: str = ""          # an arm label of every seed's flywheel, e.g. remit-r1 or remit-r1+post
+    baseline: str = ""           # e.g. vanilla or vanilla+post
+    alternative: str = "greater"  # greater | less | two-sided (the direction a pre-registration states)
+    margin: float = 0.0          # practical-size margin in the shown unit (points for accuracies); 0: none
+    metric: str = ""             # suite/task/metric, default: the experiment's primary metric
+
+    def validate(self) -> None:
+        if not self.treatment or not self.baseline:
+            raise ConfigError("treatment and baseline: name two arm labels, e.g. treatment: remit-r1, baseline: vanilla")
+        if self.treatment == self.baseline:
+            raise ConfigError(f"treatment = baseline = {self.treatment!r}: a contrast needs two different arms")
+        check_choice("alternative", self.alternative, ALTERNATIVES)
+        check_range("margin", self.margin, 0.0)
+        if self.metric and len(self.metric.split("/")) != 3:
+            raise ConfigError(f"metric={self.metric!r}: give suite/task/metric, e.g. world/world/exact_match")
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.treatment} vs {self.baseline}"
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    runs_dir: str = "runs/experiments"
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    jobs: int = 1                  # seeds run at once, each in its own process
+    start_seed: int = 0            # seed of the shared start (world + pre-training) and of every seed's world
+    start_checkpoint: str = ""     # a given pre-annealing checkpoint; empty: built once from the flywheel section
+    flywheel_config: str = ""      # a flywheel YAML (as `remit flywheel --config`); empty: the embedded default
+    flywheel: dict[str, Any] = field(default_factory=dict)  # flywheel keys shared by every seed (override the YAML)
+    metric: str = "world/world/exact_match"  # the primary metric: suite/task/metric of `remit eval` results
+    hypotheses: list[Contrast] = field(default_factory=list)   # pre-registered, ordered: fixed-sequence at alpha
+    exploratory: list[Contrast] = field(default_factory=list)  # follow-ups: Holm-adjusted, labelled exploratory
+    alpha: float = 0.05
+    confidence: float = 0.95
+    power: float = 0.8
+    n_boot: int = 2000
+    analyze_only: bool = False     # read the finished seeds and write the results; train nothing
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ConfigError("seeds: give at least one seed (two or more for a seed-level interval)")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds}: a seed is listed twice")
+        check_range("jobs", self.jobs, 1)
+        if len(self.metric.split("/")) != 3:
+            raise ConfigError(f"metric={self.metric!r}: give suite/task/metric, e.g. world/world/exact_match")
+        for key in ("alpha", "confidence", "power"):
+            check_range(key, getattr(self, key), 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range("n_boot", self.n_boot, 100)
+        names = [c.label for c in [*self.hypotheses, *self.exploratory]]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"hypotheses/exploratory: the name {dup[0]!r} is used twice")
+        for key in ("runs_dir", "name", "seed", "start_checkpoint"):
+            if key in self.flywheel:
+                raise ConfigError(f"flywheel.{key}: set by the experiment for each seed; use the experiment's "
+                                  f"{'start_seed/seeds' if key == 'seed' else key} instead")
