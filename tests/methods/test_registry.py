@@ -53,7 +53,7 @@ def test_config_validation_asks_the_table(tiny_model_dir):
         load_config(MidtrainConfig, None, base + ["method.name=rho1"])
     # a key of another method is refused rather than silently ignored, naming who reads it
     with pytest.raises(ConfigError, match=r"method\.epsilon=0\.1 does not apply to method\.name=ntp \(it is read by "
-                                          r"remit\)"):
+                                          r"remit, remit_placebo\)"):
         load_config(MidtrainConfig, None, base + ["method.epsilon=0.1"])
     with pytest.raises(ConfigError, match=r"method\.frozen_base=True does not apply to method\.name=rho1"):
         load_config(MidtrainConfig, None, base + ["method.name=rho1", "reference.path=r", "method.frozen_base=true"])
@@ -81,7 +81,7 @@ def test_arms():
     assert (get_arm("kd").method, get_arm("kd").guide, get_arm("kd").run_label) == ("kd", "rl", "kd")
     assert get_arm("vanilla").method == "ntp" and get_arm("vanilla").guide == "none"
     assert arm_names("baseline")[:4] == ["sft_guided", "rho1", "kd", "miniplm"]  # not vanilla / ntp / remit
-    with pytest.raises(ConfigError, match=r"baselines: 'nope' is not known\. Accepted values: sft_guided, rho1, kd, miniplm"):
+    with pytest.raises(ConfigError, match=r"baselines: 'nope' is not known\. Accepted values: sft_guided, rho1, kd, miniplm, remit_placebo"):
         get_arm("nope")
 
 

@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "rho1": "remit.methods.rho1",
     "kd": "remit.methods.kd",
     "miniplm": "remit.methods.miniplm",
+    "remit_placebo": "remit.methods.placebo",
 }
 
 # Flywheel arms that are not just "a method guided by the round's RL model".

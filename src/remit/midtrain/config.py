@@ -111,7 +111,7 @@ class ScheduleConfig:
 class MethodConfig:
     """Which method (a name of the method table, ``remit.methods``) and its hyper-parameters.
 
-    Built in: ntp | remit | rho1 | kd | miniplm. Each reads only its own keys below (``remit.methods``
+    Built in: ntp | remit | rho1 | kd | miniplm | remit_placebo. Each reads only its own keys below (``remit.methods``
     lists them); a key of another method set away from its default is an error, not silently ignored.
     ``params``: the keys of a method registered from outside remit (``Method.params`` has their defaults).
     """
