@@ -152,7 +152,8 @@ class CachedReference:
             parts = "; ".join(f"{k}: cache {have.get(k)} vs run {expected[k]}" for k in diff)
             raise ConfigError(f"{what}={self.path} does not match this run: {', '.join(diff)} differ{'s' if len(diff) == 1 else ''} "
                               f"({parts}). Re-run `remit score-reference` for this run's "
-                              f"{' and '.join(diff)}.")
+                              f"{' and '.join(diff)}"
+                              f"{' (its precision= is the run perf.precision)' if 'numerics' in diff else ''}.")
 
     def _shard(self, k: int) -> np.ndarray:
         arr = self._shards.get(k)
@@ -249,6 +250,12 @@ def model_fingerprint(name_or_path: str | Path) -> str:
     return file_fingerprint(files)
 
 
-def cache_fingerprint(*, reference: str | None, tokenizer: str, data: str, packing: dict[str, Any]) -> dict[str, Any]:
-    """The parts that key a reference cache (each compared separately so that errors can name them)."""
-    return {"reference": reference, "tokenizer": tokenizer, "data": data, "packing": fingerprint(packing)}
+def cache_fingerprint(*, reference: str | None, tokenizer: str, data: str, packing: dict[str, Any],
+                      numerics: str | None = None) -> dict[str, Any]:
+    """The parts that key a reference cache (each compared separately so that errors can name them).
+
+    ``numerics``: ``perf.numerics_key`` of the forward that scored it (a cache scored under other
+    numerics than the training forward would not give delta 0 for identical models).
+    """
+    return {"reference": reference, "tokenizer": tokenizer, "data": data, "packing": fingerprint(packing),
+            "numerics": numerics}
