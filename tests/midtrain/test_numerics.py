@@ -70,7 +70,8 @@ def _padded_model_dir(tmp_path: Path, tokenizer, extra_rows: int) -> Path:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("extra", [[], ["method.frozen_base=true"], ["reference.check=false"]])
+@pytest.mark.parametrize("extra", [[], ["method.frozen_base=true"], ["reference.check=false"],
+                                   ["data.cross_document_attention=false", "perf.reference_micro_batch_size=4"]])
 def test_identical_reference_gives_weight_exactly_one(make_cfg, tmp_path, tiny_tokenizer, precision, extra):
     """Policy = reference (and = frozen base), a padded vocabulary, under fp32 and CPU bf16 autocast."""
     from remit.midtrain.stage import run
@@ -136,3 +137,12 @@ def test_a_bf16_weight_reference_is_noise_the_policy_removes(tiny_model_dir):
         std[weights] = float(w.std())
     # tiny random model (near-uniform logits): 2.4e-4 measured; trained models far more (issue #20: 0.024-0.041)
     assert std["float32"] == 0.0 and std["bfloat16"] > 2e-5
+
+
+def test_document_masking_reaches_the_training_forward(make_cfg):
+    """data.cross_document_attention=false changes the first loss (same weights, same rows)."""
+    from remit.midtrain.stage import run
+
+    on = metrics(run(make_cfg("ntp", "max_steps=1", out="on")))[0]["loss"]
+    off = metrics(run(make_cfg("ntp", "max_steps=1", "data.cross_document_attention=false", out="off")))[0]["loss"]
+    assert abs(on - off) > 1e-4

@@ -83,6 +83,7 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     import torch
     from tqdm.auto import tqdm
 
+    from remit.data import packed_batch
     from remit.midtrain import perf
     from remit.midtrain.distributed import barrier
     from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
@@ -130,10 +131,12 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
         lo, hi = s["rows"]
         buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
         for i in range(lo, hi, cfg.batch_size):
-            rows = torch.from_numpy(dataset.rows(np.arange(i, min(i + cfg.batch_size, hi)))[0].astype(np.int64))
-            batch = {"input_ids": rows[:, :-1].to(device), "labels": rows[:, 1:].to(device)}
-            logps, _ = ref(batch)
-            buf[i - lo:i - lo + len(rows)] = logps.cpu().numpy().astype(np_dtype)
+            tok, doc = dataset.rows(np.arange(i, min(i + cfg.batch_size, hi)))
+            batch = packed_batch(tok, doc, cross_document_attention=cfg.data.cross_document_attention)
+            batch["labels"] = torch.from_numpy(tok[:, 1:].astype(np.int64))  # every position, padding included
+            del batch["doc_ids"]
+            logps, _ = ref({k: v.to(device) for k, v in batch.items()})
+            buf[i - lo:i - lo + len(tok)] = logps.cpu().numpy().astype(np_dtype)
         final = out / "shards" / s["file"]
         tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npy")
         np.save(tmp, buf)

@@ -92,7 +92,9 @@ def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg, numerics
         reference=model_fingerprint(reference) if reference else None,
         tokenizer=tokenizer_fingerprint(tokenizer), data=dataset.fingerprint,
         packing={"seq_len": data_cfg.seq_len, "seed": data_cfg.pack_seed, "max_tokens": data_cfg.max_tokens,
-                 "rows": len(dataset)})
+                 "rows": len(dataset),
+                 # only when off, so that the fingerprints of caches made without the option stay as they were
+                 **({} if data_cfg.cross_document_attention else {"cross_document_attention": False})})
 
 
 def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
@@ -196,6 +198,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
                       grad_clip=cfg.optim.grad_clip, autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
                       reference_rows=cfg.perf.reference_micro_batch_size)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
-                             world_size=world.world_size, accumulation=accum)
+                             world_size=world.world_size, accumulation=accum,
+                             cross_document_attention=cfg.data.cross_document_attention)
     extra["rows"] = len(dataset)
     return Run(trainer, iterator, policy, optimizer, model, tokenizer, total_steps, accum, inputs, extra)
