@@ -15,10 +15,21 @@ ARCH = {"olmo2-1b-remit.yaml": "olmo2", "smollm3-3b-remit.yaml": "smollm3"}
 
 
 DATA = {"olmo2-1b-data.yaml": "olmo2-1b-remit.yaml"}  # prepare-data configs and the recipe they prepare
+POST = ("olmo2-1b-posttrain.yaml",)  # post-training chains
 
 
 def test_every_recipe_is_covered():
-    assert sorted(p.name for p in RECIPES.glob("*.yaml")) == sorted([*ARCH, *DATA])
+    assert sorted(p.name for p in RECIPES.glob("*.yaml")) == sorted([*ARCH, *DATA, *POST])
+
+
+@pytest.mark.parametrize("recipe", POST)
+def test_posttrain_recipe_uses_real_model_learning_rates(recipe):
+    from remit.posttrain.chain import PosttrainConfig
+
+    cfg = load_config(PosttrainConfig, RECIPES / recipe)
+    assert cfg.stages == ["sft", "dpo", "grpo"]
+    assert cfg.sft.learning_rate == 5e-6 and cfg.dpo.learning_rate == 5e-7 and cfg.grpo.learning_rate <= 1e-5
+    assert cfg.sft.max_length == 4096 and cfg.sft.trl["lr_scheduler_type"] == "linear"
 
 
 @pytest.mark.parametrize("data_recipe", sorted(DATA))
