@@ -5,8 +5,11 @@
     tokens, doc_ids = ds.rows([0, 7])   # int32 [2, 513] each; doc_ids -1 at padding
 
 Mixture: weights are token proportions. With ``max_tokens`` unset the total is the largest
-one that repeats no document (one source: all of it); with ``max_tokens`` set, a source may
-be repeated (each repeat is a fresh shuffle). Documents are drawn per source in a seeded
+one that repeats no document (one source: all of it); with ``max_tokens`` set, each source is read
+only up to its share of it (its token cap, ``DataSource.max_tokens``, unless the source sets a smaller
+one: the first documents of the source in file / stream order, never the whole source), and a source
+whose cap is below its share is repeated (each repeat is a fresh shuffle). ``meta["sources"]`` says,
+per source, the cap, the tokens read and the tokens used. Documents are drawn per source in a seeded
 order, then all chosen documents are shuffled together (seeded), joined (eos after each)
 and cut into rows of ``seq_len + 1`` tokens with a stride of ``seq_len``: consecutive rows
 share one token, so every token but the first is a training target exactly once. The last
@@ -23,6 +26,7 @@ is the fingerprint: caches keyed by it (``remit score-reference``) stay valid.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -214,6 +218,10 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
+    if max_tokens is not None:  # read each source only up to its share of the mix
+        shares = _quotas([0] * len(sources), [s.weight for s in sources], max_tokens)
+        sources = [s if s.max_tokens is not None and s.max_tokens <= q else dataclasses.replace(s, max_tokens=q)
+                   for s, q in zip(sources, shares)]
     toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc) for s in sources]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     fp = fingerprint({"v": PACKING_VERSION, "tokenizer": tokenizer_fingerprint(tokenizer), "seq_len": seq_len,
@@ -234,7 +242,8 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
         seg_src.append(np.full(len(docs), i, dtype=np.int32))
         seg_pos.append(offsets[docs])
         seg_take.append(takes)
-        meta_sources.append({"path": s.path, "weight": s.weight, "docs": t.num_docs, "tokens": t.num_tokens,
+        meta_sources.append({"path": s.path, "weight": s.weight, "max_tokens": s.max_tokens,
+                             "docs": t.num_docs, "tokens": t.num_tokens,
                              "tokens_used": q, "docs_used": len(docs), "epochs": q / t.num_tokens})
     order = np.random.default_rng([seed, len(sources), 7919]).permutation(sum(len(x) for x in seg_src))
     take = np.concatenate(seg_take)[order]

@@ -19,11 +19,19 @@ Engines (``engine``, chosen by ``num_proc`` unless given; measured in ``benchmar
   the same shards and the Arrow intermediates are deleted.
 
 Both give identical shards. A ``kind="tokens"`` source (``remit.data.tokfiles``) is not re-tokenised:
-its files are read in place and only its document offsets are cached.
+its files are read in place and only its document offsets are cached (up to the cap, below).
+
+Token cap (``DataSource.max_tokens``; ``build_packed`` sets it to each source's share of
+``data.max_tokens``): reading stops at the first whole document that reaches the cap, so a capped source
+reads its first ``max_tokens`` tokens plus at most one chunk (``chunk_docs`` documents) of text that is
+read but not kept; the ``datasets`` engine streams at most ``CHARS_PER_TOKEN`` characters per capped
+token into its Arrow file, then finishes inline if that was too few. A token file is scanned only up to
+the cap. A ``kind="chat"`` source is rendered with the tokenizer's chat template, then encoded.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -40,6 +48,7 @@ from remit.utils.io import atomic_write_json, file_fingerprint, fingerprint
 # Counts what really happened, so tests (and logs) can tell a cache hit without timing.
 STATS = {"tokenized_sources": 0, "tokenized_docs": 0, "cache_hits": 0}
 CHUNK_DOCS = 8192
+CHARS_PER_TOKEN = 8  # the datasets engine's read budget per capped token (English BPE: ~4-4.5 chars/token)
 ENGINES = ("inline", "datasets")
 
 
@@ -74,7 +83,7 @@ def source_fingerprint(src: DataSource) -> str:
     if src.kind == "tokens":
         files = token_files(src)
         return fingerprint({"content": file_fingerprint(files), "files": [str(f) for f in files], "kind": "tokens",
-                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit})
+                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit, **_new_keys(src)})
     if is_hf_dataset_dir(path):
         content = file_fingerprint(path)
     elif looks_local(src.path):
@@ -86,7 +95,48 @@ def source_fingerprint(src: DataSource) -> str:
     else:  # hub id: named, not content-addressed (the hub dataset may change under the same id)
         content = f"hub:{src.path}:{src.subset}"
     return fingerprint({"content": content, "split": src.split, "fields": src.fields(), "template": src.template,
-                        "text_field": src.text_field, "limit": src.limit, "doc_split": src.doc_split})
+                        "text_field": src.text_field, "limit": src.limit, "doc_split": src.doc_split,
+                        **_new_keys(src)})
+
+
+def _new_keys(src: DataSource) -> dict:
+    """Fingerprint keys of options added later, present only when set (older caches keep their keys)."""
+    out: dict = {}
+    if src.max_tokens is not None:
+        out["max_tokens"] = src.max_tokens
+    if src.kind == "chat":
+        out["kind"] = "chat"
+    return out
+
+
+def render(src: DataSource, tokenizer, docs: list) -> list[str]:
+    """The texts to encode: a chat source's messages rendered with the tokenizer's chat template."""
+    if src.kind != "chat":
+        return docs
+    return [tokenizer.apply_chat_template(m, tokenize=False) for m in docs]
+
+
+def _keep(lengths: np.ndarray, done: int, cap: int | None) -> int:
+    """How many of a chunk's documents to keep: all, or those up to the first that reaches ``cap`` tokens."""
+    if cap is None:
+        return len(lengths)
+    return min(len(lengths), int(np.searchsorted(done + np.cumsum(lengths), cap)) + 1)
+
+
+def _add_capped(writer: ShardWriter, lengths: np.ndarray, flat: np.ndarray, done: int, cap: int | None) -> int:
+    """Add the documents of a chunk that fit under ``cap``; the tokens written so far after it."""
+    n = _keep(lengths, done, cap)
+    if n:
+        writer.add(lengths[:n], flat[:int(lengths[:n].sum())])
+    return done + int(lengths[:n].sum())
+
+
+def _tokens_done(writer: ShardWriter) -> int:
+    return int(sum(int(x.sum()) for x in writer.lengths))
+
+
+def _full(done: int, cap: int | None) -> bool:
+    return cap is not None and done >= cap
 
 
 def encode_texts(tokenizer, texts: list[str], batch_size: int = 1024) -> list[list[int]]:
@@ -125,17 +175,33 @@ def _chunks(src: DataSource, size: int, skip: int):
 
 
 def _inline(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int) -> None:
+    done = _tokens_done(writer)
+    if _full(done, src.max_tokens):
+        return
     for texts in _chunks(src, chunk_docs, writer.docs_done):
-        writer.add(*encode_chunk(tokenizer, texts, writer.dtype))
+        done = _add_capped(writer, *encode_chunk(tokenizer, render(src, tokenizer, texts), writer.dtype), done,
+                           src.max_tokens)
+        if _full(done, src.max_tokens):
+            return  # the rest of the source is never read
 
 
 def _gen_texts(src: dict, fp: str):  # fp keys datasets' own cache of the generator's output
-    yield from ({"text": t} for t in iter_limited(DataSource(**src)))
+    source = DataSource(**src)
+    budget = None if source.max_tokens is None else CHARS_PER_TOKEN * source.max_tokens
+    read = 0
+    for t in iter_limited(source):
+        text = t if isinstance(t, str) else json.dumps(t, ensure_ascii=False)  # chat: rendered in _encode_batch
+        yield {"text": text}
+        read += len(text)
+        if budget is not None and read >= budget:
+            return
 
 
-def _encode_batch(batch: dict, tokenizer) -> dict:
+def _encode_batch(batch: dict, tokenizer, chat: bool = False) -> dict:
     eos = tokenizer.eos_token_id
-    return {"ids": [x + [eos] for x in encode_texts(tokenizer, batch["text"])]}
+    texts = [tokenizer.apply_chat_template(json.loads(t), tokenize=False) for t in batch["text"]] if chat \
+        else batch["text"]
+    return {"ids": [x + [eos] for x in encode_texts(tokenizer, texts)]}
 
 
 def _datasets(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int, num_proc: int, fp: str) -> None:
@@ -151,15 +217,21 @@ def _datasets(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int, 
             cause = cause.__cause__ or cause.__context__
         raise (cause or e) from None
     ids = texts.map(_encode_batch, batched=True, batch_size=1000, num_proc=min(num_proc, len(texts)),
-                    remove_columns=["text"], fn_kwargs={"tokenizer": tokenizer}, new_fingerprint=f"{fp}-ids",
+                    remove_columns=["text"], fn_kwargs={"tokenizer": tokenizer, "chat": src.kind == "chat"},
+                    new_fingerprint=f"{fp}-ids",
                     cache_file_name=str(work / "ids.arrow"), features=Features({"ids": Sequence(Value("int32"))}),
                     desc=f"tokenise {src.path}")
-    done = writer.docs_done
-    for lo in range(done, len(ids), chunk_docs):
+    done = _tokens_done(writer)
+    for lo in range(writer.docs_done, len(ids), chunk_docs):
+        if _full(done, src.max_tokens):
+            break
         col = ids.data.slice(lo, chunk_docs).column("ids").combine_chunks()
-        writer.add(col.value_lengths().to_numpy().astype(np.int64), col.flatten().to_numpy())
+        done = _add_capped(writer, col.value_lengths().to_numpy().astype(np.int64), col.flatten().to_numpy(), done,
+                           src.max_tokens)
     del texts, ids
     shutil.rmtree(work, ignore_errors=True)
+    if src.max_tokens is not None and not _full(done, src.max_tokens):
+        _inline(src, tokenizer, writer, chunk_docs)  # the character budget held too few tokens: read on
 
 
 def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None, num_proc: int = 1,
@@ -173,7 +245,13 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
     engine = engine or ("inline" if num_proc == 1 else "datasets")
     if engine not in ENGINES:
         raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
-    fp = fingerprint({"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)})
+    if src.kind == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise DataError(f"{src.path}: kind=chat renders messages with the tokenizer's chat template, and this "
+                        f"tokenizer has none (use the model's own tokenizer, or kind=text with a template)")
+    parts = {"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)}
+    if src.kind == "chat":
+        parts["chat_template"] = tokenizer.chat_template
+    fp = fingerprint(parts)
     if cache_dir is None:  # tests and one-off calls: a throwaway folder, ids read into memory
         with tempfile.TemporaryDirectory() as tmp:
             out = tokenize_source(src, tokenizer, cache_dir=tmp, num_proc=num_proc, engine=engine,
@@ -209,7 +287,7 @@ def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> Tokenized
     eos = check_fit(src, tokenizer)
     tokens = open_token_files(src)
     if read_meta(folder) is None:
-        offsets = scan_offsets(tokens, eos, len(tokenizer))
+        offsets = scan_offsets(tokens, eos, len(tokenizer), src.max_tokens)
         if src.limit is not None:
             offsets = offsets[:src.limit + 1]
         folder.mkdir(parents=True, exist_ok=True)
