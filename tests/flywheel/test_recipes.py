@@ -28,7 +28,9 @@ def test_posttrain_recipe_uses_real_model_learning_rates(recipe):
 
     cfg = load_config(PosttrainConfig, RECIPES / recipe)
     assert cfg.stages == ["sft", "dpo", "grpo"]
-    assert cfg.sft.learning_rate == 5e-6 and cfg.dpo.learning_rate == 5e-7 and cfg.grpo.learning_rate <= 1e-5
+    # facebookresearch/midtraining-distillation post_training/scripts (see the recipe's comments)
+    assert (cfg.sft.learning_rate, cfg.dpo.learning_rate, cfg.grpo.learning_rate) == (5e-6, 2.5e-6, 5e-7)
+    assert cfg.sft.batch_size * cfg.sft.grad_accum * 8 == 128 == cfg.dpo.batch_size * cfg.dpo.grad_accum * 8
     assert cfg.sft.max_length == 4096 and cfg.sft.trl["lr_scheduler_type"] == "linear"
 
 
