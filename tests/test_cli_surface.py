@@ -23,8 +23,9 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "midtrain": ("remit.midtrain.stage", "MidtrainConfig", None, [*_TRAIN, "method", "reference"]),
     "score-reference": ("remit.midtrain.score", "ScoreConfig", None, [
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
-        "extrapolate_positions"]),
+        "extrapolate_positions", "precision"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
+    "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "plan"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
         *_POST, "beta", "samples_per_prompt", "pairs_per_prompt", "temperature", "top_p", "max_new_tokens",

@@ -78,7 +78,7 @@ def test_packed_row_equals_each_document_alone(packed, tiny_model_dir, attn):
     assert far > 1e-2  # attending across documents does change the log-probs
 
 
-def test_cache_scored_without_cross_document_attention(tmp_path, packed, tiny_model_dir, tiny_jsonl):
+def test_cache_scored_without_cross_document_attention(tmp_path, packed, tiny_model_dir, tiny_jsonl, capsys):
     from remit.config import load_config
     from remit.midtrain import score
     from remit.midtrain.reference import CachedReference
@@ -89,6 +89,8 @@ def test_cache_scored_without_cross_document_attention(tmp_path, packed, tiny_mo
         f"data.cache_dir={tmp_path / 'cache'}", f"out_dir={tmp_path / 'refcache'}", "batch_size=3",
         "data.cross_document_attention=false"])
     cache = CachedReference(score.run(scfg))
+    assert f"[remit score-reference] {len(packed)} rows x {SEQ} = {len(packed) * SEQ:,} token positions" \
+        in capsys.readouterr().err  # it says how much it scores
     model = load_model(tiny_model_dir, dtype="float32", device="cpu")
     rows = np.arange(4)
     tok, doc = packed.rows(rows)

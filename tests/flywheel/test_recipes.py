@@ -64,7 +64,7 @@ def test_recipe_code_path_on_tiny_model(recipe, tmp_path, tiny_tokenizer, tiny_j
 
     cfg = load_config(MidtrainConfig, RECIPES / recipe, [
         f"out_dir={tmp_path / 'out'}", f"model.path={model_dir}", f"reference.path={ref_dir}",
-        f"data.sources=[{{path: {tiny_jsonl}}}]", "data.seq_len=32", "optim.batch_size=4",
+        f"data.sources=[{{path: {tiny_jsonl}}}]", "data.seq_len=32", "data.max_tokens=null", "optim.batch_size=4",
         "optim.micro_batch_size=2", "max_steps=3", "checkpoint_every=2", "logging.every=1",
         "logging.progress=false", "logging.tensorboard=false", f"data.cache_dir={tmp_path / 'cache'}",
     ])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,6 +128,10 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
     mine = shards[world.rank::world.world_size]  # disjoint rows: rank r scores shards r, r + N, ...
     todo = [s for s in mine if shard_error(out, meta, s)]  # missing or damaged shards
+    if world.is_main:  # what is scored: every packed row, i.e. data.max_tokens when it is set (what the run uses)
+        print(f"[remit score-reference] {len(dataset):,} rows x {dataset.seq_len} = {len(dataset) * dataset.seq_len:,} "
+              f"token positions (data.max_tokens={cfg.data.max_tokens}); {len(todo)} of {len(mine)} shards of this "
+              f"process to score", file=sys.stderr, flush=True)
     for s in tqdm(todo, desc="score-reference", unit="shard", disable=not world.is_main):
         lo, hi = s["rows"]
         buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
