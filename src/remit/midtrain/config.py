@@ -265,6 +265,7 @@ class MidtrainConfig(TrainConfig):
 
     method: MethodConfig = field(default_factory=MethodConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    smoke: bool = False  # --smoke: this config's code paths on tiny models and local fixtures (remit.midtrain.smoke)
 
     def validate(self) -> None:
         super().validate()
