@@ -69,8 +69,9 @@ def numerics(precision: str, device: str) -> tuple[str, torch.dtype | None]:
     ``precision=bf16`` and for ``auto`` on CUDA, none otherwise. A frozen model loaded with bf16 weights
     (what this project did on CUDA before) keeps its norms, embeddings and residual stream in bf16 while
     the policy's are fp32: with identical weights its log-probs differ from the policy's by bf16 rounding
-    (ReMiT weight std 0.024-0.041 in a CPU emulation, as pure noise); under this policy they are equal
-    and the weights are exactly 1. The price: a frozen model takes 4 bytes per parameter, not 2.
+    (issue #20 measured ReMiT weight std 0.024-0.041 in a CPU emulation, as pure noise); under this policy
+    they are equal and the weights are exactly 1 (``tests/midtrain/test_numerics.py``). The price: a frozen
+    model takes 4 bytes per parameter, not 2.
     """
     autocast = precision == "bf16" or (precision == "auto" and str(device).startswith("cuda"))
     return "float32", (torch.bfloat16 if autocast else None)
