@@ -147,3 +147,44 @@ def test_chat_source_needs_a_template_and_no_text_template(tmp_path, tiny_tokeni
         DataSource(str(path), kind="chat", template="{messages}").validate()
     with pytest.raises(DataError, match=r"kind=chat source .* cannot train a tokenizer"):
         read_texts(DataSource(str(path), kind="chat"))
+
+
+def _chats(n: int) -> list[list[dict]]:
+    return [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"What is {i} + 1?"},
+             {"role": "assistant", "content": f"It is {i + 1}."}, {"role": "user", "content": "Sure?"},
+             {"role": "assistant", "content": "Yes."}] for i in range(n)]
+
+
+def test_assistant_only_mask_equals_the_generation_markers(tiny_tokenizer):
+    """Prefix rendering finds the tokens the template's {% generation %} markers mark (a second method)."""
+    from remit.data.tokens import encode_assistant_only
+
+    chats = _chats(4)
+    lengths, flat, mask = encode_assistant_only(tiny_tokenizer, chats, np.uint32, "chat.jsonl")
+    at = 0
+    for msgs, n in zip(chats, lengths.tolist()):
+        want = tiny_tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                                  return_assistant_tokens_mask=True)
+        assert flat[at:at + n - 1].tolist() == want["input_ids"]
+        assert mask[at:at + n - 1].tolist() == want["assistant_masks"] and sum(want["assistant_masks"]) > 4
+        at += n
+
+
+def test_assistant_only_loss_counts_only_assistant_tokens(tmp_path, tiny_tokenizer):
+    from remit.data import BatchIterator
+
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": m}) + "\n" for m in _chats(40)))
+    src = DataSource(str(path), kind="chat", loss="assistant")
+    ds = build_packed(src, tiny_tokenizer, 32, cache_dir=tmp_path / "c")
+    batch = BatchIterator(ds, 4, seed=0).make_batch(np.arange(4))
+    counted = batch["labels"][batch["labels"] != -100].tolist()
+    text = tiny_tokenizer.decode(counted)
+    assert counted and "What is" not in text and "Be brief" not in text and ("It is" in text or "Yes." in text)
+    everything = BatchIterator(build_packed(DataSource(str(path), kind="chat"), tiny_tokenizer, 32,
+                                            cache_dir=tmp_path / "c"), 4, seed=0).make_batch(np.arange(4))
+    assert (everything["labels"] != -100).sum() > 2 * len(counted)
+    again = build_packed(src, tiny_tokenizer, 32, cache_dir=tmp_path / "c")  # from the cache: the mask too
+    assert np.array_equal(again.loss_mask(np.arange(3)), ds.loss_mask(np.arange(3)))
+    with pytest.raises(ConfigError, match=r"loss=assistant needs kind=chat"):
+        DataSource(str(path), loss="assistant").validate()

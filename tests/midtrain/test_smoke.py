@@ -64,3 +64,14 @@ def test_smoke_cached_reference_path(tmp_path):
                  "reference.cache=use-a-cache"]) in (0, None)
     cfg = json.loads((tmp_path / "run-smoke" / "out" / "manifest.json").read_text())
     assert cfg["inputs"]["reference_cache"].endswith("ref_cache")
+
+
+def test_smoke_with_an_assistant_only_chat_source(tmp_path):
+    """A chat source with loss=assistant trains through the whole engine (labels -100 outside assistant turns)."""
+    from remit.cli import main
+
+    assert main(["midtrain", "--config", str(RECIPES / "smollm3-3b-remit.yaml"), "--smoke",
+                 f"out_dir={tmp_path / 'run'}",
+                 "data.sources=[{path: HuggingFaceTB/smoltalk2, subset: Mid, kind: chat, loss: assistant}]"]) in (0, None)
+    lines = [json.loads(x) for x in (tmp_path / "run-smoke" / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]

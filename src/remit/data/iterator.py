@@ -47,12 +47,17 @@ def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
     return t - start
 
 
-def packed_batch(tokens: np.ndarray, doc: np.ndarray, *, cross_document_attention: bool = True
-                 ) -> dict[str, torch.Tensor]:
-    """input_ids, labels, doc_ids (of the targets) [and position_ids] of packed rows ``[B, L + 1]``."""
+def packed_batch(tokens: np.ndarray, doc: np.ndarray, *, cross_document_attention: bool = True,
+                 loss_mask: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """input_ids, labels, doc_ids (of the targets) [and position_ids] of packed rows ``[B, L + 1]``.
+
+    ``loss_mask`` ([B, L + 1], 0 = not counted: ``PackedDataset.loss_mask``) sets those labels to -100.
+    """
     tok, doc = (np.asarray(a, dtype=np.int64) for a in (tokens, doc))
     labels = tok[:, 1:].copy()
     labels[doc[:, 1:] < 0] = IGNORE_INDEX
+    if loss_mask is not None:
+        labels[np.asarray(loss_mask)[:, 1:] == 0] = IGNORE_INDEX
     out = {"input_ids": torch.from_numpy(tok[:, :-1].copy()), "labels": torch.from_numpy(labels),
            "doc_ids": torch.from_numpy(doc[:, 1:].copy())}
     if not cross_document_attention:
@@ -111,7 +116,8 @@ class BatchIterator:
     def make_batch(self, rows: np.ndarray) -> dict[str, Any]:
         idx = np.asarray(rows, dtype=np.int64)
         tok, doc = self.dataset.rows(idx)  # only these rows are read
-        batch = packed_batch(tok, doc, cross_document_attention=self.cross_document_attention)
+        batch = packed_batch(tok, doc, cross_document_attention=self.cross_document_attention,
+                             loss_mask=self.dataset.loss_mask(idx))
         return {**batch, "row_index": torch.from_numpy(idx.copy())}
 
     def state_dict(self) -> dict[str, Any]:

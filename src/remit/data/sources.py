@@ -54,6 +54,7 @@ class DataSource:
     kind: str = "text"  # text | tokens (flat token arrays: dolma / OLMo-core numpy format) | chat
     messages_field: str = "messages"  # kind=chat: the field holding the [{role, content}, ...] list
     max_tokens: int | None = None  # stop reading after this many tokens (whole documents; None: all)
+    loss: str = "all"  # kind=chat: "assistant" counts only the assistant turns' tokens in the loss
     dtype: str = "uint32"  # kind=tokens: the dtype of the ids (uint16 | uint32)
     eos_token_id: int | None = None  # kind=tokens: the id that ends each document (default: the tokenizer's)
 
@@ -63,6 +64,9 @@ class DataSource:
         check_choice("kind", self.kind, ("text", "tokens", "chat"))
         if self.max_tokens is not None:
             check_range("max_tokens", self.max_tokens, lo=1)
+        check_choice("loss", self.loss, ("all", "assistant"))
+        if self.loss == "assistant" and self.kind != "chat":
+            raise ConfigError(f"{self.path}: loss=assistant needs kind=chat (a text source has no turns)")
         if self.kind == "chat" and self.template is not None:
             raise ConfigError(f"{self.path}: kind=chat renders messages with the chat template; remove template")
         check_choice("dtype", self.dtype, ("uint16", "uint32"))

@@ -26,7 +26,10 @@ Token cap (``DataSource.max_tokens``; ``build_packed`` sets it to each source's 
 reads its first ``max_tokens`` tokens plus at most one chunk (``chunk_docs`` documents) of text that is
 read but not kept; the ``datasets`` engine streams at most ``CHARS_PER_TOKEN`` characters per capped
 token into its Arrow file, then finishes inline if that was too few. A token file is scanned only up to
-the cap. A ``kind="chat"`` source is rendered with the tokenizer's chat template, then encoded.
+the cap. A ``kind="chat"`` source is rendered with the tokenizer's chat template, then encoded; with
+``loss="assistant"`` a parallel uint8 store (``mask/``, 1 = counted) marks the tokens of the assistant
+turns (and the eos after a conversation that ends with one), found by rendering each conversation's
+prefixes (``assistant_spans``: no ``{% generation %}`` markers needed); such a source is encoded inline.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from remit.utils.io import atomic_write_json, file_fingerprint, fingerprint
 # Counts what really happened, so tests (and logs) can tell a cache hit without timing.
 STATS = {"tokenized_sources": 0, "tokenized_docs": 0, "cache_hits": 0}
 CHUNK_DOCS = 8192
+MASK = "mask"  # the subfolder of a loss=assistant source's loss mask store
 CHARS_PER_TOKEN = 8  # the datasets engine's read budget per capped token (English BPE: ~4-4.5 chars/token)
 ENGINES = ("inline", "datasets")
 
@@ -57,6 +61,7 @@ class TokenizedSource:
     tokens: ShardedTokens  # the stream of ids, eos after every document (memory-mapped)
     offsets: np.ndarray  # int64 [n_docs + 1]; document i is tokens[offsets[i]:offsets[i + 1]]
     fingerprint: str
+    mask: ShardedTokens | None = None  # uint8 per token, 1 = counted in the loss (loss=assistant); None: all
 
     @property
     def num_docs(self) -> int:
@@ -106,7 +111,48 @@ def _new_keys(src: DataSource) -> dict:
         out["max_tokens"] = src.max_tokens
     if src.kind == "chat":
         out["kind"] = "chat"
+    if src.loss != "all":
+        out["loss"] = src.loss
     return out
+
+
+def assistant_spans(tokenizer, messages: list[dict], where: str) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns (header excluded).
+
+    A turn's span runs from the end of the prefix rendered with the generation prompt to the end of the
+    prefix that includes the turn (its end-of-turn tokens too, so the model learns to stop).
+    """
+    def render(msgs, prompt=False):
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=prompt) if msgs else ""
+
+    text, spans = render(messages), []
+    for k, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        head, upto = render(messages[:k], prompt=True), render(messages[:k + 1])
+        if not (text.startswith(upto) and upto.startswith(head)):
+            raise DataError(f"{where}: the chat template does not render this conversation's turns as prefixes "
+                            f"of each other, so the assistant tokens cannot be found; use loss=all")
+        spans.append((len(head), len(upto)))
+    return text, spans
+
+
+def encode_assistant_only(tokenizer, chats: list[list[dict]], dtype, where: str
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lengths, flat ids with eos after each, uint8 mask: 1 on the assistant turns' tokens) of chats."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise DataError(f"{where}: loss=assistant needs a fast (Rust) tokenizer for token offsets")
+    eos = tokenizer.eos_token_id
+    lengths, ids, masks = [], [], []
+    for msgs in chats:
+        text, spans = assistant_spans(tokenizer, msgs, where)
+        enc = backend.encode(text, add_special_tokens=False)
+        m = [any(lo <= start < hi for lo, hi in spans) for start, _ in enc.offsets]
+        ids += [*enc.ids, eos]
+        masks += [*m, bool(m and m[-1])]
+        lengths.append(len(enc.ids) + 1)
+    return np.asarray(lengths, np.int64), np.asarray(ids, dtype=dtype), np.asarray(masks, dtype=np.uint8)
 
 
 def render(src: DataSource, tokenizer, docs: list) -> list[str]:
@@ -174,13 +220,19 @@ def _chunks(src: DataSource, size: int, skip: int):
         yield buf
 
 
-def _inline(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int) -> None:
+def _inline(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int,
+            mask_writer: ShardWriter | None = None) -> None:
     done = _tokens_done(writer)
     if _full(done, src.max_tokens):
         return
     for texts in _chunks(src, chunk_docs, writer.docs_done):
-        done = _add_capped(writer, *encode_chunk(tokenizer, render(src, tokenizer, texts), writer.dtype), done,
-                           src.max_tokens)
+        if mask_writer is not None:  # the mask's shard first: the ids' shard marks the chunk done
+            lengths, flat, mask = encode_assistant_only(tokenizer, texts, writer.dtype, src.path)
+            _add_capped(mask_writer, lengths, mask, done, src.max_tokens)
+            done = _add_capped(writer, lengths, flat, done, src.max_tokens)
+        else:
+            done = _add_capped(writer, *encode_chunk(tokenizer, render(src, tokenizer, texts), writer.dtype), done,
+                               src.max_tokens)
         if _full(done, src.max_tokens):
             return  # the rest of the source is never read
 
@@ -257,7 +309,8 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
             out = tokenize_source(src, tokenizer, cache_dir=tmp, num_proc=num_proc, engine=engine,
                                   chunk_docs=chunk_docs)
             arr = np.asarray(out.tokens)
-            return TokenizedSource(ShardedTokens([arr]), np.array(out.offsets), fp)
+            mask = None if out.mask is None else ShardedTokens([np.asarray(out.mask)])
+            return TokenizedSource(ShardedTokens([arr]), np.array(out.offsets), fp, mask)
     folder = Path(cache_dir) / f"tok-{fp}"
     if src.kind == "tokens":
         return _token_files(src, tokenizer, folder, fp)
@@ -266,12 +319,21 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
         STATS["cache_hits"] += 1
         return _open(folder, meta, fp)
     writer = ShardWriter(folder, token_dtype(len(tokenizer)))
-    if engine == "inline":
+    mask_writer = None
+    if src.loss == "assistant":
+        mask_writer = ShardWriter(folder / MASK, np.uint8)
+        if mask_writer.docs_done != writer.docs_done:  # killed between a chunk's two shards: start afresh
+            shutil.rmtree(folder)
+            writer, mask_writer = ShardWriter(folder, writer.dtype), ShardWriter(folder / MASK, np.uint8)
+        _inline(src, tokenizer, writer, chunk_docs, mask_writer)
+    elif engine == "inline":
         _inline(src, tokenizer, writer, chunk_docs)
     else:
         _datasets(src, tokenizer, writer, chunk_docs, num_proc, fp)
     if writer.docs_done == 0:
         raise DataError(f"{src.path}: empty dataset (no non-empty documents)")
+    if mask_writer is not None:
+        mask_writer.finish({"fingerprint": fp})
     meta = writer.finish({"fingerprint": fp, "source": src.path})
     STATS["tokenized_sources"] += 1
     STATS["tokenized_docs"] += meta["num_docs"]
@@ -280,7 +342,9 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
 
 def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
     offsets = np.load(folder / "offsets.npy", mmap_mode="r")
-    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp)
+    mask_meta = read_meta(folder / MASK)
+    mask = None if mask_meta is None else ShardedTokens.open(folder / MASK, mask_meta["shards"], "uint8")
+    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp, mask)
 
 
 def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:
