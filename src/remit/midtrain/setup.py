@@ -88,8 +88,8 @@ def build_dataset(cfg, tokenizer, world: World, out: Path):
 
 def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg, numerics: str | None = None) -> dict[str, Any]:
     """The fingerprint parts that key a reference log-prob cache for this tokenizer, packed data and numerics."""
-    return cache_fingerprint(numerics=numerics,
-        reference=model_fingerprint(reference) if reference else None,
+    return cache_fingerprint(
+        reference=model_fingerprint(reference) if reference else None, numerics=numerics,
         tokenizer=tokenizer_fingerprint(tokenizer), data=dataset.fingerprint,
         packing={"seq_len": data_cfg.seq_len, "seed": data_cfg.pack_seed, "max_tokens": data_cfg.max_tokens,
                  "rows": len(dataset),
