@@ -146,3 +146,20 @@ def test_document_masking_reaches_the_training_forward(make_cfg):
     on = metrics(run(make_cfg("ntp", "max_steps=1", out="on")))[0]["loss"]
     off = metrics(run(make_cfg("ntp", "max_steps=1", "data.cross_document_attention=false", out="off")))[0]["loss"]
     assert abs(on - off) > 1e-4
+
+
+def test_miniplm_scores_documents_with_document_masking(make_cfg, monkeypatch):
+    """MiniPLM's scorers get the restarting position ids too (its selection runs and trains)."""
+    import math
+
+    from remit.manifest import read_manifest
+    from remit.midtrain import reference
+    from remit.midtrain.stage import run
+
+    seen, real = [], reference.OnlineReference.__call__
+    monkeypatch.setattr(reference.OnlineReference, "__call__",
+                        lambda self, batch: seen.append("position_ids" in batch) or real(self, batch))
+    out = run(make_cfg("miniplm", "max_steps=1", "data.cross_document_attention=false"))
+    assert seen and all(seen)  # the weak model and the reference scored every batch document-masked
+    info = read_manifest(out)["miniplm"]
+    assert info["docs_kept"] == math.ceil(0.5 * info["docs_scored"]) and metrics(out)[0]["loss"] > 0
