@@ -17,6 +17,12 @@ directly (the code ``remit midtrain`` runs; only data loading and checkpoint fil
   logits at a 100k vocabulary (CUDA: allocator peak; CPU: VmHWM, rough);
 * FSDP2 without a second process: a world of one (``HashStore``), ``shard_fsdp`` and one step, whose loss
   must equal the unsharded first step;
+* the numerics noise floor (``noise_floor``): with identical weights, the reference's log-probs under the
+  run's numerics (``perf.numerics``: fp32 weights, bf16 autocast) against the policy's training forward
+  (delta must be exactly 0), the same reference scored with twice the rows per forward (what a
+  ``score-reference`` cache or ``perf.reference_micro_batch_size`` does; GEMM tiling may differ), a
+  reference with bf16 weights (this project's choice on CUDA before issue #20), and bf16-autocast vs
+  fp32 log-probs (the noise of bf16 logits themselves); as max |delta| and ReMiT weight std (eps 0.2);
 * generation throughput of the evaluation path (``model.generate``, greedy, batched, KV cache, bf16:
   what lm-eval's HFLM calls for ``generate_until``).
 
@@ -164,7 +170,7 @@ def run_training(args, shape, device, peak) -> tuple[dict, int]:
     from remit.midtrain.reference import OnlineReference
     from remit.utils.integrations import is_out_of_memory
 
-    ref_model = build_model(shape, 1, "bfloat16" if device.startswith("cuda") else "float32", device)
+    ref_model = build_model(shape, 1, perf.numerics(PerfConfig().precision, device)[0], device)
     reference = OnlineReference(ref_model, chunk_size=args.chunk_size,
                                 autocast_dtype=perf.autocast_dtype(PerfConfig(), device))
     fpt = flops_per_token(ref_model, args.seq)
@@ -284,6 +290,38 @@ def generation(args, shape, device: str) -> dict:
             "tokens_per_s": made / wall, "dtype": default_dtype(device)}
 
 
+def noise_floor(args, shape, device: str, mb: int) -> dict:
+    """delta = ref - policy for IDENTICAL weights under several numerics (see the module docstring)."""
+    from remit.midtrain import perf
+    from remit.midtrain.reference import OnlineReference, PolicyLogps, score_rows
+    from remit.objectives.remit import remit_weights_and_delta
+    from remit.utils.integrations import autocast
+
+    weights, dt = perf.numerics("bf16", device)  # bf16 autocast on CPU too (the --tiny emulation)
+    batches = make_batches(2, mb, args.seq, shape["vocab_size"])
+    policy = PolicyLogps(build_model(shape, 0, weights, device).train(), chunk_size=args.chunk_size)
+    with autocast(torch.device(device).type, dt):  # the training forward (with grad), as the Trainer runs it
+        pol = policy(batches[0]["input_ids"].to(device), batches[0]["labels"].to(device))[0].detach()
+    with torch.inference_mode():
+        fp32 = policy(batches[0]["input_ids"].to(device), batches[0]["labels"].to(device))[0]
+    del policy
+
+    def stats(ref_logps) -> dict:
+        w, d = remit_weights_and_delta(ref_logps.to(pol.device), pol, torch.ones_like(pol, dtype=torch.bool))
+        return {"max_abs_delta": float(d.abs().max()), "mean_abs_delta": float(d.abs().mean()),
+                "weight_std": float(w.std()), "weight_max_dev": float((w - 1).abs().max())}
+
+    out = {"precision": perf.numerics_key("bf16", device), "rows": mb, "bf16_vs_fp32_logps": stats(fp32)}
+    for name, wdt in (("same_numerics", weights), ("bf16_weights", "bfloat16")):
+        ref = OnlineReference(build_model(shape, 0, wdt, device), chunk_size=args.chunk_size, autocast_dtype=dt)
+        out[name] = stats(ref({k: v.to(device) for k, v in batches[0].items()})[0])
+        if name == "same_numerics":  # 2 x mb rows per forward, as a cache scored with another batch size
+            out["same_numerics_2x_rows"] = stats(score_rows(ref, batches, 2 * mb, torch.device(device))[0][0])
+        del ref
+        free(device)
+    return out
+
+
 def table(res: dict) -> str:
     lines = ["| variant | eager tok/s | eager MFU | x vanilla | compiled tok/s | compiled MFU | x vanilla |",
              "|---|---|---|---|---|---|---|"]
@@ -296,6 +334,9 @@ def table(res: dict) -> str:
               f"{t['naive_extra_bytes'] / 2 ** 20:.0f} MiB, {t['tokens']} tokens x vocab {t['vocab']})",
               f"FSDP2 (world of one, {f['backend']}): {f['tokens_per_s']:.0f} tok/s, first loss {f['first_loss']:.5f} "
               f"vs unsharded {f['unsharded_first_loss']:.5f}",
+              "noise floor (identical weights, " + ", ".join(
+                  f"{k}: w std {v['weight_std']:.2g}" for k, v in res["noise_floor"].items() if isinstance(v, dict))
+              + ")",
               f"generation: {g['tokens_per_s']:.0f} tok/s (batch {g['batch']}, {g['new_tokens']} new tokens)",
               "goals: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in res["goals"].items())]
     return "\n".join(lines)
@@ -342,6 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
     training, mb = run_training(args, shape, device, peak)
     logps = token_logps_memory(args, device)
     fsdp = fsdp_one_process(args, shape, device, mb, training["eager"]["vanilla"]["first_loss"])
+    noise = noise_floor(args, shape, device, min(mb, 2))
     gen = generation(args, shape, device)
     eager = training["eager"]
     res = {
@@ -352,10 +394,12 @@ def main(argv: list[str] | None = None) -> dict:
                   if device != "cpu" else "fp32", "torch": torch.__version__,
                   "transformers": transformers.__version__, "python": platform.python_version()},
         "training": training, "token_logps_memory": logps, "fsdp2_one_process": fsdp, "generation": gen,
+        "noise_floor": noise,
         "goals": {"vanilla_mfu >= 0.40": eager["vanilla"]["mfu"] >= GOALS["vanilla_mfu_min"],
                   "remit_online <= 1.33x": eager["remit_online"]["ratio_to_vanilla"] <= GOALS["remit_online_ratio_max"],
                   "remit_cached <= 1.03x": eager["remit_cached"]["ratio_to_vanilla"] <= GOALS["remit_cached_ratio_max"],
-                  "token_logps <= 0.3x naive": logps["ratio"] <= GOALS["token_logps_memory_ratio_max"]},
+                  "token_logps <= 0.3x naive": logps["ratio"] <= GOALS["token_logps_memory_ratio_max"],
+                  "identical weights: delta exactly 0": noise["same_numerics"]["max_abs_delta"] == 0.0},
         "command": "PYTHONPATH=src python benchmarks/gpu_check.py" + (" --tiny" if args.tiny else ""),
     }
     res["wall_s"] = time.perf_counter() - t_start

@@ -20,11 +20,12 @@ _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_bud
 # stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
 SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "pretrain": ("remit.midtrain.stage", "PretrainConfig", None, _TRAIN),
-    "midtrain": ("remit.midtrain.stage", "MidtrainConfig", None, [*_TRAIN, "method", "reference"]),
+    "midtrain": ("remit.midtrain.stage", "MidtrainConfig", None, [*_TRAIN, "method", "reference", "smoke"]),
     "score-reference": ("remit.midtrain.score", "ScoreConfig", None, [
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
-        "extrapolate_positions"]),
+        "extrapolate_positions", "precision"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
+    "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "smoke", "plan"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
         *_POST, "beta", "samples_per_prompt", "pairs_per_prompt", "temperature", "top_p", "max_new_tokens",

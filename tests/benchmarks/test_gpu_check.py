@@ -49,7 +49,10 @@ def test_gpu_check_tiny_runs_without_datasets_trl_lm_eval(tmp_path):
     res = json.loads(out.read_text())
 
     assert set(res) >= {"setup", "training", "token_logps_memory", "fsdp2_one_process", "generation", "goals",
-                        "wall_s", "command"}
+                        "wall_s", "command", "noise_floor"}
+    noise = res["noise_floor"]  # identical weights under one numerics policy: delta exactly 0
+    assert noise["same_numerics"]["max_abs_delta"] == 0.0 and noise["same_numerics"]["weight_std"] == 0.0
+    assert noise["bf16_weights"]["max_abs_delta"] > 0 and noise["bf16_vs_fp32_logps"]["max_abs_delta"] > 0
     methods = {"vanilla", "remit_online", "remit_cached", "rho1_online"}
     for mode in ("eager", "compiled"):
         assert set(res["training"][mode]) == methods
@@ -68,7 +71,7 @@ def test_gpu_check_tiny_runs_without_datasets_trl_lm_eval(tmp_path):
     g = res["generation"]
     assert g["generated"] == g["batch"] * g["new_tokens"] and g["tokens_per_s"] > 0
     assert set(res["goals"]) == {"vanilla_mfu >= 0.40", "remit_online <= 1.33x", "remit_cached <= 1.03x",
-                                 "token_logps <= 0.3x naive"}
+                                 "token_logps <= 0.3x naive", "identical weights: delta exactly 0"}
     nums = dict(_numbers(res))
     assert nums and all(math.isfinite(v) for v in nums.values()), [k for k, v in nums.items() if not math.isfinite(v)]
     assert res["setup"]["device"] == "cpu" and res["setup"]["compile_backend"] == "aot_eager"

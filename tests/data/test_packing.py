@@ -6,6 +6,7 @@ here as the reference: the index-backed rows must equal it exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -123,6 +124,10 @@ def test_indexed_rows_equal_the_old_packing(tmp_path, tiny_jsonl, tiny_tokenizer
     b.write_text("".join(json.dumps({"text": f"The cat has {i} cups."}) + "\n" for i in range(50)))
     srcs = [DataSource(str(tiny_jsonl), weight=2.0), DataSource(str(b), weight=1.0)]
     ds = build_packed(srcs, tiny_tokenizer, seq_len, cache_dir=tmp_path / "c", seed=5, max_tokens=max_tokens)
+    if max_tokens is not None:  # each source is read up to its share of the mix (then packed as before)
+        from remit.data.packing import _quotas
+
+        srcs = [dataclasses.replace(s, max_tokens=q) for s, q in zip(srcs, _quotas([0, 0], [2.0, 1.0], max_tokens))]
     toks = [tokenize_source(s, tiny_tokenizer, cache_dir=tmp_path / "c" / "tokens") for s in srcs]
     old_tok, old_doc = _old_packed(toks, [2.0, 1.0], seq_len, 5, max_tokens, tiny_tokenizer.pad_token_id)
     assert len(ds) == len(old_tok)

@@ -15,10 +15,23 @@ ARCH = {"olmo2-1b-remit.yaml": "olmo2", "smollm3-3b-remit.yaml": "smollm3"}
 
 
 DATA = {"olmo2-1b-data.yaml": "olmo2-1b-remit.yaml"}  # prepare-data configs and the recipe they prepare
+POST = ("olmo2-1b-posttrain.yaml",)  # post-training chains
 
 
 def test_every_recipe_is_covered():
-    assert sorted(p.name for p in RECIPES.glob("*.yaml")) == sorted([*ARCH, *DATA])
+    assert sorted(p.name for p in RECIPES.glob("*.yaml")) == sorted([*ARCH, *DATA, *POST])
+
+
+@pytest.mark.parametrize("recipe", POST)
+def test_posttrain_recipe_uses_real_model_learning_rates(recipe):
+    from remit.posttrain.chain import PosttrainConfig
+
+    cfg = load_config(PosttrainConfig, RECIPES / recipe)
+    assert cfg.stages == ["sft", "dpo", "grpo"]
+    # facebookresearch/midtraining-distillation post_training/scripts (see the recipe's comments)
+    assert (cfg.sft.learning_rate, cfg.dpo.learning_rate, cfg.grpo.learning_rate) == (5e-6, 2.5e-6, 5e-7)
+    assert cfg.sft.batch_size * cfg.sft.grad_accum * 8 == 128 == cfg.dpo.batch_size * cfg.dpo.grad_accum * 8
+    assert cfg.sft.max_length == 4096 and cfg.sft.trl["lr_scheduler_type"] == "linear"
 
 
 @pytest.mark.parametrize("data_recipe", sorted(DATA))
@@ -51,7 +64,7 @@ def test_recipe_code_path_on_tiny_model(recipe, tmp_path, tiny_tokenizer, tiny_j
 
     cfg = load_config(MidtrainConfig, RECIPES / recipe, [
         f"out_dir={tmp_path / 'out'}", f"model.path={model_dir}", f"reference.path={ref_dir}",
-        f"data.sources=[{{path: {tiny_jsonl}}}]", "data.seq_len=32", "optim.batch_size=4",
+        f"data.sources=[{{path: {tiny_jsonl}}}]", "data.seq_len=32", "data.max_tokens=null", "optim.batch_size=4",
         "optim.micro_batch_size=2", "max_steps=3", "checkpoint_every=2", "logging.every=1",
         "logging.progress=false", "logging.tensorboard=false", f"data.cache_dir={tmp_path / 'cache'}",
     ])

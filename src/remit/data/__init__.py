@@ -20,6 +20,8 @@ _EXPORTS = {
     "ShardedTokens": "store",
     "BatchIterator": "iterator",
     "IGNORE_INDEX": "iterator",
+    "packed_batch": "iterator",
+    "document_positions": "iterator",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,6 +14,14 @@ moves to the next epoch by itself.
 
 ``labels[b, t]`` is the token after ``input_ids[b, t]`` (-100 at padding) and
 ``doc_ids[b, t]`` is the document of that target token.
+
+``cross_document_attention=False`` (``data.cross_document_attention``): the batch also holds
+``position_ids`` [B, L] that restart at 0 where the INPUT token's document changes (and at each row
+start). transformers reads restarting position ids of a batch without an attention mask as packed
+sequences: a block-diagonal causal mask (sdpa / eager / flex) or the variable-length flash-attention
+path, so no token attends across a document boundary and every document is scored as if alone
+(``tests/data/test_documents.py``). The label after a document's eos (the next document's first token)
+is still counted, predicted from the finished document's context alone.
 """
 
 from __future__ import annotations
@@ -29,9 +37,37 @@ from remit.errors import ConfigError, DataError
 IGNORE_INDEX = -100
 
 
+def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
+    """Position ids [B, L] that restart at 0 at each change of ``doc_ids`` [B, L] (the input tokens' documents)."""
+    L = doc_ids.shape[1]
+    t = torch.arange(L, device=doc_ids.device).expand_as(doc_ids)
+    change = torch.ones_like(doc_ids, dtype=torch.bool)
+    change[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    start = torch.where(change, t, torch.zeros_like(t)).cummax(dim=1).values
+    return t - start
+
+
+def packed_batch(tokens: np.ndarray, doc: np.ndarray, *, cross_document_attention: bool = True,
+                 loss_mask: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """input_ids, labels, doc_ids (of the targets) [and position_ids] of packed rows ``[B, L + 1]``.
+
+    ``loss_mask`` ([B, L + 1], 0 = not counted: ``PackedDataset.loss_mask``) sets those labels to -100.
+    """
+    tok, doc = (np.asarray(a, dtype=np.int64) for a in (tokens, doc))
+    labels = tok[:, 1:].copy()
+    labels[doc[:, 1:] < 0] = IGNORE_INDEX
+    if loss_mask is not None:
+        labels[np.asarray(loss_mask)[:, 1:] == 0] = IGNORE_INDEX
+    out = {"input_ids": torch.from_numpy(tok[:, :-1].copy()), "labels": torch.from_numpy(labels),
+           "doc_ids": torch.from_numpy(doc[:, 1:].copy())}
+    if not cross_document_attention:
+        out["position_ids"] = document_positions(torch.from_numpy(doc[:, :-1].copy()))
+    return out
+
+
 class BatchIterator:
     def __init__(self, dataset: PackedDataset, micro_batch_size: int, *, seed: int, rank: int = 0,
-                 world_size: int = 1, accumulation: int = 1):
+                 world_size: int = 1, accumulation: int = 1, cross_document_attention: bool = True):
         if micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size={micro_batch_size} must be >= 1")
         if not 0 <= rank < world_size:
@@ -44,6 +80,7 @@ class BatchIterator:
         if accumulation < 1:
             raise ConfigError(f"accumulation={accumulation} must be >= 1")
         self.accumulation = accumulation
+        self.cross_document_attention = cross_document_attention
         global_rows = micro_batch_size * world_size * accumulation
         self.steps_per_epoch = (len(dataset) // global_rows) * accumulation  # micro-steps of this rank
         if self.steps_per_epoch == 0:
@@ -78,15 +115,10 @@ class BatchIterator:
 
     def make_batch(self, rows: np.ndarray) -> dict[str, Any]:
         idx = np.asarray(rows, dtype=np.int64)
-        tok, doc = (np.asarray(a, dtype=np.int64) for a in self.dataset.rows(idx))  # only these rows are read
-        labels = tok[:, 1:].copy()
-        labels[doc[:, 1:] < 0] = IGNORE_INDEX
-        return {
-            "input_ids": torch.from_numpy(tok[:, :-1].copy()),
-            "labels": torch.from_numpy(labels),
-            "doc_ids": torch.from_numpy(doc[:, 1:].copy()),
-            "row_index": torch.from_numpy(idx.copy()),
-        }
+        tok, doc = self.dataset.rows(idx)  # only these rows are read
+        batch = packed_batch(tok, doc, cross_document_attention=self.cross_document_attention,
+                             loss_mask=self.dataset.loss_mask(idx))
+        return {**batch, "row_index": torch.from_numpy(idx.copy())}
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "step": self.step, "seed": self.seed, "micro_batch_size": self.micro_batch_size,

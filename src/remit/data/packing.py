@@ -5,8 +5,11 @@
     tokens, doc_ids = ds.rows([0, 7])   # int32 [2, 513] each; doc_ids -1 at padding
 
 Mixture: weights are token proportions. With ``max_tokens`` unset the total is the largest
-one that repeats no document (one source: all of it); with ``max_tokens`` set, a source may
-be repeated (each repeat is a fresh shuffle). Documents are drawn per source in a seeded
+one that repeats no document (one source: all of it); with ``max_tokens`` set, each source is read
+only up to its share of it (its token cap, ``DataSource.max_tokens``, unless the source sets a smaller
+one: the first documents of the source in file / stream order, never the whole source), and a source
+whose cap is below its share is repeated (each repeat is a fresh shuffle). ``meta["sources"]`` says,
+per source, the cap, the tokens read and the tokens used. Documents are drawn per source in a seeded
 order, then all chosen documents are shuffled together (seeded), joined (eos after each)
 and cut into rows of ``seq_len + 1`` tokens with a stride of ``seq_len``: consecutive rows
 share one token, so every token but the first is a training target exactly once. The last
@@ -23,6 +26,7 @@ is the fingerprint: caches keyed by it (``remit score-reference``) stay valid.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -66,6 +70,10 @@ class PackedDataset:
         """(tokens, doc_ids) of rows ``idx``: int32 [len(idx), seq_len + 1] each."""
         idx = np.asarray(idx, dtype=np.int64)
         return np.asarray(self.tokens[idx], dtype=np.int32), np.asarray(self.doc_ids[idx], dtype=np.int32)
+
+    def loss_mask(self, idx) -> np.ndarray | None:
+        """uint8 [len(idx), seq_len + 1], 0 where a token is not counted (loss=assistant sources); None: all are."""
+        return None
 
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
@@ -128,8 +136,9 @@ class IndexedPacked(PackedDataset):
     """Rows computed from the stream index and the sources' memory-mapped token shards."""
 
     def __init__(self, sources: list[ShardedTokens], index: dict[str, np.ndarray], fingerprint: str,
-                 meta: dict[str, Any]):
+                 meta: dict[str, Any], masks: list[ShardedTokens | None] | None = None):
         self.sources, self.index = sources, index
+        self.masks = masks if masks is not None and any(m is not None for m in masks) else None
         self.n_rows, self._seq_len, self.pad = int(meta["rows"]), int(meta["seq_len"]), int(meta["pad_token_id"])
         self.total = int(index["start"][-1])
         super().__init__(_Rows(self, 0), _Rows(self, 1), fingerprint, meta)
@@ -141,11 +150,9 @@ class IndexedPacked(PackedDataset):
     def __len__(self) -> int:
         return self.n_rows
 
-    def rows(self, idx) -> tuple[np.ndarray, np.ndarray]:
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+    def _segments(self, idx: np.ndarray):
+        """(batch row, lo, hi, doc id, source, position in the source) of every document piece of rows ``idx``."""
         L = self._seq_len
-        tok = np.full((len(idx), L + 1), self.pad, dtype=np.int32)
-        doc = np.full((len(idx), L + 1), -1, dtype=np.int32)
         start, src, pos = self.index["start"], self.index["source"], self.index["pos"]
         for b, r in enumerate(idx.tolist()):
             if not 0 <= r < self.n_rows:
@@ -154,14 +161,32 @@ class IndexedPacked(PackedDataset):
             k = int(np.searchsorted(start, p, side="right")) - 1
             while p < end:
                 seg_end = min(int(start[k + 1]), end)
-                at = int(pos[k]) + p - int(start[k])
-                tok[b, p - r * L:seg_end - r * L] = self.sources[int(src[k])].read(at, at + seg_end - p)
-                doc[b, p - r * L:seg_end - r * L] = k
+                yield b, p - r * L, seg_end - r * L, k, int(src[k]), int(pos[k]) + p - int(start[k])
                 p, k = seg_end, k + 1
+
+    def rows(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        L = self._seq_len
+        tok = np.full((len(idx), L + 1), self.pad, dtype=np.int32)
+        doc = np.full((len(idx), L + 1), -1, dtype=np.int32)
+        for b, lo, hi, k, s, at in self._segments(idx):
+            tok[b, lo:hi] = self.sources[s].read(at, at + hi - lo)
+            doc[b, lo:hi] = k
         return tok, doc
 
+    def loss_mask(self, idx) -> np.ndarray | None:
+        if self.masks is None:
+            return None
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        out = np.ones((len(idx), self._seq_len + 1), dtype=np.uint8)
+        for b, lo, hi, _, s, at in self._segments(idx):
+            if self.masks[s] is not None:
+                out[b, lo:hi] = self.masks[s].read(at, at + hi - lo)
+        return out
+
     @classmethod
-    def open(cls, path: Path, meta: dict[str, Any], sources: list[ShardedTokens] | None = None) -> IndexedPacked:
+    def open(cls, path: Path, meta: dict[str, Any], sources: list[ShardedTokens] | None = None,
+             masks: list[ShardedTokens | None] | None = None) -> IndexedPacked:
         meta = dict(meta)
         fp = meta.pop("fingerprint")
         index = {name: np.load(path / f"index-{name}.npy", mmap_mode="r") for name in INDEX}
@@ -172,7 +197,11 @@ class IndexedPacked(PackedDataset):
             if len(s) != want["tokens"]:
                 raise DataError(f"{path}: a source holds {len(s)} tokens, the index was built over {want['tokens']} "
                                 f"({', '.join(want['files'][:2])}...): the token files changed; delete {path}")
-        return cls(sources, index, fp, meta)
+        if masks is None:  # loss=assistant sources: their mask stores, listed next to the token files
+            masks = [None if not s.get("mask_files") else
+                     ShardedTokens([map_ids((path / f).resolve(), np.dtype(np.uint8)) for f in s["mask_files"]])
+                     for s in meta["stores"]]
+        return cls(sources, index, fp, meta, masks)
 
 
 def _quotas(sizes: list[int], weights: list[float], max_tokens: int | None) -> list[int]:
@@ -214,6 +243,10 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
+    if max_tokens is not None:  # read each source only up to its share of the mix
+        shares = _quotas([0] * len(sources), [s.weight for s in sources], max_tokens)
+        sources = [s if s.max_tokens is not None and s.max_tokens <= q else dataclasses.replace(s, max_tokens=q)
+                   for s, q in zip(sources, shares)]
     toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc) for s in sources]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     fp = fingerprint({"v": PACKING_VERSION, "tokenizer": tokenizer_fingerprint(tokenizer), "seq_len": seq_len,
@@ -223,7 +256,7 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if (out_dir / "packed.json").is_file():
         meta = json.loads((out_dir / "packed.json").read_text(encoding="utf-8"))
         if (out_dir / "index-start.npy").is_file():
-            return IndexedPacked.open(out_dir, meta, [t.tokens for t in toks])
+            return IndexedPacked.open(out_dir, meta, [t.tokens for t in toks], [t.mask for t in toks])
         return PackedDataset.load(out_dir, mmap=True)
 
     quotas = _quotas([t.num_tokens for t in toks], [s.weight for s in sources], max_tokens)
@@ -234,7 +267,8 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
         seg_src.append(np.full(len(docs), i, dtype=np.int32))
         seg_pos.append(offsets[docs])
         seg_take.append(takes)
-        meta_sources.append({"path": s.path, "weight": s.weight, "docs": t.num_docs, "tokens": t.num_tokens,
+        meta_sources.append({"path": s.path, "weight": s.weight, "max_tokens": s.max_tokens,
+                             "docs": t.num_docs, "tokens": t.num_tokens,
                              "tokens_used": q, "docs_used": len(docs), "epochs": q / t.num_tokens})
     order = np.random.default_rng([seed, len(sources), 7919]).permutation(sum(len(x) for x in seg_src))
     take = np.concatenate(seg_take)[order]
@@ -249,6 +283,9 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
         np.save(tmp / "index-pos.npy", np.concatenate(seg_pos)[order])
         np.save(tmp / "index-start.npy", start)
         stores = [{"files": [os.path.relpath(n, out_dir) for n in t.tokens.names], "dtype": t.tokens.dtype.name,
-                   "tokens": len(t.tokens)} for t in toks]
+                   "tokens": len(t.tokens),
+                   **({"mask_files": [os.path.relpath(n, out_dir) for n in t.mask.names]} if t.mask else {})}
+                  for t in toks]
         atomic_write_json(tmp / "packed.json", {"fingerprint": fp, **meta, "stores": stores})
-    return IndexedPacked.open(out_dir, {"fingerprint": fp, **meta, "stores": stores}, [t.tokens for t in toks])
+    return IndexedPacked.open(out_dir, {"fingerprint": fp, **meta, "stores": stores}, [t.tokens for t in toks],
+                              [t.mask for t in toks])

@@ -13,8 +13,14 @@ Plain text files are split into documents at blank lines (``doc_split="paragraph
 one document per line (``"line"``) or kept whole (``"file"``).
 
 Files are read as streams (jsonl and txt line by line, parquet by row batch), so memory is bounded by
-a document, not by the file; a ``.json`` list and ``doc_split="file"`` are read whole. A source with
-``kind="tokens"`` is an already-tokenised corpus (flat uint16/uint32 ids, see ``remit.data.tokfiles``).
+a document, not by the file; a ``.json`` list and ``doc_split="file"`` are read whole. Hub datasets are
+streamed (``load_dataset(..., streaming=True)``): a source read up to a token cap (``max_tokens``, or its
+share of ``data.max_tokens``, ``remit.data.tokens``) downloads only what it reads, and a field the
+dataset does not have is an error naming the source, the field and the fields present before any
+record past the first is fetched. A source with ``kind="tokens"`` is an already-tokenised corpus (flat
+uint16/uint32 ids, see ``remit.data.tokfiles``). A source with ``kind="chat"`` reads a list of
+``{role, content}`` messages per record (``messages_field``) that tokenisation renders with the
+tokenizer's chat template.
 """
 
 from __future__ import annotations
@@ -45,14 +51,24 @@ class DataSource:
     limit: int | None = None
     doc_split: str = "paragraph"
     subset: str | None = None  # hub datasets: the configuration name (load_dataset's ``name``)
-    kind: str = "text"  # text | tokens (flat token arrays: dolma / OLMo-core numpy format)
+    kind: str = "text"  # text | tokens (flat token arrays: dolma / OLMo-core numpy format) | chat
+    messages_field: str = "messages"  # kind=chat: the field holding the [{role, content}, ...] list
+    max_tokens: int | None = None  # stop reading after this many tokens (whole documents; None: all)
+    loss: str = "all"  # kind=chat: "assistant" counts only the assistant turns' tokens in the loss
     dtype: str = "uint32"  # kind=tokens: the dtype of the ids (uint16 | uint32)
     eos_token_id: int | None = None  # kind=tokens: the id that ends each document (default: the tokenizer's)
 
     def validate(self) -> None:
         if not self.path:
             raise ConfigError("data source path is empty: set path to a file, a folder or a hub dataset id")
-        check_choice("kind", self.kind, ("text", "tokens"))
+        check_choice("kind", self.kind, ("text", "tokens", "chat"))
+        if self.max_tokens is not None:
+            check_range("max_tokens", self.max_tokens, lo=1)
+        check_choice("loss", self.loss, ("all", "assistant"))
+        if self.loss == "assistant" and self.kind != "chat":
+            raise ConfigError(f"{self.path}: loss=assistant needs kind=chat (a text source has no turns)")
+        if self.kind == "chat" and self.template is not None:
+            raise ConfigError(f"{self.path}: kind=chat renders messages with the chat template; remove template")
         check_choice("dtype", self.dtype, ("uint16", "uint32"))
         check_range("weight", self.weight, lo=0.0, lo_open=True)
         if self.limit is not None:
@@ -62,6 +78,8 @@ class DataSource:
 
     def fields(self) -> list[str]:
         """The record fields this source reads."""
+        if self.kind == "chat":
+            return [self.messages_field]
         if self.template is None:
             return [self.text_field]
         try:
@@ -72,8 +90,11 @@ class DataSource:
             raise ConfigError(f"template {self.template!r} must name record fields, e.g. '{{question}} {{answer}}'")
         return sorted(set(names), key=names.index)
 
-    def format(self, record: Any, where: str) -> str | None:
-        """The text of one record (None: skip an empty one). ``where`` is 'file:line' for errors."""
+    def format(self, record: Any, where: str) -> str | list[dict] | None:
+        """The text of one record (None: skip an empty one). ``where`` is 'file:line' for errors.
+
+        ``kind="chat"``: the record's messages, a list of ``{role, content}`` (rendered in tokenisation).
+        """
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object (a record with fields), got {type(record).__name__}")
         for name in self.fields():
@@ -82,12 +103,25 @@ class DataSource:
                 raise DataError(f"{where}: no field '{name}' (fields present: {present})")
             if record[name] is None:
                 raise DataError(f"{where}: field '{name}' is null")
+        if self.kind == "chat":
+            return _messages(record[self.messages_field], f"{where}: field '{self.messages_field}'")
         if self.template is None:
             value = record[self.text_field]
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         else:
             text = self.template.format(**{k: record[k] for k in self.fields()})
         return text if text.strip() else None
+
+
+def _messages(value: Any, where: str) -> list[dict] | None:
+    """A chat record's messages, checked: a list of objects with a string ``role`` and ``content``."""
+    if not isinstance(value, list):
+        raise DataError(f"{where} must be a list of {{role, content}} messages, got {type(value).__name__}")
+    for k, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            got = ", ".join(map(str, m)) if isinstance(m, dict) else type(m).__name__
+            raise DataError(f"{where}: message {k} needs string 'role' and 'content' (it has {got})")
+    return value or None
 
 
 def _open(path: Path):
@@ -224,10 +258,12 @@ def _iter_parquet(path: Path, src: DataSource) -> Iterator[str]:
 
 
 def _iter_dataset(ds, name: str, src: DataSource) -> Iterator[str]:
-    missing = [f for f in src.fields() if f not in ds.column_names]
+    # A streamed dataset may not know its columns before the first record: format() names the field then.
+    columns = ds.column_names if ds.column_names is not None else (list(ds.features) if ds.features else None)
+    missing = [f for f in src.fields() if columns is not None and f not in columns]
     if missing:
-        raise DataError(f"{name}: no field '{missing[0]}' (fields present: {', '.join(ds.column_names)})")
-    for j, record in enumerate(ds.select_columns(src.fields()), start=1):
+        raise DataError(f"{name}: no field '{missing[0]}' (fields present: {', '.join(columns)})")
+    for j, record in enumerate(ds.select_columns(src.fields()) if columns is not None else ds, start=1):
         out = src.format(record, f"{name}:row {j}")
         if out is not None:
             yield out
@@ -278,12 +314,13 @@ def iter_texts(src: DataSource) -> Iterator[str]:
     if not looks_local(src.path):
         from datasets import load_dataset
 
-        try:
-            ds = load_dataset(src.path, src.subset, split=src.split)
+        try:  # streamed: only what is read is downloaded (a capped source reads a prefix)
+            ds = load_dataset(src.path, src.subset, split=src.split, streaming=True)
         except Exception as e:  # hub/network errors come in many types
             raise DataError(f"cannot load dataset '{src.path}' (subset {src.subset!r}, split '{src.split}'): "
                             f"{e}") from None
-        yield from _iter_dataset(ds, src.path, src)
+        name = src.path + (f" (subset {src.subset}, split {src.split})" if src.subset else f" (split {src.split})")
+        yield from _iter_dataset(ds, name, src)
         return
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -311,6 +348,9 @@ def iter_limited(src: DataSource) -> Iterator[str]:
 
 def read_texts(src: DataSource) -> list[str]:
     """All documents of ``src`` (the first ``limit``); a ``DataError`` if there are none."""
+    if src.kind == "chat":
+        raise DataError(f"{src.path}: a kind=chat source is rendered with a model's chat template; it cannot "
+                        f"train a tokenizer or be read as plain text (give model.tokenizer)")
     out = list(iter_limited(src))
     if not out:
         raise DataError(f"{src.path}: empty dataset (no non-empty documents)")

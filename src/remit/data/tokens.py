@@ -19,11 +19,22 @@ Engines (``engine``, chosen by ``num_proc`` unless given; measured in ``benchmar
   the same shards and the Arrow intermediates are deleted.
 
 Both give identical shards. A ``kind="tokens"`` source (``remit.data.tokfiles``) is not re-tokenised:
-its files are read in place and only its document offsets are cached.
+its files are read in place and only its document offsets are cached (up to the cap, below).
+
+Token cap (``DataSource.max_tokens``; ``build_packed`` sets it to each source's share of
+``data.max_tokens``): reading stops at the first whole document that reaches the cap, so a capped source
+reads its first ``max_tokens`` tokens plus at most one chunk (``chunk_docs`` documents) of text that is
+read but not kept; the ``datasets`` engine streams at most ``CHARS_PER_TOKEN`` characters per capped
+token into its Arrow file, then finishes inline if that was too few. A token file is scanned only up to
+the cap. A ``kind="chat"`` source is rendered with the tokenizer's chat template, then encoded; with
+``loss="assistant"`` a parallel uint8 store (``mask/``, 1 = counted) marks the tokens of the assistant
+turns (and the eos after a conversation that ends with one), found by rendering each conversation's
+prefixes (``assistant_spans``: no ``{% generation %}`` markers needed); such a source is encoded inline.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -40,6 +51,8 @@ from remit.utils.io import atomic_write_json, file_fingerprint, fingerprint
 # Counts what really happened, so tests (and logs) can tell a cache hit without timing.
 STATS = {"tokenized_sources": 0, "tokenized_docs": 0, "cache_hits": 0}
 CHUNK_DOCS = 8192
+MASK = "mask"  # the subfolder of a loss=assistant source's loss mask store
+CHARS_PER_TOKEN = 8  # the datasets engine's read budget per capped token (English BPE: ~4-4.5 chars/token)
 ENGINES = ("inline", "datasets")
 
 
@@ -48,6 +61,7 @@ class TokenizedSource:
     tokens: ShardedTokens  # the stream of ids, eos after every document (memory-mapped)
     offsets: np.ndarray  # int64 [n_docs + 1]; document i is tokens[offsets[i]:offsets[i + 1]]
     fingerprint: str
+    mask: ShardedTokens | None = None  # uint8 per token, 1 = counted in the loss (loss=assistant); None: all
 
     @property
     def num_docs(self) -> int:
@@ -74,7 +88,7 @@ def source_fingerprint(src: DataSource) -> str:
     if src.kind == "tokens":
         files = token_files(src)
         return fingerprint({"content": file_fingerprint(files), "files": [str(f) for f in files], "kind": "tokens",
-                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit})
+                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit, **_new_keys(src)})
     if is_hf_dataset_dir(path):
         content = file_fingerprint(path)
     elif looks_local(src.path):
@@ -86,7 +100,89 @@ def source_fingerprint(src: DataSource) -> str:
     else:  # hub id: named, not content-addressed (the hub dataset may change under the same id)
         content = f"hub:{src.path}:{src.subset}"
     return fingerprint({"content": content, "split": src.split, "fields": src.fields(), "template": src.template,
-                        "text_field": src.text_field, "limit": src.limit, "doc_split": src.doc_split})
+                        "text_field": src.text_field, "limit": src.limit, "doc_split": src.doc_split,
+                        **_new_keys(src)})
+
+
+def _new_keys(src: DataSource) -> dict:
+    """Fingerprint keys of options added later, present only when set (older caches keep their keys)."""
+    out: dict = {}
+    if src.max_tokens is not None:
+        out["max_tokens"] = src.max_tokens
+    if src.kind == "chat":
+        out["kind"] = "chat"
+    if src.loss != "all":
+        out["loss"] = src.loss
+    return out
+
+
+def assistant_spans(tokenizer, messages: list[dict], where: str) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns (header excluded).
+
+    A turn's span runs from the end of the prefix rendered with the generation prompt to the end of the
+    prefix that includes the turn (its end-of-turn tokens too, so the model learns to stop).
+    """
+    def render(msgs, prompt=False):
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=prompt) if msgs else ""
+
+    text, spans = render(messages), []
+    for k, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        head, upto = render(messages[:k], prompt=True), render(messages[:k + 1])
+        if not (text.startswith(upto) and upto.startswith(head)):
+            raise DataError(f"{where}: the chat template does not render this conversation's turns as prefixes "
+                            f"of each other, so the assistant tokens cannot be found; use loss=all")
+        spans.append((len(head), len(upto)))
+    return text, spans
+
+
+def encode_assistant_only(tokenizer, chats: list[list[dict]], dtype, where: str
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lengths, flat ids with eos after each, uint8 mask: 1 on the assistant turns' tokens) of chats."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise DataError(f"{where}: loss=assistant needs a fast (Rust) tokenizer for token offsets")
+    eos = tokenizer.eos_token_id
+    lengths, ids, masks = [], [], []
+    for msgs in chats:
+        text, spans = assistant_spans(tokenizer, msgs, where)
+        enc = backend.encode(text, add_special_tokens=False)
+        m = [any(lo <= start < hi for lo, hi in spans) for start, _ in enc.offsets]
+        ids += [*enc.ids, eos]
+        masks += [*m, bool(m and m[-1])]
+        lengths.append(len(enc.ids) + 1)
+    return np.asarray(lengths, np.int64), np.asarray(ids, dtype=dtype), np.asarray(masks, dtype=np.uint8)
+
+
+def render(src: DataSource, tokenizer, docs: list) -> list[str]:
+    """The texts to encode: a chat source's messages rendered with the tokenizer's chat template."""
+    if src.kind != "chat":
+        return docs
+    return [tokenizer.apply_chat_template(m, tokenize=False) for m in docs]
+
+
+def _keep(lengths: np.ndarray, done: int, cap: int | None) -> int:
+    """How many of a chunk's documents to keep: all, or those up to the first that reaches ``cap`` tokens."""
+    if cap is None:
+        return len(lengths)
+    return min(len(lengths), int(np.searchsorted(done + np.cumsum(lengths), cap)) + 1)
+
+
+def _add_capped(writer: ShardWriter, lengths: np.ndarray, flat: np.ndarray, done: int, cap: int | None) -> int:
+    """Add the documents of a chunk that fit under ``cap``; the tokens written so far after it."""
+    n = _keep(lengths, done, cap)
+    if n:
+        writer.add(lengths[:n], flat[:int(lengths[:n].sum())])
+    return done + int(lengths[:n].sum())
+
+
+def _tokens_done(writer: ShardWriter) -> int:
+    return int(sum(int(x.sum()) for x in writer.lengths))
+
+
+def _full(done: int, cap: int | None) -> bool:
+    return cap is not None and done >= cap
 
 
 def encode_texts(tokenizer, texts: list[str], batch_size: int = 1024) -> list[list[int]]:
@@ -124,18 +220,40 @@ def _chunks(src: DataSource, size: int, skip: int):
         yield buf
 
 
-def _inline(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int) -> None:
+def _inline(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int,
+            mask_writer: ShardWriter | None = None) -> None:
+    done = _tokens_done(writer)
+    if _full(done, src.max_tokens):
+        return
     for texts in _chunks(src, chunk_docs, writer.docs_done):
-        writer.add(*encode_chunk(tokenizer, texts, writer.dtype))
+        if mask_writer is not None:  # the mask's shard first: the ids' shard marks the chunk done
+            lengths, flat, mask = encode_assistant_only(tokenizer, texts, writer.dtype, src.path)
+            _add_capped(mask_writer, lengths, mask, done, src.max_tokens)
+            done = _add_capped(writer, lengths, flat, done, src.max_tokens)
+        else:
+            done = _add_capped(writer, *encode_chunk(tokenizer, render(src, tokenizer, texts), writer.dtype), done,
+                               src.max_tokens)
+        if _full(done, src.max_tokens):
+            return  # the rest of the source is never read
 
 
 def _gen_texts(src: dict, fp: str):  # fp keys datasets' own cache of the generator's output
-    yield from ({"text": t} for t in iter_limited(DataSource(**src)))
+    source = DataSource(**src)
+    budget = None if source.max_tokens is None else CHARS_PER_TOKEN * source.max_tokens
+    read = 0
+    for t in iter_limited(source):
+        text = t if isinstance(t, str) else json.dumps(t, ensure_ascii=False)  # chat: rendered in _encode_batch
+        yield {"text": text}
+        read += len(text)
+        if budget is not None and read >= budget:
+            return
 
 
-def _encode_batch(batch: dict, tokenizer) -> dict:
+def _encode_batch(batch: dict, tokenizer, chat: bool = False) -> dict:
     eos = tokenizer.eos_token_id
-    return {"ids": [x + [eos] for x in encode_texts(tokenizer, batch["text"])]}
+    texts = [tokenizer.apply_chat_template(json.loads(t), tokenize=False) for t in batch["text"]] if chat \
+        else batch["text"]
+    return {"ids": [x + [eos] for x in encode_texts(tokenizer, texts)]}
 
 
 def _datasets(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int, num_proc: int, fp: str) -> None:
@@ -151,15 +269,21 @@ def _datasets(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int, 
             cause = cause.__cause__ or cause.__context__
         raise (cause or e) from None
     ids = texts.map(_encode_batch, batched=True, batch_size=1000, num_proc=min(num_proc, len(texts)),
-                    remove_columns=["text"], fn_kwargs={"tokenizer": tokenizer}, new_fingerprint=f"{fp}-ids",
+                    remove_columns=["text"], fn_kwargs={"tokenizer": tokenizer, "chat": src.kind == "chat"},
+                    new_fingerprint=f"{fp}-ids",
                     cache_file_name=str(work / "ids.arrow"), features=Features({"ids": Sequence(Value("int32"))}),
                     desc=f"tokenise {src.path}")
-    done = writer.docs_done
-    for lo in range(done, len(ids), chunk_docs):
+    done = _tokens_done(writer)
+    for lo in range(writer.docs_done, len(ids), chunk_docs):
+        if _full(done, src.max_tokens):
+            break
         col = ids.data.slice(lo, chunk_docs).column("ids").combine_chunks()
-        writer.add(col.value_lengths().to_numpy().astype(np.int64), col.flatten().to_numpy())
+        done = _add_capped(writer, col.value_lengths().to_numpy().astype(np.int64), col.flatten().to_numpy(), done,
+                           src.max_tokens)
     del texts, ids
     shutil.rmtree(work, ignore_errors=True)
+    if src.max_tokens is not None and not _full(done, src.max_tokens):
+        _inline(src, tokenizer, writer, chunk_docs)  # the character budget held too few tokens: read on
 
 
 def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None, num_proc: int = 1,
@@ -173,13 +297,20 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
     engine = engine or ("inline" if num_proc == 1 else "datasets")
     if engine not in ENGINES:
         raise ConfigError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
-    fp = fingerprint({"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)})
+    if src.kind == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise DataError(f"{src.path}: kind=chat renders messages with the tokenizer's chat template, and this "
+                        f"tokenizer has none (use the model's own tokenizer, or kind=text with a template)")
+    parts = {"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)}
+    if src.kind == "chat":
+        parts["chat_template"] = tokenizer.chat_template
+    fp = fingerprint(parts)
     if cache_dir is None:  # tests and one-off calls: a throwaway folder, ids read into memory
         with tempfile.TemporaryDirectory() as tmp:
             out = tokenize_source(src, tokenizer, cache_dir=tmp, num_proc=num_proc, engine=engine,
                                   chunk_docs=chunk_docs)
             arr = np.asarray(out.tokens)
-            return TokenizedSource(ShardedTokens([arr]), np.array(out.offsets), fp)
+            mask = None if out.mask is None else ShardedTokens([np.asarray(out.mask)])
+            return TokenizedSource(ShardedTokens([arr]), np.array(out.offsets), fp, mask)
     folder = Path(cache_dir) / f"tok-{fp}"
     if src.kind == "tokens":
         return _token_files(src, tokenizer, folder, fp)
@@ -188,12 +319,21 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
         STATS["cache_hits"] += 1
         return _open(folder, meta, fp)
     writer = ShardWriter(folder, token_dtype(len(tokenizer)))
-    if engine == "inline":
+    mask_writer = None
+    if src.loss == "assistant":
+        mask_writer = ShardWriter(folder / MASK, np.uint8)
+        if mask_writer.docs_done != writer.docs_done:  # killed between a chunk's two shards: start afresh
+            shutil.rmtree(folder)
+            writer, mask_writer = ShardWriter(folder, writer.dtype), ShardWriter(folder / MASK, np.uint8)
+        _inline(src, tokenizer, writer, chunk_docs, mask_writer)
+    elif engine == "inline":
         _inline(src, tokenizer, writer, chunk_docs)
     else:
         _datasets(src, tokenizer, writer, chunk_docs, num_proc, fp)
     if writer.docs_done == 0:
         raise DataError(f"{src.path}: empty dataset (no non-empty documents)")
+    if mask_writer is not None:
+        mask_writer.finish({"fingerprint": fp})
     meta = writer.finish({"fingerprint": fp, "source": src.path})
     STATS["tokenized_sources"] += 1
     STATS["tokenized_docs"] += meta["num_docs"]
@@ -202,14 +342,16 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
 
 def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
     offsets = np.load(folder / "offsets.npy", mmap_mode="r")
-    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp)
+    mask_meta = read_meta(folder / MASK)
+    mask = None if mask_meta is None else ShardedTokens.open(folder / MASK, mask_meta["shards"], "uint8")
+    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp, mask)
 
 
 def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:
     eos = check_fit(src, tokenizer)
     tokens = open_token_files(src)
     if read_meta(folder) is None:
-        offsets = scan_offsets(tokens, eos, len(tokenizer))
+        offsets = scan_offsets(tokens, eos, len(tokenizer), src.max_tokens)
         if src.limit is not None:
             offsets = offsets[:src.limit + 1]
         folder.mkdir(parents=True, exist_ok=True)

@@ -61,24 +61,35 @@ def check_fit(src: DataSource, tokenizer) -> int:
     return eos
 
 
-def scan_offsets(tokens: ShardedTokens, eos: int, vocab_size: int) -> np.ndarray:
-    """Document offsets (int64 [n_docs + 1]) over the concatenated files; documents never cross files."""
+def scan_offsets(tokens: ShardedTokens, eos: int, vocab_size: int, max_tokens: int | None = None) -> np.ndarray:
+    """Document offsets (int64 [n_docs + 1]) over the concatenated files; documents never cross files.
+
+    ``max_tokens``: stop at the first document end at or past it (the files are read only up to there).
+    """
     bounds = [np.zeros(1, np.int64)]
     for arr, name, start in zip(tokens.arrays, tokens.names, tokens.starts[:-1]):
         found = 0
         for lo in range(0, len(arr), SCAN_CHUNK):
             chunk = np.asarray(arr[lo:lo + SCAN_CHUNK])
+            ends = np.flatnonzero(chunk == eos).astype(np.int64) + (start + lo + 1)
+            done = max_tokens is not None and len(ends) > 0 and ends[-1] >= max_tokens
+            if done:  # the ids past the document that reaches the cap are neither checked nor used
+                ends = ends[:int(np.searchsorted(ends, max_tokens)) + 1]
+                chunk = chunk[:int(ends[-1]) - (start + lo)]
             top = int(chunk.max()) if len(chunk) else 0
             if top >= vocab_size:
                 at = lo + int(np.argmax(chunk >= vocab_size))
                 raise DataError(f"{name}: id {top} at position {at} is outside the tokenizer's vocabulary "
                                 f"({vocab_size} ids): the files were tokenised with another tokenizer or dtype")
-            ends = np.flatnonzero(chunk == eos).astype(np.int64) + (start + lo + 1)
             found += len(ends)
             bounds.append(ends)
+            if done:
+                return np.concatenate(bounds)
         if len(arr) and not found:
             raise DataError(f"{name}: no EOS id {eos} in {len(arr)} ids: not documents separated by this EOS "
                             f"(check eos_token_id and dtype)")
         if len(arr) and int(arr[-1]) != eos:
             bounds.append(np.array([start + len(arr)], np.int64))  # the file's tail without an EOS
+            if max_tokens is not None and start + len(arr) >= max_tokens:
+                break
     return np.concatenate(bounds)

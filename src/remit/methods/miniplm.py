@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from remit.data.iterator import packed_batch
 from remit.data.packing import PackedDataset
 from remit.errors import ConfigError
 from remit.methods.base import Method, PrepareContext
@@ -23,19 +24,21 @@ __all__ = ["METHOD", "miniplm_select", "repack_selected"]
 
 
 @torch.no_grad()
-def _doc_losses(scorer, dataset, batch_size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _doc_losses(scorer, dataset, batch_size: int, device: str, cross_document_attention: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean NLL per document id over the whole packed dataset (documents split across rows are joined)."""
-    tokens = torch.from_numpy(dataset.tokens.astype("int64"))
+    tokens = dataset.tokens.astype("int64")
     doc_ids = torch.from_numpy(dataset.doc_ids.astype("int64"))
     n_docs = int(doc_ids.max()) + 1 if doc_ids.numel() else 0
     sums = torch.zeros(n_docs, dtype=torch.float64)
     cnts = torch.zeros(n_docs, dtype=torch.float64)
     for i in range(0, tokens.shape[0], batch_size):
-        rows = tokens[i:i + batch_size]
         # A label counts for the document it belongs to; positions whose next token starts another
         # document (the eos boundary) are scored for the document of the label.
-        batch = {"input_ids": rows[:, :-1].to(device), "labels": rows[:, 1:].to(device)}
-        logps, _ = scorer(batch)
+        batch = packed_batch(tokens[i:i + batch_size], doc_ids[i:i + batch_size].numpy(),
+                             cross_document_attention=cross_document_attention)
+        batch["labels"] = torch.from_numpy(tokens[i:i + batch_size, 1:])  # padding too, as before (not counted)
+        logps, _ = scorer({k: batch[k].to(device) for k in ("input_ids", "labels", "position_ids") if k in batch})
         ids = doc_ids[i:i + batch_size, 1:].reshape(-1)
         valid = ids >= 0
         nll = -logps.detach().cpu().double().reshape(-1)
@@ -45,10 +48,11 @@ def _doc_losses(scorer, dataset, batch_size: int, device: str) -> tuple[torch.Te
     return torch.nonzero(present).flatten(), (sums[present] / cnts[present])
 
 
-def miniplm_select(dataset, weak, reference, ratio: float, *, batch_size: int, device: str) -> list[int]:
+def miniplm_select(dataset, weak, reference, ratio: float, *, batch_size: int, device: str,
+                   cross_document_attention: bool = True) -> list[int]:
     """Document ids kept by MiniPLM difference sampling: top ``ratio`` by weak loss - reference loss."""
-    ids, weak_loss = _doc_losses(weak, dataset, batch_size, device)
-    ids_r, ref_loss = _doc_losses(reference, dataset, batch_size, device)
+    ids, weak_loss = _doc_losses(weak, dataset, batch_size, device, cross_document_attention)
+    ids_r, ref_loss = _doc_losses(reference, dataset, batch_size, device, cross_document_attention)
     assert torch.equal(ids, ids_r)
     keep = select_top(miniplm_scores(weak_loss, ref_loss), ratio)
     out = ids[keep].tolist()
@@ -85,7 +89,7 @@ def prepare(ctx: PrepareContext):
     weak = ctx.load_frozen(m.weak_model or cfg.model.path, "method.weak_model" if m.weak_model else "model.path")
     ref = ctx.load_frozen(cfg.reference.path, "reference.path")
     keep = miniplm_select(ctx.dataset, weak, ref, m.select_ratio, batch_size=cfg.optim.micro_batch_size,
-                          device=ctx.device)
+                          device=ctx.device, cross_document_attention=cfg.data.cross_document_attention)
     info = {"docs_scored": int(ctx.dataset.meta.get("num_docs", 0)), "docs_kept": len(keep)}
     return repack_selected(ctx.dataset, keep), info
 

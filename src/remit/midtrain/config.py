@@ -53,6 +53,8 @@ class DataConfig:
     pack_seed: int = 0  # seed of the packing shuffle (part of the dataset's identity)
     cache_dir: str | None = None  # tokenisation cache (default: <out_dir>/../cache)
     num_proc: int = 1  # tokenisation processes (>1: datasets.map(num_proc=...); 1: this process, streaming)
+    # false: position ids restart per document and no token attends across a document boundary in a row
+    cross_document_attention: bool = True
 
     def validate(self) -> None:
         if not self.sources:
@@ -263,6 +265,7 @@ class MidtrainConfig(TrainConfig):
 
     method: MethodConfig = field(default_factory=MethodConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    smoke: bool = False  # --smoke: this config's code paths on tiny models and local fixtures (remit.midtrain.smoke)
 
     def validate(self) -> None:
         super().validate()

@@ -3,6 +3,7 @@
     from remit.midtrain import perf
     perf.apply_to_model(hf_model, cfg.perf)                 # activation checkpointing, then compile
     dtype = perf.autocast_dtype(cfg.perf, world.device)     # bf16 on CUDA by default, None = fp32
+    weights, dtype = perf.numerics(cfg.perf.precision, "cuda")  # ("float32", bf16): every model of a run
     opt = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
 
 The order follows torchtitan: activation checkpointing, then ``torch.compile`` per decoder layer, then
@@ -22,7 +23,7 @@ from remit.errors import ConfigError
 from remit.midtrain.config import PerfConfig
 from remit.utils.integrations import compile_module, fused_adamw_available
 
-__all__ = ["apply_to_model", "autocast_dtype", "use_fused_adamw", "decoder_layers"]
+__all__ = ["apply_to_model", "autocast_dtype", "numerics", "numerics_key", "use_fused_adamw", "decoder_layers"]
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -60,11 +61,32 @@ def apply_to_model(model: torch.nn.Module, cfg: PerfConfig, *, frozen: bool = Fa
     return model
 
 
+def numerics(precision: str, device: str) -> tuple[str, torch.dtype | None]:
+    """``(weight dtype, autocast dtype)`` of EVERY forward of a run on ``device`` (a device string or type).
+
+    One policy for the policy and the frozen models (reference online or scored into a cache, frozen
+    base, MiniPLM scorer): fp32 weights (the policy's master weights) under the same autocast, bf16 for
+    ``precision=bf16`` and for ``auto`` on CUDA, none otherwise. A frozen model loaded with bf16 weights
+    (what this project did on CUDA before) keeps its norms, embeddings and residual stream in bf16 while
+    the policy's are fp32: with identical weights its log-probs differ from the policy's by bf16 rounding
+    (issue #20 measured ReMiT weight std 0.024-0.041 in a CPU emulation, as pure noise); under this policy
+    they are equal and the weights are exactly 1 (``tests/midtrain/test_numerics.py``). The price: a frozen
+    model takes 4 bytes per parameter, not 2.
+    """
+    autocast = precision == "bf16" or (precision == "auto" and str(device).startswith("cuda"))
+    return "float32", (torch.bfloat16 if autocast else None)
+
+
+def numerics_key(precision: str, device: str) -> str:
+    """``numerics`` as a short string (part of a reference cache's fingerprint: a cache scored under other
+    numerics would not give delta 0 for identical models)."""
+    weights, autocast = numerics(precision, device)
+    return f"{weights} weights, {str(autocast).removeprefix('torch.') if autocast else 'no'} autocast"
+
+
 def autocast_dtype(cfg: PerfConfig, device: str) -> torch.dtype | None:
     """The autocast dtype of the forward passes (None: fp32). Log-probs and losses stay fp32 regardless."""
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.startswith("cuda")):
-        return torch.bfloat16
-    return None
+    return numerics(cfg.precision, device)[1]
 
 
 def use_fused_adamw(cfg: PerfConfig, device: str) -> bool:

@@ -35,7 +35,10 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 class PolicyLogps(torch.nn.Module):
-    """``forward(input_ids, labels) -> (logps [B, T] fp32, logits [B, T, V] or None)``.
+    """``forward(input_ids, labels, position_ids=None) -> (logps [B, T] fp32, logits [B, T, V] or None)``.
+
+    ``position_ids`` that restart per document (``remit.data.packed_batch``) make the model attend
+    within documents only (``data.cross_document_attention=false``).
 
     ``vocab_limit``: score over the first ``vocab_limit`` rows of the LM head only (models whose
     embeddings differ from the tokenizer by padding rows; see ``remit.models.check_compatible``).
@@ -49,8 +52,9 @@ class PolicyLogps(torch.nn.Module):
         self.chunk_size = chunk_size
         self.want_logits = want_logits
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor):
-        hidden = self.model.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None):
+        hidden = self.model.get_decoder()(input_ids=input_ids, position_ids=position_ids,
+                                          use_cache=False).last_hidden_state
         head = self.model.get_output_embeddings()
         weight, bias = head.weight, getattr(head, "bias", None)
         if self.vocab_limit is not None:
@@ -87,7 +91,7 @@ class OnlineReference:
         # Logits for KD are saved by the soft-CE backward, which inference tensors forbid: use no_grad there.
         ctx = torch.no_grad() if self.want_logits else torch.inference_mode()
         with ctx, autocast(device.type, self.autocast_dtype):
-            logps, logits = self.net(batch["input_ids"], batch["labels"])
+            logps, logits = self.net(batch["input_ids"], batch["labels"], batch.get("position_ids"))
         if not self.want_logits:
             logps = logps.clone()  # an ordinary tensor, usable next to the policy's autograd graph
         return logps.float(), logits
@@ -100,11 +104,10 @@ def score_rows(frozen, micro_batches: list[dict[str, torch.Tensor]], rows: int, 
     The rows of all micro-batches are scored in order and split back, so the result is the one of
     scoring each micro-batch on its own (up to float summation order inside the matmuls).
     """
-    ids = torch.cat([mb["input_ids"] for mb in micro_batches])
-    labels = torch.cat([mb["labels"] for mb in micro_batches])
-    parts = [frozen({"input_ids": ids[s:s + rows].to(device, non_blocking=True),
-                     "labels": labels[s:s + rows].to(device, non_blocking=True)})[0]
-             for s in range(0, ids.shape[0], rows)]
+    keys = [k for k in ("input_ids", "labels", "position_ids") if k in micro_batches[0]]
+    cat = {k: torch.cat([mb[k] for mb in micro_batches]) for k in keys}
+    parts = [frozen({k: v[s:s + rows].to(device, non_blocking=True) for k, v in cat.items()})[0]
+             for s in range(0, cat["input_ids"].shape[0], rows)]
     logps = torch.cat(parts) if len(parts) > 1 else parts[0]
     sizes = [mb["input_ids"].shape[0] for mb in micro_batches]
     return [(x, None) for x in torch.split(logps, sizes)]
@@ -152,7 +155,8 @@ class CachedReference:
             parts = "; ".join(f"{k}: cache {have.get(k)} vs run {expected[k]}" for k in diff)
             raise ConfigError(f"{what}={self.path} does not match this run: {', '.join(diff)} differ{'s' if len(diff) == 1 else ''} "
                               f"({parts}). Re-run `remit score-reference` for this run's "
-                              f"{' and '.join(diff)}.")
+                              f"{' and '.join(diff)}"
+                              f"{' (its precision= is the run perf.precision)' if 'numerics' in diff else ''}.")
 
     def _shard(self, k: int) -> np.ndarray:
         arr = self._shards.get(k)
@@ -249,6 +253,12 @@ def model_fingerprint(name_or_path: str | Path) -> str:
     return file_fingerprint(files)
 
 
-def cache_fingerprint(*, reference: str | None, tokenizer: str, data: str, packing: dict[str, Any]) -> dict[str, Any]:
-    """The parts that key a reference cache (each compared separately so that errors can name them)."""
-    return {"reference": reference, "tokenizer": tokenizer, "data": data, "packing": fingerprint(packing)}
+def cache_fingerprint(*, reference: str | None, tokenizer: str, data: str, packing: dict[str, Any],
+                      numerics: str | None = None) -> dict[str, Any]:
+    """The parts that key a reference cache (each compared separately so that errors can name them).
+
+    ``numerics``: ``perf.numerics_key`` of the forward that scored it (a cache scored under other
+    numerics than the training forward would not give delta 0 for identical models).
+    """
+    return {"reference": reference, "tokenizer": tokenizer, "data": data, "packing": fingerprint(packing),
+            "numerics": numerics}

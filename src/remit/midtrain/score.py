@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from remit.config import ConfigError, check_range
+from remit.config import ConfigError, check_choice, check_range
 from remit.errors import DataError
 from remit.manifest import is_complete, write_manifest
 from remit.midtrain.config import DataConfig
-from remit.utils.integrations import default_dtype
 from remit.utils.io import atomic_write_json, remove_stale_temps
 from remit.utils.lock import out_dir_lock
 
@@ -54,6 +54,7 @@ class ScoreConfig:
     chunk_size: int | None = None
     device: str | None = None
     extrapolate_positions: bool = False  # allow data.seq_len > the reference's max_position_embeddings
+    precision: str = "auto"  # the training run's perf.precision: the cache is scored under its numerics
 
     def validate(self) -> None:
         if not self.reference:
@@ -65,6 +66,7 @@ class ScoreConfig:
             raise ConfigError(f"dtype={self.dtype!r} is not accepted. Accepted values: float32, float16.")
         check_range("batch_size", self.batch_size, lo=1)
         check_range("shard_rows", self.shard_rows, lo=1)
+        check_choice("precision", self.precision, ("auto", "bf16", "fp32"))
 
 
 def run(cfg: ScoreConfig) -> Path:
@@ -82,10 +84,12 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     import torch
     from tqdm.auto import tqdm
 
+    from remit.data import packed_batch
+    from remit.midtrain import perf
     from remit.midtrain.distributed import barrier
     from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
     from remit.midtrain.setup import build_dataset, cache_parts
-    from remit.models import check_positions, load_model, load_tokenizer
+    from remit.models import check_positions, check_vocab_rows, load_model, load_tokenizer
 
     out = Path(cfg.out_dir)
     done = is_complete(out, cfg) and CachedReference.is_intact(out)
@@ -97,7 +101,8 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
         remove_stale_temps(out / "shards")  # shards a killed run was writing
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.reference)
     dataset = build_dataset(cfg, tokenizer, world, out)
-    parts = cache_parts(reference=cfg.reference, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data)
+    parts = cache_parts(reference=cfg.reference, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data,
+                        numerics=perf.numerics_key(cfg.precision, device))
     shards = shard_table(len(dataset), cfg.shard_rows)
     meta = {"fingerprint": parts, "reference_path": cfg.reference, "num_rows": len(dataset),
             "seq_len": dataset.seq_len, "shard_rows": cfg.shard_rows, "dtype": cfg.dtype, "shards": shards,
@@ -114,22 +119,29 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
         atomic_write_json(meta_file, meta)
     barrier(world)
 
-    model = load_model(cfg.reference, dtype=default_dtype(device), device=device)
+    weights, autocast = perf.numerics(cfg.precision, device)  # the training forward's numerics
+    model = load_model(cfg.reference, dtype=weights, device=device)
     check_positions(model.config, cfg.data.seq_len, where=f"reference={cfg.reference}",
                     allow=cfg.extrapolate_positions, option="extrapolate_positions")
-    ref = OnlineReference(model, chunk_size=cfg.chunk_size,
-                          autocast_dtype=torch.bfloat16 if device.startswith("cuda") else None)
+    ref = OnlineReference(model, chunk_size=cfg.chunk_size, autocast_dtype=autocast,
+                          vocab_limit=check_vocab_rows(model, tokenizer, f"reference={cfg.reference}"))
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
     mine = shards[world.rank::world.world_size]  # disjoint rows: rank r scores shards r, r + N, ...
     todo = [s for s in mine if shard_error(out, meta, s)]  # missing or damaged shards
+    if world.is_main:  # what is scored: every packed row, i.e. data.max_tokens when it is set (what the run uses)
+        print(f"[remit score-reference] {len(dataset):,} rows x {dataset.seq_len} = {len(dataset) * dataset.seq_len:,} "
+              f"token positions (data.max_tokens={cfg.data.max_tokens}); {len(todo)} of {len(mine)} shards of this "
+              f"process to score", file=sys.stderr, flush=True)
     for s in tqdm(todo, desc="score-reference", unit="shard", disable=not world.is_main):
         lo, hi = s["rows"]
         buf = np.empty((hi - lo, dataset.seq_len), dtype=np_dtype)
         for i in range(lo, hi, cfg.batch_size):
-            rows = torch.from_numpy(dataset.rows(np.arange(i, min(i + cfg.batch_size, hi)))[0].astype(np.int64))
-            batch = {"input_ids": rows[:, :-1].to(device), "labels": rows[:, 1:].to(device)}
-            logps, _ = ref(batch)
-            buf[i - lo:i - lo + len(rows)] = logps.cpu().numpy().astype(np_dtype)
+            tok, doc = dataset.rows(np.arange(i, min(i + cfg.batch_size, hi)))
+            batch = packed_batch(tok, doc, cross_document_attention=cfg.data.cross_document_attention)
+            batch["labels"] = torch.from_numpy(tok[:, 1:].astype(np.int64))  # every position, padding included
+            del batch["doc_ids"]
+            logps, _ = ref({k: v.to(device) for k, v in batch.items()})
+            buf[i - lo:i - lo + len(tok)] = logps.cpu().numpy().astype(np_dtype)
         final = out / "shards" / s["file"]
         tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npy")
         np.save(tmp, buf)

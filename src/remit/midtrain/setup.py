@@ -38,7 +38,6 @@ from remit.models import (
     load_tokenizer,
     train_tokenizer,
 )
-from remit.utils.integrations import default_dtype
 
 __all__ = ["Run", "build_run", "load_tokenizer_for", "build_dataset", "cache_parts"]
 
@@ -87,32 +86,31 @@ def build_dataset(cfg, tokenizer, world: World, out: Path):
         max_tokens=cfg.data.max_tokens, num_proc=cfg.data.num_proc))
 
 
-def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg) -> dict[str, Any]:
-    """The fingerprint parts that key a reference log-prob cache for this tokenizer and packed data."""
+def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg, numerics: str | None = None) -> dict[str, Any]:
+    """The fingerprint parts that key a reference log-prob cache for this tokenizer, packed data and numerics."""
     return cache_fingerprint(
-        reference=model_fingerprint(reference) if reference else None,
+        reference=model_fingerprint(reference) if reference else None, numerics=numerics,
         tokenizer=tokenizer_fingerprint(tokenizer), data=dataset.fingerprint,
         packing={"seq_len": data_cfg.seq_len, "seed": data_cfg.pack_seed, "max_tokens": data_cfg.max_tokens,
-                 "rows": len(dataset)})
+                 "rows": len(dataset),
+                 # only when off, so that the fingerprints of caches made without the option stay as they were
+                 **({} if data_cfg.cross_document_attention else {"cross_document_attention": False})})
 
 
 def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, chunk: int | None,
                  cfg: MidtrainConfig, want_logits: bool = False, key: str = "reference.path"):
-    """A frozen model (reference, base, MiniPLM scorer), compiled when ``cfg.perf.compile``, autocast as the policy.
+    """A frozen model (reference, base, MiniPLM scorer), compiled when ``cfg.perf.compile``, under the
+    numerics of the policy's forward (``perf.numerics``: fp32 weights, the same autocast).
 
     Checked before use: it must score every token id of the tokenizer and cover ``data.seq_len``
-    positions; errors name the config ``key`` that gave ``path``.
+    positions; errors name the config ``key`` that gave ``path``. It scores over the same vocabulary
+    rows as the policy (``vocab_limit``).
     """
-    vocab_limit = None
     if check:
-        notes = check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
-        vocab_limit = len(tokenizer) if notes else None
-    autocast = perf.autocast_dtype(cfg.perf, world.device)
-    # bf16 weights on CUDA unless perf.precision=fp32 (then the reference is fp32 like the policy)
-    dtype = default_dtype(world.device) if autocast is not None else "float32"
-    model = load_model(path, dtype=dtype, device=world.device)
-    if not check:
-        vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
+        check_compatible((policy_model, tokenizer), path)  # raises IncompatibleModelsError
+    weights, autocast = perf.numerics(cfg.perf.precision, world.device)
+    model = load_model(path, dtype=weights, device=world.device)
+    vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
     check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}", allow=cfg.model.extrapolate_positions)
     model = perf.apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
@@ -128,7 +126,8 @@ def _frozen_reference(cfg: MidtrainConfig, method: Method, world: World, tokeniz
         return None
     if ref_cfg.cache is not None and method.reference == "logps":
         reference = CachedReference(ref_cfg.cache)
-        reference.check(cache_parts(reference=ref_cfg.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data))
+        reference.check(cache_parts(reference=ref_cfg.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data,
+                                    numerics=perf.numerics_key(cfg.perf.precision, world.device)))
         inputs["reference_cache"] = ref_cfg.cache
         return reference
     if ref_cfg.path is None:
@@ -145,7 +144,8 @@ def _frozen_base(cfg: MidtrainConfig, world: World, tokenizer, model, dataset):
         return None
     if ref_cfg.base_cache is not None:
         base = CachedReference(ref_cfg.base_cache)
-        base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data),
+        base.check(cache_parts(reference=cfg.model.path, tokenizer=tokenizer, dataset=dataset, data_cfg=cfg.data,
+                               numerics=perf.numerics_key(cfg.perf.precision, world.device)),
                    what="reference.base_cache")
         return base
     return _load_frozen(cfg.model.path, world, tokenizer, model, False, ref_cfg.chunk_size, cfg, key="model.path")
@@ -156,7 +156,8 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer_for(cfg, world, out)
     if cfg.model.path is not None:
-        model = load_model(cfg.model.path, dtype="float32", device=world.device)
+        model = load_model(cfg.model.path, dtype=perf.numerics(cfg.perf.precision, world.device)[0],
+                           device=world.device)
         check_positions(model.config, cfg.data.seq_len, where=f"model.path={cfg.model.path}",
                         allow=cfg.model.extrapolate_positions)
     else:
@@ -188,13 +189,16 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
     total_steps = cfg.max_steps or max(1, -(-cfg.token_budget // tokens_per_step))
 
-    policy = PolicyLogps(model, chunk_size=cfg.reference.chunk_size, want_logits=(method.reference == "logits"))
+    # the frozen models' vocab_limit too: every model normalises over the tokenizer's rows, not padding rows
+    policy = PolicyLogps(model, vocab_limit=check_vocab_rows(model, tokenizer, "the policy"),
+                         chunk_size=cfg.reference.chunk_size, want_logits=(method.reference == "logits"))
     policy = wrap_model(policy, world, cfg.parallel)
     optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
                       grad_clip=cfg.optim.grad_clip, autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
                       reference_rows=cfg.perf.reference_micro_batch_size)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
-                             world_size=world.world_size, accumulation=accum)
+                             world_size=world.world_size, accumulation=accum,
+                             cross_document_attention=cfg.data.cross_document_attention)
     extra["rows"] = len(dataset)
     return Run(trainer, iterator, policy, optimizer, model, tokenizer, total_steps, accum, inputs, extra)

@@ -26,6 +26,10 @@ def run(cfg: MidtrainConfig) -> Path:
     """Mid-train (anneal) ``cfg.model.path`` with ``cfg.method``; returns the output folder."""
     from remit.midtrain.engine import train  # torch: imported when the stage runs, not for `--help`
 
+    if cfg.smoke:
+        from remit.midtrain.smoke import run_smoke
+
+        return run_smoke(cfg)
     return train(cfg, "midtrain")
 
 

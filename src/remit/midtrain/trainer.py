@@ -86,7 +86,7 @@ class Trainer:
             base_logps, _ = bases[i] if bases[i] is not None else self.base(mb)
             with no_sync(self.policy, sync=(i == last)):
                 with self._autocast(device):
-                    logps, logits = self.policy(mb["input_ids"], mb["labels"])
+                    logps, logits = self.policy(mb["input_ids"], mb["labels"], mb.get("position_ids"))
                 out = self.objective(ObjectiveInputs(
                     policy_logps=logps, mask=mask, ref_logps=ref_logps, base_logps=base_logps,
                     doc_ids=mb.get("doc_ids"), policy_logits=logits, ref_logits=ref_logits, want_stats=collect_stats))

@@ -16,8 +16,12 @@ and fills in only what is its own (its data, its TRL config and trainer, its man
 5. trains inside ``atomic_dir(out)`` and calls ``finish`` with the stage's ``extras`` (HF checkpoint +
    config.yaml + metrics.jsonl + manifest.json).
 
-Device defaults: on CPU fp32, ``use_cpu=True``, ``bf16=False``, no gradient checkpointing; on
-GPU bf16 (vLLM generation for GRPO is decided in ``grpo.py`` through ``remit.utils.integrations``).
+Device defaults: fp32 master weights everywhere (``MASTER_DTYPE``); on CPU ``use_cpu=True``,
+``bf16=False``, no gradient checkpointing; on GPU ``bf16=True``, i.e. bf16 autocast of the forward
+over the fp32 weights, as mid-training does (vLLM generation for GRPO is decided in ``grpo.py``
+through ``remit.utils.integrations``). Weights loaded in bf16 and updated in place by AdamW would
+barely move at post-training learning rates: at lr 1e-6 one step changed 1.9% of bf16 weights
+(100% in fp32; ``tests/posttrain/test_numerics.py``).
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from remit.manifest import is_complete, read_manifest, write_manifest
 from remit.models import load_model, load_tokenizer
 from remit.posttrain.data import RL_FIELDS, read_rows
 from remit.posttrain.generate import check_reward, evaluate_rows, weighted_reward
-from remit.utils.integrations import default_device, default_dtype, has_cuda
+from remit.utils.integrations import default_device, has_cuda
 from remit.utils.io import atomic_dir, file_fingerprint
+
+MASTER_DTYPE = "float32"  # the trained weights (and DPO's frozen reference) on every device
 
 
 @dataclass
@@ -152,7 +158,7 @@ def load_policy(path: str, device: str, stage: str):
                           "tokenizer.chat_template and save it)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_model(path, dtype=default_dtype(device), device=device)
+    model = load_model(path, dtype=MASTER_DTYPE, device=device)
     return model, tokenizer
 
 

@@ -24,10 +24,9 @@ from typing import Any
 from remit.config import check_choice, check_range
 from remit.errors import TrainingError
 from remit.models import load_model
-from remit.posttrain.common import PosttrainStage, StageConfig, common_values, say, trl_args
+from remit.posttrain.common import MASTER_DTYPE, PosttrainStage, StageConfig, common_values, say, trl_args
 from remit.posttrain.data import RL_FIELDS, read_rows, user_turn
 from remit.posttrain.generate import check_reward, check_reward_weights, sample, score, weighted_reward
-from remit.utils.integrations import default_dtype
 from remit.utils.lock import locks_out_dir
 
 STAGE = "dpo"
@@ -156,7 +155,8 @@ class DPOStage(PosttrainStage):
                 raise TrainingError(f"dpo: {reason}; raise samples_per_prompt/limit or set on_no_pairs=skip")
             say(STAGE, f"SKIPPED: {reason}. Copying the input model forward unchanged (on_no_pairs=skip).")
             return {"pairs": stats, "skipped": True, "skip_reason": reason}
-        self.ref_model = load_model(cfg.model, dtype=default_dtype(self.device), device=self.device)
+        # the policy's numerics (fp32 weights, TRL's autocast): identical models give log-ratio 0
+        self.ref_model = load_model(cfg.model, dtype=MASTER_DTYPE, device=self.device)
         return None
 
     def build(self, model, tokenizer, scratch: Path) -> tuple[Any, str]:
