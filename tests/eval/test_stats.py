@@ -52,6 +52,12 @@ def test_seed_t_degenerate_inputs():
     assert stats.seed_t([0.5]).p is None and math.isnan(stats.seed_t([0.5]).lo)
     flat = stats.seed_t([0.2, 0.2, 0.2])
     assert (flat.lo, flat.hi, flat.p) == pytest.approx((0.2, 0.2, 0.0))
+    # no spread: the direction still decides (a consistent loss does not support "greater")
+    assert stats.seed_t([-0.2, -0.2], alternative="greater").p == 1.0
+    assert stats.seed_t([-0.2, -0.2], alternative="less").p == 0.0
+    assert stats.seed_t([0.0, 0.0], alternative="two-sided").p == 1.0
+    assert not stats.tost([0.5, 0.5, 0.5], margin=0.1)["equivalent"]
+    assert stats.tost([0.05, 0.05, 0.05], margin=0.1)["equivalent"]
     with pytest.raises(ValueError):
         stats.seed_t([1, 2], alternative="bigger")
 
@@ -139,13 +145,23 @@ def test_remit_stats_reads_every_per_seed_list(tmp_path):
                              "other": {"per_seed": [0.03, 0.02, 0.01]}}))
     res = seeds.analyse([f])
     rows = {r["contrast"]: r for r in res["rows"]}
-    assert set(rows) == {"a_vs_b", "bpb.x", "other"}  # a duplicate counts once; per-seed levels are skipped
+    assert set(rows) == {"a_vs_b", "bpb.x", "same", "other"}  # equal values are two contrasts; levels skipped
     assert rows["a_vs_b"]["unit"] == "points" and rows["a_vs_b"]["mean"] == pytest.approx(2.0)
     assert rows["a_vs_b"]["p"] == pytest.approx(st.ttest_1samp([1, 2, 3], 0).pvalue)
     assert rows["bpb.x"]["unit"] == "raw" and rows["bpb.x"]["stored_ci"] is None
     assert rows["a_vs_b"]["p_holm"] >= rows["a_vs_b"]["p"]
     text = seeds.to_markdown(res)
     assert "| summary.json: a_vs_b | points | 3 |" in text and "p < 0.25" in text
+
+
+def test_remit_stats_reads_an_experiment_summary_without_its_arm_levels(tmp_path):
+    f = tmp_path / "summary.json"
+    f.write_text(json.dumps({"arms": {"vanilla": {"m": {"per_seed": [0.4, 0.42, 0.44], "mean": 0.42}}},
+                             "hypotheses": {"H1": {"per_seed": [0.4, -0.4, 0.6], "unit": "points", "mean": 0.2,
+                                                   "delta": 0.2}}}))
+    rows = seeds.analyse([f])["rows"]
+    assert [r["contrast"] for r in rows] == ["hypotheses.H1"]
+    assert rows[0]["per_seed"] == [0.4, -0.4, 0.6] and rows[0]["unit"] == "points"  # not scaled again
 
 
 def test_remit_stats_bad_input_is_one_line(tmp_path):

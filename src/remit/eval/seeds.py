@@ -3,7 +3,8 @@
     remit stats benchmarks/results/flywheel/summary.json [out=DIR] [confidence=0.95] [alpha=0.05]
 
 Any mapping in the files that holds a ``per_seed`` list (one treatment - baseline difference per seed; a
-mapping whose ``delta`` is not the mean of its ``per_seed`` holds levels and is skipped; as
+mapping whose ``delta`` is not the mean of its ``per_seed``, and an ``arms`` mapping, hold levels and are
+skipped; a stored ``unit`` (points | raw) is honoured; as
 ``remit experiment``-style summaries and the committed benchmark results write them) becomes one row: the
 mean, the paired t interval over seeds (the headline, :func:`remit.eval.stats.seed_t`), its two-sided p,
 the between-seed standard deviation, the minimum effect the seeds at hand detect with 80% power, and the
@@ -43,7 +44,10 @@ class SeedStatsConfig:
 
 
 def find_contrasts(obj: Any, path: str = "") -> list[tuple[str, dict]]:
-    """Every mapping under ``obj`` with a numeric ``per_seed`` list, as (dotted path, mapping)."""
+    """Every mapping under ``obj`` with a numeric ``per_seed`` list of differences, as (dotted path, mapping).
+
+    Skipped: an ``arms`` mapping (per-seed levels of each arm, as `remit experiment` writes them) and any
+    mapping whose ``delta`` is not the mean of its ``per_seed`` (levels, not differences)."""
     found: list[tuple[str, dict]] = []
     if isinstance(obj, dict):
         ps = obj.get("per_seed")
@@ -53,7 +57,7 @@ def find_contrasts(obj: Any, path: str = "") -> list[tuple[str, dict]]:
             if not isinstance(delta, (int, float)) or abs(sum(ps) / len(ps) - delta) <= 1e-6 * max(1.0, abs(delta)):
                 found.append((path or "(top)", obj))
         for k, v in obj.items():
-            if k != "per_seed":
+            if k not in ("per_seed", "arms"):
                 found += find_contrasts(v, f"{path}.{k}" if path else str(k))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
@@ -76,17 +80,19 @@ def analyse(files: list[str | Path], *, confidence: float = 0.95, alpha: float =
             data = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DataError(f"{p}: not valid JSON ({e})") from None
-        seen: dict[tuple, str] = {}
+        seen: set[int] = set()
         for path, entry in find_contrasts(data):
-            vals = [float(v) for v in entry["per_seed"]]
-            if tuple(vals) in seen:  # the same contrast stored twice in one file counts once (Holm family)
+            if id(entry) in seen:  # one mapping reached twice counts once
                 continue
-            seen[tuple(vals)] = path
-            k = 100.0 if _points(path, vals) else 1.0
+            seen.add(id(entry))
+            vals = [float(v) for v in entry["per_seed"]]
+            unit = entry.get("unit")
+            k = 1.0 if unit in ("points", "raw") else 100.0 if _points(path, vals) else 1.0
             est = stats.seed_t([v * k for v in vals], confidence=confidence)
             old = entry.get("ci")
             rows.append({
-                "file": str(p), "contrast": path, "unit": "points" if k == 100.0 else "raw", "n_seeds": len(vals),
+                "file": str(p), "contrast": path,
+                "unit": unit if unit in ("points", "raw") else "points" if k == 100.0 else "raw", "n_seeds": len(vals),
                 "per_seed": [v * k for v in vals], "mean": est.mean, "ci": [est.lo, est.hi], "p": est.p, "sd": est.sd,
                 "mde": stats.mde(len(vals), est.sd or 0.0, alpha=alpha, power=power) if est.sd else float("nan"),
                 "stored_ci": [v * k for v in old] if isinstance(old, list) and len(old) == 2 else None,

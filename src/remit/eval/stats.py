@@ -110,10 +110,12 @@ def seed_t(per_seed, *, confidence: float = 0.95, alternative: str = "two-sided"
     se = sd / math.sqrt(n)
     t = _t()
     df = n - 1
-    if sd <= 1e-12 * max(1.0, abs(m)):  # every seed the same difference: no spread to test against
-        sd = 0.0
-        p = 1.0 if m == 0 else 0.0
-        return Estimate(m, m, m, p, n, "t (seeds)", confidence, alternative, sd)
+    if sd <= 1e-12 * max(1.0, abs(m)):
+        # Every seed gave the same difference: t is +-inf (or undefined at 0). The limit of the test, in the
+        # direction asked: p = 0 only when the common difference lies on the alternative's side.
+        on_side = {"two-sided": m != 0, "greater": m > 0, "less": m < 0}[alternative]
+        lo, hi = {"two-sided": (m, m), "greater": (m, math.inf), "less": (-math.inf, m)}[alternative]
+        return Estimate(m, lo, hi, 0.0 if on_side else 1.0, n, "t (seeds; no spread)", confidence, alternative, 0.0)
     stat = m / se
     if alternative == "two-sided":
         q = t.ppf(0.5 + confidence / 2, df)

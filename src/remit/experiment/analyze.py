@@ -62,7 +62,7 @@ def _contrast(c: Contrast, vals: dict, seeds: list[int], metric: str, cfg: Exper
         "name": c.label,
         "contrast": f"{c.treatment} - {c.baseline}" if sign > 0 else f"{c.baseline} - {c.treatment} (lower is better)", "metric": metric, "alternative": c.alternative,
         "unit": "points" if k == 100.0 else "raw", "gain_sign": sign, "seeds": seeds, "per_seed": per_seed,
-        "mean": est.mean, "ci": [two.lo, two.hi], "bound": est.lo if c.alternative == "greater" else est.hi,
+        "mean": est.mean, "delta": est.mean, "ci": [two.lo, two.hi], "bound": est.lo if c.alternative == "greater" else est.hi,
         "p": est.p, "sd": est.sd, "test": "paired t over seeds (n - 1 df)",
         "mde": stats.mde(len(seeds), est.sd, alpha=cfg.alpha, power=cfg.power, alternative=c.alternative)
         if est.sd else float("nan")}
@@ -76,7 +76,7 @@ def _contrast(c: Contrast, vals: dict, seeds: list[int], metric: str, cfg: Exper
     return row
 
 
-def _verdict(row: dict, alpha: float) -> str:
+def _verdict(row: dict, alpha: float, power: float = 0.8) -> str:
     if not row.get("tested", True):
         return "not tested (an earlier hypothesis of the fixed sequence was not rejected)"
     if row["p"] is None:
@@ -86,7 +86,7 @@ def _verdict(row: dict, alpha: float) -> str:
     if row.get("tost", {}).get("equivalent"):
         return f"refuted at practical size (the {int(row['tost']['confidence'] * 100)}% interval lies within +-{row['tost']['margin']:g})"
     mde = row.get("mde")
-    size = f"; the seeds detect (power {int(100 * 0.8)}%) only effects of about {mde:.3g} {row['unit']}" if mde and \
+    size = f"; the seeds detect (power {int(100 * power)}%) only effects of about {mde:.3g} {row['unit']}" if mde and \
         not math.isnan(mde) else ""
     return "inconclusive" + size
 
@@ -116,7 +116,7 @@ def analyze(cfg: ExperimentConfig, *, command: str = "") -> Path:
             for r, h in zip(rows, stats.holm([r["p"] if r["p"] is not None else 1.0 for r in rows], alpha=cfg.alpha)):
                 r["p_holm"], r["rejected"] = h["p_holm"], h["rejected"]
         for r in rows:
-            r["verdict"] = _verdict(r, cfg.alpha) if key == "hypotheses" else \
+            r["verdict"] = _verdict(r, cfg.alpha, cfg.power) if key == "hypotheses" else \
                 ("exploratory: " + ("nominally p < alpha" if r["p"] is not None and r["p"] < cfg.alpha else "not significant"))
         summary[key] = {r["name"]: r for r in rows}
     atomic_write_json(root / "summary.json", summary)

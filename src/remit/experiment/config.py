@@ -21,7 +21,9 @@ class Contrast:
     name: str = ""
     treatment: str = ""          # an arm label of every seed's flywheel, e.g. remit-r1 or remit-r1+post
     baseline: str = ""           # e.g. vanilla or vanilla+post
-    alternative: str = "greater"  # greater | less | two-sided (the direction a pre-registration states)
+    # greater | less | two-sided, about the GAIN: treatment - baseline, sign-flipped for lower-is-better metrics
+    # (bpb, loss), so "greater" always means "the treatment is better" (for bpb: lower).
+    alternative: str = "greater"
     margin: float = 0.0          # practical-size margin in the shown unit (points for accuracies); 0: none
     metric: str = ""             # suite/task/metric, default: the experiment's primary metric
 

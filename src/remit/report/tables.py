@@ -102,8 +102,10 @@ def compare_task(res: dict, base: dict, task: str, *, n_boot: int = 2000, seed: 
         # One bootstrap (remit.eval.stats) for the CI, the p-value and the draws, the same as `remit compare`'s.
         est, draws = stats.paired_bootstrap(xb, xa, n_boot=n_boot, seed=seed, confidence=confidence)
         shift = (va - vb) * k - est.mean  # centre on the reported delta if value != mean(per_example)
-        return Delta(task, metric, va * k, vb * k, va * k - vb * k, est.lo + shift, est.hi + shift, est.p, len(pa),
-                     True, sign * (draws + shift))
+        moved = draws + shift  # the p-value from the same (shifted) draws as the interval
+        p = est.p if shift == 0 else min(1.0, 2 * min(float((moved <= 0).mean()), float((moved >= 0).mean())))
+        return Delta(task, metric, va * k, vb * k, va * k - vb * k, est.lo + shift, est.hi + shift, p, len(pa),
+                     True, sign * moved)
     sa = (res["tasks"][task][metric] or {}).get("stderr") if isinstance(res["tasks"][task][metric], dict) else None
     sb = (base["tasks"][task][metric] or {}).get("stderr") if isinstance(base["tasks"][task][metric], dict) else None
     d = (va - vb) * k
