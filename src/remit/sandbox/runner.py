@@ -8,28 +8,30 @@ The code never runs in the calling process. What is enforced, and by whom:
 
 - by the caller: a wall-clock timeout that SIGKILLs the child's whole process group; an
   output cap (stdout and stderr are read in a loop, the child is killed when one exceeds
-  ``max_output_bytes``); a fresh temp working directory, deleted afterwards; a scrubbed
-  environment (PATH, LANG, LC_ALL, HOME/TMPDIR = the temp dir); ``python -I -S``.
+  ``max_output_bytes``); a fresh temp folder for the program, deleted afterwards; a scrubbed
+  environment (PATH, LANG, LC_ALL, HOME/TMPDIR = the working directory); ``python -I -S``.
 - by the kernel, always: RLIMIT_CPU, RLIMIT_AS (memory), RLIMIT_FSIZE, RLIMIT_NOFILE,
   RLIMIT_CORE=0, and RLIMIT_NPROC when not running as root (root ignores it).
 - by the kernel, where a pids cgroup can be created (``remit.sandbox.cgroup``; typically as
   root, in containers and on GPU boxes): at most ``max_procs`` processes and threads for the
-  program and everything it starts, root included (a fork bomb gets EAGAIN), all killed at the end.
-- by the kernel, where ``unshare`` is permitted (root or user namespaces; see
-  ``SandboxResult.isolation``): a new network namespace (no interface but a down loopback:
-  nothing can be reached), a PID namespace whose init is the program (when it dies, or its
-  parent is killed, every process it started dies; it cannot see or signal other
-  processes; /proc is re-mounted to show only its own) and a mount namespace in which every
-  mount except the temp directory is re-mounted read-only.
-- by a Python prelude, always (a speed bump, not a wall: a determined program can get
-  around it): sockets, process creation (fork/exec/subprocess/multiprocessing), ctypes, and
-  opening files for writing outside the temp directory raise ``SandboxViolation``.
+  program and everything it starts, root included, all killed at the end.
+- by the kernel through bubblewrap (``remit.sandbox.bwrap``, the default wherever ``bwrap`` can
+  build the sandbox): uid 65534 in its own user namespace with no capabilities, ``no_new_privs``,
+  the seccomp filter of ``remit.sandbox.seccomp``, its own network/PID/IPC/UTS namespaces, a
+  read-only root holding only /usr and the interpreter, a private read-only /proc, no /sys, no
+  home folders, no host /tmp, /run or /var, and one tmpfs of ``max_disk_mb`` as its working
+  directory (the quota of everything it writes).
+- without bubblewrap (the fallback, ``backend == "namespaces"``), where ``unshare`` is permitted:
+  network, PID and mount namespaces, every mount but the temp folder re-mounted read-only,
+  ``no_new_privs`` and the seccomp filter; the program keeps the caller's uid (root keeps root's
+  capabilities), sees the host's files and has no total disk quota.
+- by a Python prelude, always (a speed bump, not a wall: a program with ctypes gets around it):
+  sockets, process creation (fork/exec/subprocess/multiprocessing), ctypes, and opening files
+  for writing outside the working directory raise ``SandboxViolation``.
 
-Where namespaces are refused, "no network" and "no writes outside the temp directory"
-rest on the Python prelude only; ``isolation`` says which layer applied. Not enforced:
-reading files (the program runs as the caller's user and can read what it can read; with
-no network, what it reads can only reach its own stdout/stderr), and, as root without
-namespaces, a program that bypasses the prelude could write anywhere root can.
+``SandboxResult.isolation`` holds the backend and each layer as measured from inside the run;
+``remit.sandbox.diagnose()`` summarises them and ``remit.sandbox.require()`` refuses to run model
+code where a layer is missing (unless the stage's config says ``sandbox_unenforced_ok=true``).
 """
 
 from __future__ import annotations
