@@ -190,3 +190,28 @@ def test_a_registered_method_that_needs_the_reference_gets_it(make_cfg, monkeypa
     register_method(Method(name="usesref", build=lambda cfg: UsesRef(), reference="logps"))
     run(make_cfg("usesref", "max_steps=1"))
     assert seen == [True, True]  # both micro-batches of the step
+
+
+def test_two_identical_runs_save_identical_random_states(make_cfg, monkeypatch):
+    import io
+    import random
+
+    import numpy as np
+
+    import remit.midtrain.checkpoint as ckpt
+    from remit.midtrain.stage import run
+
+    saved, real = [], ckpt.save_checkpoint
+
+    def capture(root, step, msd, osd, state, **kw):
+        buf = io.BytesIO()
+        torch.save(state, buf)  # the bytes of state.pt
+        saved.append(buf.getvalue())
+        return real(root, step, msd, osd, state, **kw)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", capture)
+    for i, name in enumerate(("a", "b")):
+        random.seed(100 + i)  # whatever the process drew before the run
+        np.random.seed(100 + i)
+        run(make_cfg("ntp", "max_steps=2", "checkpoint_every=1", out=name))
+    assert len(saved) == 2 and saved[0] == saved[1]
