@@ -109,3 +109,46 @@ def test_sft(tmp_path, tiny_model_dir):
     kill_then_rerun(["sft", f"model={tiny_model_dir}", f"data={d / 'sft.jsonl'}", f"out={tmp_path / 'sft'}",
                      "device=cpu", "max_steps=30", "batch_size=4"], tmp_path)
     assert json.loads((tmp_path / "sft" / "manifest.json").read_text())["stage"] == "sft"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage,extra", [
+    ("dpo", ["max_steps=20", "batch_size=2", "limit=8", "samples_per_prompt=4", "max_new_tokens=8"]),
+    ("grpo", ["max_steps=20", "batch_size=2", "num_generations=2", "max_completion_length=8"]),
+])
+def test_dpo_and_grpo(tmp_path, tiny_model_dir, stage, extra):
+    d = _sft_data(tmp_path)
+    kill_then_rerun([stage, f"model={tiny_model_dir}", f"data={d / 'rl.jsonl'}", f"out={tmp_path / stage}",
+                     "device=cpu", *extra], tmp_path)
+    assert json.loads((tmp_path / stage / "manifest.json").read_text())["stage"] == stage
+
+
+@pytest.mark.slow
+def test_posttrain_chain(tmp_path, tiny_model_dir):
+    d = _sft_data(tmp_path)
+    kill_then_rerun(["posttrain", f"model={tiny_model_dir}", f"data_dir={d}", f"out={tmp_path / 'post'}",
+                     "device=cpu", "sft.max_steps=20", "sft.batch_size=4", "dpo.max_steps=2", "dpo.batch_size=2",
+                     "dpo.limit=4", "dpo.samples_per_prompt=2", "dpo.max_new_tokens=8", "grpo.max_steps=2",
+                     "grpo.batch_size=2", "grpo.num_generations=2", "grpo.max_completion_length=8",
+                     *(f"{s}.eval.n=4" for s in ("sft", "dpo", "grpo"))], tmp_path)
+    assert (tmp_path / "post" / "grpo" / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_eval(tmp_path, tiny_model_dir):
+    from remit.cli import main
+
+    assert main(["world", f"out_dir={tmp_path / 'w'}", *WORLD]) == 0
+    kill_then_rerun(["eval", f"model={tiny_model_dir}", "suite=world", f"world_dir={tmp_path / 'w'}", "limit=8",
+                     "world_max_gen_toks=8", f"out_dir={tmp_path / 'ev'}"], tmp_path,
+                    ready=lambda: any(tmp_path.glob(".ev.lock")))
+    assert (tmp_path / "ev" / "results.json").is_file()
+
+
+@pytest.mark.slow
+def test_flywheel(tmp_path):
+    smoke = REPO / "configs" / "flywheel" / "smoke.yaml"
+    # killed inside its first post-training stage (a temp folder of the sft stage appears)
+    kill_then_rerun(["flywheel", "--config", str(smoke), f"runs_dir={tmp_path / 'runs'}", "report=false"], tmp_path,
+                    ready=lambda: any(p.name.startswith(".sft.tmp-") for p in tmp_path.rglob(".sft.tmp-*")),
+                    timeout=400)

@@ -140,6 +140,21 @@ def test_cached_reference_matches_online_and_mismatch_names_part(make_cfg, tmp_p
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
         assert a["w_mean"] == pytest.approx(b["w_mean"], abs=1e-5)
 
+    # A shard whose values were zeroed (header intact, right size) is refused at its first read, naming the
+    # command that repairs it; that command re-scores exactly the damaged shard.
+    from remit.errors import DataError
+
+    f = cache / "shards" / "shard-00001.npy"
+    good = np.load(f)
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) - good.nbytes:] = bytes(good.nbytes)
+    f.write_bytes(bytes(raw))
+    assert np.load(f).shape == good.shape and not np.load(f).any()
+    with pytest.raises(DataError, match=r"shard-00001.npy: the reference-cache shard is damaged .*score-reference"):
+        run(make_cfg("remit", f"reference.cache={cache}", out="zeroed"))
+    score.run(scfg)
+    assert np.array_equal(np.load(f), good)
+
     with pytest.raises(ConfigError, match=r"reference differs \(reference: cache") as e:
         run(make_cfg("remit", f"reference.cache={cache}", f"reference.path={tiny_model_dir}", out="bad"))
     assert "tokenizer" not in str(e.value).split("(")[0] and "data" not in str(e.value).split("(")[0]

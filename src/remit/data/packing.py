@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from remit.data.sources import DataSource
-from remit.data.store import ShardedTokens, map_ids
+from remit.data.store import ShardedTokens
 from remit.data.tokens import tokenize_source, tokenizer_fingerprint
 from remit.errors import ConfigError, DataError
 from remit.utils.io import atomic_dir, atomic_write_json, fingerprint
@@ -166,7 +166,7 @@ class IndexedPacked(PackedDataset):
         fp = meta.pop("fingerprint")
         index = {name: np.load(path / f"index-{name}.npy", mmap_mode="r") for name in INDEX}
         if sources is None:
-            sources = [ShardedTokens([map_ids((path / f).resolve(), np.dtype(s["dtype"])) for f in s["files"]], s["files"])
+            sources = [ShardedTokens.open_files([(path / f).resolve() for f in s["files"]], s["dtype"], s["files"])
                        for s in meta["stores"]]
         for s, want in zip(sources, meta["stores"]):
             if len(s) != want["tokens"]:

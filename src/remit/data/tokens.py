@@ -202,7 +202,8 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
 
 def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
     offsets = np.load(folder / "offsets.npy", mmap_mode="r")
-    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp)
+    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"], meta.get("shard_bytes"),
+                                              meta.get("shard_crc32")), offsets, fp)
 
 
 def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:
