@@ -106,7 +106,8 @@ def test_nan_stops_naming_the_step_and_keeps_last_checkpoint(make_cfg, monkeypat
         return Poison()
 
     monkeypatch.setattr("remit.methods.registry._REGISTERED", {})  # a fresh table, the real one back after the test
-    register_method(dataclasses.replace(real, build=poisoned))
+    monkeypatch.setattr("remit.methods.registry._REPLACED", {})
+    register_method(dataclasses.replace(real, build=poisoned), replace=True)
     cfg = make_cfg("ntp", "checkpoint_every=1", "max_steps=6")
     with pytest.raises(TrainingError, match=r"step 3: the loss is nan.*last good checkpoint is .*step-00000002"):
         run(cfg)
