@@ -169,7 +169,10 @@ def map_ids(path: Path, dtype: np.dtype) -> np.ndarray:
         with open(path, "rb") as f:
             magic = f.read(6)
         if magic == b"\x93NUMPY":
-            arr = np.load(path, mmap_mode="r")
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except ValueError as e:  # a header that promises more data than the file holds, or a broken header
+                raise DataError(f"{path}: the .npy file is truncated or damaged ({e}): copy or write it again") from None
             if arr.dtype != dtype or arr.ndim != 1:
                 raise DataError(f"{path}: a {arr.dtype} array of shape {arr.shape}, but the source says "
                                 f"dtype={dtype.name} (set dtype to the file's, one of uint16, uint32)")
