@@ -19,7 +19,8 @@ import pytest
 from remit.sandbox import REQUIRED, SandboxUnavailableError, missing_layers, require, run_python
 from remit.sandbox.seccomp import DENIED, filter_program, syscall_table
 
-pytestmark = pytest.mark.skipif(bool(missing_layers()), reason=f"sandbox layers not enforced here: {missing_layers()}")
+kernel_layers = pytest.mark.skipif(bool(missing_layers()),
+                                   reason=f"sandbox layers not enforced here: {missing_layers()}")
 
 LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
 
@@ -28,6 +29,7 @@ def hostile(code: str, **kw):
     return run_python(LIBC + code, python_guards=False, timeout_s=10, **kw)
 
 
+@kernel_layers
 def test_remount_root_read_write_does_not_reach_the_host(tmp_path):
     target = tmp_path / "pwned.txt"
     r = hostile(f"""
@@ -48,6 +50,7 @@ print("uid", os.getuid(), os.geteuid())
     assert "uid 65534 65534" in r.stdout
 
 
+@kernel_layers
 def test_unmounting_proc_does_not_show_the_caller(monkeypatch):
     monkeypatch.setenv("REMIT_HOSTILE_SECRET", "s3cr3t-in-the-caller-env")
     r = hostile(f"""
@@ -74,6 +77,7 @@ print("ptrace", libc.ptrace(16, {os.getpid()}, None, None), ctypes.get_errno())
     assert "vm_readv -1" in r.stdout and "ptrace -1" in r.stdout
 
 
+@kernel_layers
 def test_joining_host_namespaces_is_refused():
     r = hostile(f"""
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = 0x10000000, 0x20000, 0x40000000
@@ -95,6 +99,7 @@ for flags in (CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER | CLONE_NE
     assert sum(line.startswith("unshare") for line in r.stdout.splitlines()) == 4
 
 
+@kernel_layers
 def test_raising_pids_max_is_impossible_and_the_limit_holds():
     r = hostile("""
 import errno
@@ -123,6 +128,7 @@ except OSError as e:
     assert "forked 3 EAGAIN" in r.stdout  # the program + 3 children = max_procs
 
 
+@kernel_layers
 def test_host_unix_sockets_are_unreachable(tmp_path):
     path = tmp_path / "host.sock"
     arrived = []
@@ -160,6 +166,7 @@ for addr in ({str(path)!r}, "\\0remit-hostile-{os.getpid()}", "/run/systemd/priv
     assert "CONNECTED" not in r.stdout and r.stdout.count("refused") == 4 and not arrived
 
 
+@kernel_layers
 def test_kernel_settings_are_not_writable():
     r = hostile("""
 for p in ("/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger",
@@ -175,6 +182,7 @@ print(os.path.exists("/sys"))
     assert "WRITABLE" not in r.stdout and r.stdout.count("refused") == 5
 
 
+@kernel_layers
 def test_disk_quota_is_total_not_per_file():
     r = hostile("""
 total = 0
@@ -192,6 +200,7 @@ print("total", total >> 20)
     assert int(r.stdout.split("total")[1]) <= 16
 
 
+@kernel_layers
 def test_shadow_and_the_callers_home_are_hidden():
     secret = Path.home() / f".remit-hostile-secret-{os.getpid()}"
     secret.write_text("home-secret-value")
@@ -235,7 +244,8 @@ def test_require_refuses_without_a_layer_unless_opted_out(monkeypatch, capsys):
     import sys
 
     d = sys.modules["remit.sandbox.diagnose"]
-    require()  # every layer here: no error
+    monkeypatch.setattr(d, "_isolation", lambda: {k: True for k in REQUIRED})
+    require()  # every layer: no error
     monkeypatch.setattr(d, "_isolation", lambda: {k: k != "seccomp" for k in REQUIRED})
     with pytest.raises(SandboxUnavailableError, match="does not enforce seccomp.*sandbox_unenforced_ok=true"):
         require()

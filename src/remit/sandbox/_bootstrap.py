@@ -210,9 +210,8 @@ def _layers():
 
 
 def _report():
-    STATUS.update(_layers())
     with os.fdopen(CFG["status_fd"], "w") as f:
-        f.write(json.dumps(STATUS))
+        f.write(json.dumps({"backend": BACKEND, **_layers()}))
 
 
 def _rlimits():
