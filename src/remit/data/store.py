@@ -40,6 +40,7 @@ class ShardedTokens:
         self.arrays = arrays
         self.names = names or [f"array {i}" for i in range(len(arrays))]
         self.paths = paths or [Path(n) for n in self.names]
+        self._checked: set[int] = set()
         self.sums = sums  # CRC-32 per array (files written by ShardWriter), checked at the first read
         self.starts = np.zeros(len(arrays) + 1, dtype=np.int64)
         np.cumsum([len(a) for a in arrays], out=self.starts[1:])
@@ -74,9 +75,12 @@ class ShardedTokens:
         return cls([map_ids(p, np.dtype(dtype)) for p in paths], names, sums, list(paths))
 
     def _verify(self, i: int) -> None:
+        if i in self._checked:  # the hot path: one set lookup per read
+            return
         if self.sums and self.sums[i]:
             check_once(self.paths[i], self.sums[i], rebuild=REBUILD.format(folder=self.paths[i].parent),
                        what="token shard")
+        self._checked.add(i)
 
     def __len__(self) -> int:
         return int(self.starts[-1])
