@@ -46,6 +46,13 @@ _HELD: dict[str, int] = {}  # resolved lock path -> re-entry count (this process
 _FDS: dict[str, int] = {}  # resolved lock path -> the fd holding its flock (this process)
 
 
+_FORKER = [0]  # the pid that is forking (set just before every fork)
+
+
+def _before_fork() -> None:
+    _FORKER[0] = os.getpid()
+
+
 def _after_fork_in_child() -> None:
     """A forked worker drops the stage's locks (without unlocking them) and dies with the stage."""
     if not _FDS:
@@ -60,10 +67,12 @@ def _after_fork_in_child() -> None:
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG = SIGKILL
+        if os.getppid() != _FORKER[0]:  # the stage died before prctl took effect
+            os.kill(os.getpid(), 9)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def pid_alive(pid: int) -> bool:
