@@ -198,8 +198,8 @@ def test_direct_frac_writes_the_answer_alone():
 def test_settings_that_would_fail_later_are_refused_up_front():
     with pytest.raises(ConfigError, match=r"kinds: give at least one task kind"):
         load_config(WorldConfig, None, ["kinds=[]"])
-    # chain at difficulty 1 has about two thousand distinct prompts: 1500 held out would leave too few to train on
-    with pytest.raises(ConfigError, match=r"n_eval=1500: kind 'chain' at difficulty 1 has about \d+ distinct prompts.*"
+    # chain at difficulty 1 has about two thousand distinct prompts: 1100 held out would leave too few to train on
+    with pytest.raises(ConfigError, match=r"n_eval=1100: kind 'chain' at difficulty 1 has about \d+ distinct prompts.*"
                                           r"lower n_eval to \d+ or raise difficulty"):
-        load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=1500"])
+        load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=1100"])
     assert load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=500"]).n_eval == 500

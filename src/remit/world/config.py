@@ -66,9 +66,9 @@ class WorldConfig:
 
 @functools.cache
 def _distinct_prompts(kind: str, difficulty: int, want: int) -> int:
-    """Distinct prompts of ``kind`` seen in up to 50 * ``want`` draws (stops at ``want``): a capacity check."""
+    """Distinct prompts of ``kind`` seen in up to 20 * ``want`` draws (stops at ``want``): a capacity check."""
     rng, seen = random.Random(f"capacity/{kind}/{difficulty}"), set()
-    for _ in range(50 * want):
+    for _ in range(20 * want):
         seen.add(make_task(kind, rng, difficulty).prompt)
         if len(seen) >= want:
             break
