@@ -89,7 +89,7 @@ def test_world(tmp_path):
 @pytest.mark.parametrize("num_proc", [pytest.param(1, marks=ALL), 2])
 def test_prepare_data_both_engines(tmp_path, tiny_tokenizer_dir, tiny_jsonl, num_proc):
     big = tmp_path / "big.jsonl"
-    big.write_text(tiny_jsonl.read_text() * 40)
+    big.write_text(tiny_jsonl.read_text() * (40 if num_proc == 1 else 10))
     args = ["prepare-data", f"tokenizer={tiny_tokenizer_dir}", f"out_dir={tmp_path / 'cache'}",
             f"data.sources=[{{path: '{big}'}}]", "data.seq_len=32", f"data.num_proc={num_proc}"]
     # inline: killed once the first token shard is in place (datasets: once its workers run)
