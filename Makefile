@@ -13,9 +13,16 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean sandbox-tools
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox-tools
+
+# bubblewrap: the kernel boundary of remit.sandbox (model-written code). Installed when missing and we
+# can (root + apt-get); otherwise remit.sandbox.diagnose() says which layers are not enforced.
+sandbox-tools:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; }; } || \
+	  echo "note: bubblewrap (bwrap) is not installed: the code sandbox falls back to weaker layers (see README, Reliability)"
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -13,7 +13,7 @@ import importlib
 from remit import cli
 
 _POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps", "batch_size", "grad_accum",
-         "max_length", "limit", "logging_steps", "trl", "eval"]  # every post-training stage (StageConfig)
+         "max_length", "limit", "logging_steps", "trl", "eval", "sandbox_unenforced_ok"]  # every post-training stage
 _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
           "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf"]
 
@@ -39,7 +39,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "eval": ("remit.eval.run", "EvalConfig", None, [
         "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
-        "world_max_gen_toks", "chat", "seed", "device", "dtype", "force"]),
+        "world_max_gen_toks", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
         "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "metric",

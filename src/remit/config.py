@@ -266,8 +266,16 @@ def save_config(cfg: Any, path: str | Path) -> Path:
 
 
 def config_hash(cfg: Any) -> str:
-    """Stable short hash of a config, used to decide whether a finished stage can be reused."""
-    return fingerprint(to_dict(cfg))
+    """Stable short hash of a config, used to decide whether a finished stage can be reused.
+
+    A built-in method replaced by a plugin (``register_method(..., replace=True)``) is part of it: an
+    output made with the built-in is not reused as the plugin's.
+    """
+    from remit.methods.registry import replaced_methods
+
+    d = to_dict(cfg)
+    replaced = replaced_methods()
+    return fingerprint({**d, "replaced_methods": replaced} if replaced else d)
 
 
 def check_choice(key: str, value: Any, choices: list[Any] | tuple[Any, ...]) -> None:

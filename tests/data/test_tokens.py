@@ -78,3 +78,27 @@ def test_empty_source_is_one_line_error_with_both_engines(tmp_path, tiny_tokeniz
     for n in (1, 2):
         with pytest.raises(DataError, match=r"empty.jsonl: empty dataset"):
             tokenize_source(DataSource(str(p)), tiny_tokenizer, cache_dir=tmp_path / f"c{n}", num_proc=n)
+
+
+def test_torn_or_zeroed_token_shards_are_refused_naming_the_rebuild(tmp_path, tiny_jsonl, tiny_tokenizer):
+    import zlib
+
+    from remit.data import build_packed
+
+    src = DataSource(str(tiny_jsonl))
+    out = tokenize_source(src, tiny_tokenizer, cache_dir=tmp_path / "tokens", chunk_docs=10)
+    folder = tmp_path / "tokens" / f"tok-{out.fingerprint}"
+    meta = json.loads((folder / "meta.json").read_text())
+    shard = folder / "shard-00003.bin"
+    data = shard.read_bytes()
+    assert meta["shard_bytes"][3] == len(data) and meta["shard_crc32"][3] == f"{zlib.crc32(data):08x}"
+    shard.write_bytes(data[: len(data) // 2])  # torn: a power loss before the data reached the disk
+    with pytest.raises(DataError, match=r"shard-00003.bin: the token shard is torn .*remit prepare-data"):
+        tokenize_source(src, tiny_tokenizer, cache_dir=tmp_path / "tokens", chunk_docs=10)
+    with pytest.raises(DataError, match="shard-00003.bin: the token shard is torn"):  # packing reads it too
+        build_packed([src], tiny_tokenizer, 16, cache_dir=tmp_path)
+    shard.write_bytes(bytes(len(data)))  # the right size, zeroed
+    toks = tokenize_source(src, tiny_tokenizer, cache_dir=tmp_path / "tokens", chunk_docs=10).tokens
+    assert len(toks.read(0, 5)) == 5  # shard 0 is intact
+    with pytest.raises(DataError, match=r"shard-00003.bin: the token shard is damaged \(CRC-32 .*remit prepare-data"):
+        np.asarray(toks)

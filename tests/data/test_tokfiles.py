@@ -84,3 +84,13 @@ def test_uint16_cannot_hold_a_large_vocabulary(tmp_path, token_dir, tiny_tokeniz
         from remit.data import read_texts
 
         read_texts(DataSource(str(token_dir), kind="tokens"))
+
+
+def test_a_truncated_npy_token_file_is_one_line(tmp_path):
+    from remit.data.store import map_ids
+
+    f = tmp_path / "part-0.npy"
+    np.save(f, np.arange(1000, dtype=np.uint16))
+    f.write_bytes(f.read_bytes()[:900])
+    with pytest.raises(DataError, match=r"part-0.npy: the .npy file is truncated or damaged"):
+        map_ids(f, np.dtype(np.uint16))

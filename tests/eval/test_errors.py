@@ -53,3 +53,31 @@ def test_bad_model_dir_says_why(capsys, tmp_path, tiny_tokenizer_dir, setup, exp
     err = _err(capsys, ["eval", "--model", str(model), f"tokenizer={tiny_tokenizer_dir}", "--suite", "world",
                         f"out_dir={tmp_path / 'o'}", f"world_dir={tmp_path}"])
     assert str(model) in err and expect in err and "Traceback" not in err
+
+
+def test_benchmark_files_with_a_wrong_field_type_or_a_fake_gz_are_one_line(tmp_path):
+    import gzip
+    import json
+
+    from remit.errors import DataError
+    from remit.eval import data
+
+    (tmp_path / "gsm8k").mkdir()
+    good = {"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({**good, "answer": 2}) + "\n")
+    with gzip.open(tmp_path / "gsm8k" / "train.jsonl.gz", "wt") as f:
+        f.write(json.dumps(good) + "\n")
+    with pytest.raises(DataError, match=r"task 'gsm8k': .*test.jsonl line 2: field 'answer' must be str, got int"):
+        data.gsm8k(tmp_path)
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(json.dumps(good) + "\n")
+    (tmp_path / "gsm8k" / "train.jsonl.gz").write_text(json.dumps(good) + "\n")  # plain text under a .gz name
+    with pytest.raises(DataError, match=r"task 'gsm8k': .*train.jsonl.gz is not a valid gzip file"):
+        data.gsm8k(tmp_path)
+    (tmp_path / "humaneval").mkdir()
+    (tmp_path / "humaneval" / "HumanEval.jsonl.gz").write_bytes(gzip.compress(b'{"prompt": "def f():"}\n')[:-12])
+    with pytest.raises(DataError, match=r"task 'humaneval': .*HumanEval.jsonl.gz is not a valid gzip file"):
+        data.humaneval(tmp_path)
+    (tmp_path / "mbpp").mkdir()
+    (tmp_path / "mbpp" / "mbpp.jsonl").write_text(json.dumps({"task_id": 11, "text": "t", "test_list": "assert 1"}))
+    with pytest.raises(DataError, match=r"line 1: field 'test_list' must be list, got str"):
+        data.mbpp(tmp_path)

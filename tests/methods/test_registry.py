@@ -19,6 +19,7 @@ from remit.objectives import KD, NTP, ReMiT, Rho1
 def fresh_table(monkeypatch):
     """A registration in a test does not leak into the next one."""
     monkeypatch.setattr("remit.methods.registry._REGISTERED", {})
+    monkeypatch.setattr("remit.methods.registry._REPLACED", {})
 
 
 def test_builtin_table_says_what_each_method_needs():
@@ -97,3 +98,47 @@ def test_plugins_named_in_the_environment_are_loaded(fresh_table, monkeypatch):
     monkeypatch.setenv("REMIT_PLUGINS", "no_such_plugin_module")
     with pytest.raises(ConfigError, match="plugin 'no_such_plugin_module' could not be imported"):
         registry.load_plugins()
+
+
+def _plugin(tmp_path, monkeypatch, name: str, body: str) -> str:
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name
+
+
+@pytest.mark.parametrize("body,match", [
+    ("x = 1\nraise RuntimeError('boom')\n", r"plugin 'p_bad' failed while it was imported at .*p_bad.py:2: RuntimeError: boom"),
+    ("def f(:\n    pass\n", r"plugin 'p_bad' has a syntax error at .*p_bad.py:1"),
+    ("from remit.methods import register_method\nregister_method('mine')\n",
+     r"plugin 'p_bad' failed while it was imported at .*p_bad.py:2: TypeError: register_method takes a "
+     r"remit.methods.Method, got str"),
+])
+def test_a_broken_plugin_is_one_line_naming_it_and_the_line(fresh_table, tmp_path, monkeypatch, body, match):
+    from remit.methods import registry
+
+    name = _plugin(tmp_path, monkeypatch, "p_bad", body)
+    with pytest.raises(ConfigError, match=match):
+        registry.load_plugins([name])
+
+
+def test_replacing_a_method_needs_replace_true_and_changes_the_config_hash(fresh_table, tmp_path, monkeypatch):
+    from remit.config import config_hash
+    from remit.methods import registry
+
+    cfg = load_config(MidtrainConfig, None, ["model.path=m", "data.sources=[{path: x.jsonl}]", "method.name=ntp"])
+    before = config_hash(cfg)
+    body = ("from remit.methods import Method, register_method\nfrom remit.objectives import NTP\n"
+            "register_method(Method(name='ntp', build=lambda cfg: NTP()){})\n")
+    with pytest.raises(ConfigError, match=r"plugin 'p_ntp' failed .*method 'ntp' already exists \(built-in, "
+                                          r"remit.methods.ntp\).*replace=True"):
+        registry.load_plugins([_plugin(tmp_path, monkeypatch, "p_ntp", body.format(""))])
+    assert config_hash(cfg) == before and registry.replaced_methods() == {}
+    registry.load_plugins([_plugin(tmp_path, monkeypatch, "p_ntp", body.format(", replace=True"))])
+    assert registry.replaced_methods() == {"ntp": "p_ntp.<lambda>"} and config_hash(cfg) != before
+    register_method(Method(name="mine", build=lambda cfg: NTP()))
+    register_method(Method(name="mine", build=lambda cfg: NTP()))  # the same module again: allowed
+    with pytest.raises(ConfigError, match=r"p_ntp.py:3: ConfigError: method 'mine' already exists \(from .*test_registry"):
+        registry.load_plugins([_plugin(tmp_path, monkeypatch, "p_ntp",
+                                       body.format(", replace=True").replace("'ntp'", "'mine'")
+                                       .replace(", replace=True", ""))])

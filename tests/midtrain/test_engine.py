@@ -106,7 +106,8 @@ def test_nan_stops_naming_the_step_and_keeps_last_checkpoint(make_cfg, monkeypat
         return Poison()
 
     monkeypatch.setattr("remit.methods.registry._REGISTERED", {})  # a fresh table, the real one back after the test
-    register_method(dataclasses.replace(real, build=poisoned))
+    monkeypatch.setattr("remit.methods.registry._REPLACED", {})
+    register_method(dataclasses.replace(real, build=poisoned), replace=True)
     cfg = make_cfg("ntp", "checkpoint_every=1", "max_steps=6")
     with pytest.raises(TrainingError, match=r"step 3: the loss is nan.*last good checkpoint is .*step-00000002"):
         run(cfg)
@@ -139,6 +140,21 @@ def test_cached_reference_matches_online_and_mismatch_names_part(make_cfg, tmp_p
     for a, b in zip(online, cached):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
         assert a["w_mean"] == pytest.approx(b["w_mean"], abs=1e-5)
+
+    # A shard whose values were zeroed (header intact, right size) is refused at its first read, naming the
+    # command that repairs it; that command re-scores exactly the damaged shard.
+    from remit.errors import DataError
+
+    f = cache / "shards" / "shard-00001.npy"
+    good = np.load(f)
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) - good.nbytes:] = bytes(good.nbytes)
+    f.write_bytes(bytes(raw))
+    assert np.load(f).shape == good.shape and not np.load(f).any()
+    with pytest.raises(DataError, match=r"shard-00001.npy: the reference-cache shard is damaged .*score-reference"):
+        run(make_cfg("remit", f"reference.cache={cache}", out="zeroed"))
+    score.run(scfg)
+    assert np.array_equal(np.load(f), good)
 
     with pytest.raises(ConfigError, match=r"reference differs \(reference: cache") as e:
         run(make_cfg("remit", f"reference.cache={cache}", f"reference.path={tiny_model_dir}", out="bad"))
@@ -190,3 +206,28 @@ def test_a_registered_method_that_needs_the_reference_gets_it(make_cfg, monkeypa
     register_method(Method(name="usesref", build=lambda cfg: UsesRef(), reference="logps"))
     run(make_cfg("usesref", "max_steps=1"))
     assert seen == [True, True]  # both micro-batches of the step
+
+
+def test_two_identical_runs_save_identical_random_states(make_cfg, monkeypatch):
+    import io
+    import random
+
+    import numpy as np
+
+    import remit.midtrain.checkpoint as ckpt
+    from remit.midtrain.stage import run
+
+    saved, real = [], ckpt.save_checkpoint
+
+    def capture(root, step, msd, osd, state, **kw):
+        buf = io.BytesIO()
+        torch.save(state, buf)  # the bytes of state.pt
+        saved.append(buf.getvalue())
+        return real(root, step, msd, osd, state, **kw)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", capture)
+    for i, name in enumerate(("a", "b")):
+        random.seed(100 + i)  # whatever the process drew before the run
+        np.random.seed(100 + i)
+        run(make_cfg("ntp", "max_steps=2", "checkpoint_every=1", out=name))
+    assert len(saved) == 2 and saved[0] == saved[1]

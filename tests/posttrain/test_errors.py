@@ -109,3 +109,43 @@ def test_cli_prints_one_line_error(tmp_path, capsys):
 
 def test_remit_error_base():
     assert issubclass(DataError, RemitError) and issubclass(ConfigError, RemitError)
+
+
+def test_non_utf8_data_names_the_line(tmp_path):
+    bad = tmp_path / "sft.jsonl"
+    bad.write_bytes(b'{"prompt": "a", "response": "b"}\n{"prompt": "caf\xe9", "response": "b"}\n')
+    cfg = sft.SFTStageConfig(model=str(tmp_path / "m"), data=str(bad), out=str(tmp_path / "o"))
+    with pytest.raises(DataError, match=r"sft.jsonl:2: not UTF-8 \(byte 0xe9 at column 16\)"):
+        sft.run(cfg)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("json:dumps", r"'json:dumps' cannot be called as a reward"),
+    ("math:pi", r"'math:pi' is a float, not a reward function"),
+    ("collections:OrderedDict", r"is a type, not a reward function"),
+    ("posttrain_helpers:write_jsonl", r"'posttrain_helpers:write_jsonl' cannot be called as a reward"),
+    ("builtins:len", r"cannot be called as a reward"),
+    ("os:listdir", r"cannot be called as a reward"),
+])
+def test_a_reward_spec_that_is_not_a_reward_is_one_line(tmp_path, spec, match):
+    from remit.posttrain.generate import check_reward, weighted_reward
+
+    rows = [{"prompt": "What is 1 + 1?", "answer": "2", "kind": "arith"}]
+    with pytest.raises(ConfigError, match=match):
+        check_reward(weighted_reward([spec]), rows, "rl.jsonl")
+
+
+def test_a_reward_returning_the_wrong_shape_is_one_line(tmp_path, monkeypatch):
+    import types
+
+    from remit.posttrain.generate import check_reward, weighted_reward
+
+    mod = types.ModuleType("bad_rewards")
+    mod.short = lambda prompts, completions, **_: []
+    mod.text = lambda prompts, completions, **_: ["good" for _ in completions]
+    monkeypatch.setitem(__import__("sys").modules, "bad_rewards", mod)
+    rows = [{"prompt": "What is 1 + 1?", "answer": "2", "kind": "arith"}]
+    with pytest.raises(ConfigError, match=r"'bad_rewards:short' returned 0 values for 1 completions"):
+        check_reward(weighted_reward(["bad_rewards:short"]), rows, "rl.jsonl")
+    with pytest.raises(ConfigError, match=r"'bad_rewards:text' returned 'good' \(str\), not a number"):
+        check_reward(weighted_reward(["bad_rewards:text"]), rows, "rl.jsonl")

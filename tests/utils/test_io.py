@@ -101,3 +101,26 @@ def test_atomic_dir_keep_existing_lets_the_first_of_two_builders_win(tmp_path):
     with atomic_dir(tmp_path / "fresh", keep_existing=True) as tmp:
         (tmp / "a.txt").write_text("x")
     assert (tmp_path / "fresh" / "a.txt").read_text() == "x"
+
+
+def test_atomic_dir_removes_its_own_dead_temps_and_restores_a_moved_aside_output(tmp_path):
+    import subprocess
+
+    from remit.utils.io import atomic_dir
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f".out.tmp-{dead.pid}").mkdir()  # a killed stage's half-written output
+    (tmp_path / f".other.tmp-{dead.pid}").mkdir()  # not this folder's: left alone
+    (tmp_path / ".out.tmp-1").mkdir()  # a live process (pid 1): left alone
+    with atomic_dir(tmp_path / "out") as t:
+        (t / "x").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-" + str(dead.pid), ".out.tmp-1", "out"]
+    # killed between its two renames: the previous output sits under .old-<pid> and `out` is missing
+    (tmp_path / "out").rename(tmp_path / f".out.old-{dead.pid}")
+    with atomic_dir(tmp_path / "out2"):
+        pass
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "out"):
+            raise RuntimeError("fails after the cleanup")
+    assert (tmp_path / "out" / "x").read_text() == "new"

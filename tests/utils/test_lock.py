@@ -88,3 +88,61 @@ def test_out_dir_that_is_a_file_or_under_a_file(tmp_path):
         with out_dir_lock(f / "sub"):
             pass
     assert ensure_out_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+
+
+FORK_WORKER = ("import os, sys, time\nfrom remit.utils.lock import out_dir_lock\n"
+               "with out_dir_lock(sys.argv[1], 'prepare-data'):\n"
+               "    pid = os.fork()\n"
+               "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n"
+               "    print(pid, flush=True)\n    time.sleep(60)\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux")
+def test_a_forked_worker_neither_keeps_the_lock_nor_outlives_a_killed_stage(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", FORK_WORKER, str(out)], env=env, stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 5
+    while _alive(worker) and time.time() < deadline:
+        time.sleep(0.01)
+    try:
+        assert not _alive(worker)  # died with the stage
+        with out_dir_lock(out, "prepare-data"):  # and did not keep the lock
+            assert holder(out)["pid"] == os.getpid()
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def test_a_lock_held_by_orphans_of_a_dead_holder_is_taken_over(tmp_path, capsys):
+    import fcntl
+    import json
+    import socket
+
+    out = tmp_path / "run"
+    out.mkdir()
+    lp = lock_path(out)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    # An orphan (here: another fd of this process, which flock treats like another process) holds the lock
+    # that names a holder that is dead.
+    fd = os.open(lp, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, json.dumps({"pid": dead.pid, "host": socket.gethostname(), "stage": "sft", "started": 0}).encode())
+    try:
+        with out_dir_lock(out, "sft"):
+            assert holder(out)["pid"] == os.getpid()
+        assert "took over the lock" in capsys.readouterr().err
+    finally:
+        os.close(fd)

@@ -193,3 +193,13 @@ def test_direct_frac_writes_the_answer_alone():
     none = generate_world(WorldConfig(n_pretrain_docs=0, n_midtrain_docs=0, n_sft=100, n_rl=0, n_eval=5,
                                       direct_frac=0.0))
     assert not any(r["response"].startswith("The answer is") for r in none["sft"])
+
+
+def test_settings_that_would_fail_later_are_refused_up_front():
+    with pytest.raises(ConfigError, match=r"kinds: give at least one task kind"):
+        load_config(WorldConfig, None, ["kinds=[]"])
+    # chain at difficulty 1 has about two thousand distinct prompts: 1100 held out would leave too few to train on
+    with pytest.raises(ConfigError, match=r"n_eval=1100: kind 'chain' at difficulty 1 has about \d+ distinct prompts.*"
+                                          r"lower n_eval to \d+ or raise difficulty"):
+        load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=1100"])
+    assert load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=500"]).n_eval == 500

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from remit.data.sources import DataSource
-from remit.data.store import ShardedTokens, map_ids
+from remit.data.store import ShardedTokens
 from remit.data.tokens import tokenize_source, tokenizer_fingerprint
 from remit.errors import ConfigError, DataError
 from remit.utils.io import atomic_dir, atomic_write_json, fingerprint
@@ -191,7 +191,7 @@ class IndexedPacked(PackedDataset):
         fp = meta.pop("fingerprint")
         index = {name: np.load(path / f"index-{name}.npy", mmap_mode="r") for name in INDEX}
         if sources is None:
-            sources = [ShardedTokens([map_ids((path / f).resolve(), np.dtype(s["dtype"])) for f in s["files"]], s["files"])
+            sources = [ShardedTokens.open_files([(path / f).resolve() for f in s["files"]], s["dtype"], s["files"])
                        for s in meta["stores"]]
         for s, want in zip(sources, meta["stores"]):
             if len(s) != want["tokens"]:
@@ -199,7 +199,7 @@ class IndexedPacked(PackedDataset):
                                 f"({', '.join(want['files'][:2])}...): the token files changed; delete {path}")
         if masks is None:  # loss=assistant sources: their mask stores, listed next to the token files
             masks = [None if not s.get("mask_files") else
-                     ShardedTokens([map_ids((path / f).resolve(), np.dtype(np.uint8)) for f in s["mask_files"]])
+                     ShardedTokens.open_files([(path / f).resolve() for f in s["mask_files"]], "uint8", s["mask_files"])
                      for s in meta["stores"]]
         return cls(sources, index, fp, meta, masks)
 

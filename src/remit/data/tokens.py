@@ -343,8 +343,10 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
 def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
     offsets = np.load(folder / "offsets.npy", mmap_mode="r")
     mask_meta = read_meta(folder / MASK)
-    mask = None if mask_meta is None else ShardedTokens.open(folder / MASK, mask_meta["shards"], "uint8")
-    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"]), offsets, fp, mask)
+    mask = None if mask_meta is None else ShardedTokens.open(folder / MASK, mask_meta["shards"], "uint8",
+                                                             mask_meta.get("shard_bytes"), mask_meta.get("shard_crc32"))
+    return TokenizedSource(ShardedTokens.open(folder, meta["shards"], meta["dtype"], meta.get("shard_bytes"),
+                                              meta.get("shard_crc32")), offsets, fp, mask)
 
 
 def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -26,27 +27,73 @@ from remit.errors import DataError
 Docs = dict[str, list[dict[str, Any]]]
 
 
+# The fields each local benchmark file must have, and their types (a wrong one fails here, naming the
+# file and the line, not later inside lm-eval).
+_STR, _NUM, _LABEL = (str,), (int, float), (bool, int, str)
+FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "gsm8k": {"question": _STR, "answer": _STR},
+    "math": {"problem": _STR, "solution": _STR, "type": _STR},
+    "humaneval": {"prompt": _STR, "test": _STR, "entry_point": _STR},
+    "mbpp": {"task_id": (int, str), "text": _STR, "test_list": (list,)},
+    "arc_easy": {"id": _STR, "question": (dict,), "answerKey": _STR},
+    "arc_challenge": {"id": _STR, "question": (dict,), "answerKey": _STR},
+    "mmlu": {"question": _STR, "subject": _STR, "choices": (list,), "answer": (int, str)},
+    "boolq": {"question": _STR, "passage": _STR, "label": _LABEL},
+    "copa": {"premise": _STR, "choice1": _STR, "choice2": _STR, "question": _STR, "label": _LABEL},
+    "piqa": {"instruction": _STR, "answer": _STR},
+    "winogrande": {"instruction": _STR, "answer": _STR},
+    "openbookqa": {"instruction": _STR, "answer": _STR},
+    "siqa": {"instruction": _STR, "answer": _STR},
+}
+
+
+def _check_row(row: Any, task: str, where: str) -> None:
+    if not isinstance(row, dict):
+        raise DataError(f"task '{task}': {where}: expected a JSON object, got {type(row).__name__}")
+    for key, types in FIELDS.get(task, {}).items():
+        if key not in row:
+            raise DataError(f"task '{task}': {where}: missing field '{key}'")
+        val = row[key]
+        if not isinstance(val, types) or (isinstance(val, bool) and bool not in types):
+            want = " or ".join(t.__name__ for t in types)
+            raise DataError(f"task '{task}': {where}: field '{key}' must be {want}, got {type(val).__name__} "
+                            f"({json.dumps(val)[:40]})")
+
+
 def read_json_records(path: Path, task: str) -> list[dict[str, Any]]:
-    """Rows of a .json (list or {"examples": [...]}) or .jsonl file, gzipped or not."""
+    """Rows of a .json (list or {"examples": [...]}) or .jsonl file, gzipped or not, checked against FIELDS."""
     if not path.is_file():
         raise DataError(f"task '{task}': data file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     stem = path.name[:-3] if path.suffix == ".gz" else path.name
-    with opener(path, "rt", encoding="utf-8") as f:
-        if stem.endswith(".jsonl"):
-            rows = []
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"task '{task}': {path} line {i}: invalid JSON ({e.msg})") from None
-            return rows
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(f"task '{task}': {path} line {e.lineno}: invalid JSON ({e.msg})") from None
-    return data["examples"] if isinstance(data, dict) and "examples" in data else data
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            if stem.endswith(".jsonl"):
+                rows = []
+                for i, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError as e:
+                            raise DataError(f"task '{task}': {path} line {i}: invalid JSON ({e.msg})") from None
+                        _check_row(rows[-1], task, f"{path} line {i}")
+                return rows
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise DataError(f"task '{task}': {path} line {e.lineno}: invalid JSON ({e.msg})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"task '{task}': {path} is not a valid gzip file ({e}): re-download it, or drop the .gz "
+                        f"suffix if it is plain text") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"task '{task}': {path}: not UTF-8 text (byte {e.object[e.start]:#04x}); re-encode it") from None
+    rows = data["examples"] if isinstance(data, dict) and "examples" in data else data
+    if not isinstance(rows, list):
+        raise DataError(f"task '{task}': {path}: expected a JSON list of records (or {{\"examples\": [...]}}), "
+                        f"got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        _check_row(row, task, f"{path} record {i}")
+    return rows
 
 
 def round_robin(rows: list[dict], key: str) -> list[dict]:

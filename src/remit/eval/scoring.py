@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from remit.sandbox import run_python
+from remit.sandbox import require, run_python
 from remit.world import check_answer
 
 LN2 = math.log(2.0)
@@ -94,6 +94,7 @@ def code_filter(build: Callable[[dict, str], str], *, timeout_s: float, memory_m
     """lm-eval custom filter: run every completion's program in the sandbox (threads over subprocesses)."""
 
     def run_all(resps: list[list[str]], docs: list[dict]) -> list[list[bool]]:
+        require()  # refuses (one line) where the sandbox's kernel layers are missing, unless opted out by config
         jobs = [(i, build(doc, c)) for i, (doc, rs) in enumerate(zip(docs, resps)) for c in rs]
 
         def one(job: tuple[int, str]) -> bool:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import traceback
 from importlib import metadata
 
 from remit.errors import ConfigError
 from remit.methods.base import Arm, Method
 
 __all__ = ["BUILTIN", "ARMS", "register_method", "get_method", "find_method", "method_names", "get_arm",
-           "arm_names", "load_plugins", "role_of", "vanilla_arm", "remit_arm"]
+           "arm_names", "load_plugins", "replaced_methods", "role_of", "vanilla_arm", "remit_arm"]
 
 # The table: one line per built-in method (its file exposes METHOD).
 BUILTIN: dict[str, str] = {
@@ -52,17 +53,37 @@ def remit_arm() -> Arm:
 
 
 _REGISTERED: dict[str, Method] = {}
+_REPLACED: dict[str, str] = {}  # built-in name -> where the method that replaced it comes from
 _PLUGINS_LOADED = False
 
 
-def register_method(method: Method) -> Method:
-    """Add ``method`` to the table (a later registration of the same name replaces it); returns it."""
+def _origin(method: Method) -> str:
+    build = method.build
+    return f"{getattr(build, '__module__', '?')}.{getattr(build, '__qualname__', type(build).__name__)}"
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to the table; returns it. A name that exists is refused unless ``replace=True``."""
     if not isinstance(method, Method):
         raise TypeError(f"register_method takes a remit.methods.Method, got {type(method).__name__}")
     if not method.name or not method.name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"method name {method.name!r} must be letters, digits, '_' or '-'")
+    old = _REGISTERED.get(method.name)
+    same_module = old is not None and getattr(old.build, "__module__", None) == getattr(method.build, "__module__", None)
+    exists = method.name in BUILTIN or (old is not None and not same_module)  # a module imported again: fine
+    if exists and not replace:
+        where = f"built-in, {BUILTIN[method.name]}" if method.name in BUILTIN else f"from {_origin(old)}"
+        raise ConfigError(f"method {method.name!r} already exists ({where}): choose another name, or pass "
+                          f"register_method(..., replace=True) to replace it")
+    if method.name in BUILTIN:
+        _REPLACED[method.name] = _origin(method)
     _REGISTERED[method.name] = method
     return method
+
+
+def replaced_methods() -> dict[str, str]:
+    """Built-in methods a plugin replaced (name -> its origin): part of every config hash when not empty."""
+    return dict(_REPLACED)
 
 
 def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> None:
@@ -82,8 +103,15 @@ def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> None:
 def _import(module: str, what: str) -> None:
     try:
         importlib.import_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"{what} {module!r} has a syntax error at {e.filename}:{e.lineno}: {e.msg}") from None
     except ImportError as e:
         raise ConfigError(f"{what} {module!r} could not be imported: {e}") from None
+    except Exception as e:  # the plugin's own code raised while it was imported (register_method included)
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if "importlib" not in f.filename
+                  and not f.filename.endswith("registry.py")]
+        at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        raise ConfigError(f"{what} {module!r} failed while it was imported{at}: {type(e).__name__}: {e}") from None
 
 
 def find_method(name: str) -> Method | None:

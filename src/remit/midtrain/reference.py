@@ -25,6 +25,7 @@ import torch
 from remit.errors import ConfigError, DataError
 from remit.objectives import token_logps, token_logps_from_hidden
 from remit.utils.integrations import autocast
+from remit.utils.integrity import check_once
 from remit.utils.io import file_fingerprint, fingerprint
 
 __all__ = ["PolicyLogps", "OnlineReference", "CachedReference", "score_rows", "model_fingerprint", "cache_fingerprint",
@@ -137,12 +138,21 @@ class CachedReference:
             problem = shard_error(self.path, self.meta, s)
             if problem:
                 raise DataError(problem)
+        self.crc32 = self.meta.get("crc32") or {}  # recorded when each shard was written; checked at its first read
+
+    def verify(self, k: int) -> None:
+        """Refuse shard ``k`` (one line, naming the rebuild) when its content is not what was written."""
+        check_once(self.path / "shards" / self.files[k], self.crc32.get(self.files[k]), what="reference-cache shard",
+                   rebuild=f"re-run `remit score-reference` with the same config into {self.path} (it re-scores "
+                           f"damaged shards)")
 
     @classmethod
-    def is_intact(cls, path: str | Path) -> bool:
-        """True if ``path`` is a complete cache whose every shard matches its metadata."""
+    def is_intact(cls, path: str | Path, verify: bool = False) -> bool:
+        """True if ``path`` is a complete cache whose every shard matches its metadata (``verify``: and checksum)."""
         try:
-            cls(path)
+            cache = cls(path)
+            for k in range(len(cache.files) if verify else 0):
+                cache.verify(k)
         except DataError:
             return False
         return True
@@ -161,6 +171,7 @@ class CachedReference:
     def _shard(self, k: int) -> np.ndarray:
         arr = self._shards.get(k)
         if arr is None:
+            self.verify(k)
             arr = np.load(self.path / "shards" / self.files[k], mmap_mode="r")
             self._shards[k] = arr
         return arr

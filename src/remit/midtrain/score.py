@@ -23,7 +23,6 @@ cache is byte-identical to a one-process run (same shards, same batches within a
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from remit.config import ConfigError, check_choice, check_range
 from remit.errors import DataError
 from remit.manifest import is_complete, write_manifest
 from remit.midtrain.config import DataConfig
+from remit.utils.integrity import crc32_file, write_durable
 from remit.utils.io import atomic_write_json, remove_stale_temps
 from remit.utils.lock import out_dir_lock
 
@@ -78,6 +78,22 @@ def run(cfg: ScoreConfig) -> Path:
         return _run(cfg, world)
 
 
+def _crc(out: Path, shard: dict) -> str:
+    """The CRC-32 recorded next to a shard when it was written (computed now for a shard of an older remit)."""
+    side = out / "shards" / (shard["file"] + ".crc32")
+    try:
+        return side.read_text().strip()
+    except OSError:
+        crc = crc32_file(out / "shards" / shard["file"])
+        write_durable(side, lambda f: f.write(crc.encode()))
+        return crc
+
+
+def _crc_ok(out: Path, shard: dict) -> bool:
+    side = out / "shards" / (shard["file"] + ".crc32")
+    return not side.is_file() or crc32_file(out / "shards" / shard["file"]) == side.read_text().strip()
+
+
 def _run(cfg: ScoreConfig, world: World) -> Path:
     # torch and the engine's modules are imported here, not at the top: `remit score-reference --help` stays light
     import numpy as np
@@ -92,7 +108,7 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     from remit.models import check_positions, check_vocab_rows, load_model, load_tokenizer
 
     out = Path(cfg.out_dir)
-    done = is_complete(out, cfg) and CachedReference.is_intact(out)
+    done = is_complete(out, cfg) and CachedReference.is_intact(out, verify=True)  # the repair command reads it all
     barrier(world)  # every rank has looked before rank 0 changes anything
     if done:
         return out
@@ -127,7 +143,7 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
                           vocab_limit=check_vocab_rows(model, tokenizer, f"reference={cfg.reference}"))
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32
     mine = shards[world.rank::world.world_size]  # disjoint rows: rank r scores shards r, r + N, ...
-    todo = [s for s in mine if shard_error(out, meta, s)]  # missing or damaged shards
+    todo = [s for s in mine if shard_error(out, meta, s) or not _crc_ok(out, s)]  # missing or damaged shards
     if world.is_main:  # what is scored: every packed row, i.e. data.max_tokens when it is set (what the run uses)
         print(f"[remit score-reference] {len(dataset):,} rows x {dataset.seq_len} = {len(dataset) * dataset.seq_len:,} "
               f"token positions (data.max_tokens={cfg.data.max_tokens}); {len(todo)} of {len(mine)} shards of this "
@@ -143,16 +159,16 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
             logps, _ = ref({k: v.to(device) for k, v in batch.items()})
             buf[i - lo:i - lo + len(tok)] = logps.cpu().numpy().astype(np_dtype)
         final = out / "shards" / s["file"]
-        tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.npy")
-        np.save(tmp, buf)
-        os.replace(tmp, final)
+        crc = write_durable(final, lambda f, buf=buf: np.save(f, buf))  # fsynced before its rename
+        write_durable(final.with_name(final.name + ".crc32"), lambda f, crc=crc: f.write(crc.encode()))
     barrier(world)
     for s in shards:  # on every rank, so that all of them stop together on a bad shard
         problem = shard_error(out, meta, s)
         if problem:
             raise DataError(problem)
     if world.is_main:
-        atomic_write_json(meta_file, {**meta, "complete": True})
+        crcs = {s["file"]: _crc(out, s) for s in shards}  # as each shard's writer recorded it
+        atomic_write_json(meta_file, {**meta, "complete": True, "crc32": crcs})
         write_manifest(out, "score-reference", cfg, inputs={"reference": cfg.reference}, rows=len(dataset),
                        shards=len(shards), processes=world.world_size, bytes_per_token=np.dtype(np_dtype).itemsize)
     barrier(world)

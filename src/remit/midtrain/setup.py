@@ -9,10 +9,12 @@ the other ranks wait at a barrier and then read the same files, so all ranks see
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from remit.data import BatchIterator, build_packed, read_texts, tokenizer_fingerprint
@@ -153,6 +155,10 @@ def _frozen_base(cfg: MidtrainConfig, world: World, tokenizer, model, dataset):
 
 def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     """Everything a run needs, from its config; the method (``remit.methods``) says what it needs."""
+    # Every random state a checkpoint saves starts from the run's seed: two identical runs write
+    # bit-identical state.pt files (not only weights and optimizer states).
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer_for(cfg, world, out)
     if cfg.model.path is not None:

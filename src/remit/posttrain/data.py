@@ -34,8 +34,13 @@ def read_rows(path: str | Path, *, required: tuple[str, ...], limit: int | None 
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
     rows: list[dict[str, Any]] = []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(p, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{p}:{lineno}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                f"re-encode the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -29,9 +29,15 @@ def resolve_reward(name: str) -> RewardFn:
     if ":" in name:
         mod, _, attr = name.partition(":")
         try:
-            return getattr(importlib.import_module(mod), attr)
+            fn = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"rewards: cannot import reward '{name}' ({e})") from None
+        except Exception as e:  # the module itself raised (or has a syntax error) on import
+            raise ConfigError(f"rewards: importing '{mod}' for reward '{name}' failed: {type(e).__name__}: {e}") from None
+        if not callable(fn) or isinstance(fn, type):
+            raise ConfigError(f"rewards: '{name}' is a {type(fn).__name__}, not a reward function "
+                              f"(fn(prompts, completions, **columns) -> list of floats)")
+        return fn
     try:
         return get_reward(name)
     except KeyError as e:
@@ -57,13 +63,33 @@ def weighted_reward(names: Sequence[str] | str, weights: Sequence[float] | None 
 
     def reward(prompts, completions, **columns) -> list[float]:
         total = [0.0] * len(completions)
-        for fn, w in zip(fns, weights):
-            for i, r in enumerate(fn(prompts=prompts, completions=completions, **columns)):
+        for name, fn, w in zip(names, fns, weights):
+            for i, r in enumerate(_call(name, fn, prompts, completions, columns)):
                 total[i] += 0.0 if r is None else w * float(r)
         return total
 
     reward.__name__ = "+".join(names)
     return reward
+
+
+def _call(name: str, fn: RewardFn, prompts, completions, columns: dict[str, Any]) -> list:
+    """``fn``'s scores, checked: one number (or None) per completion, else a one-line error naming the reward."""
+    shape = "fn(prompts, completions, **columns) -> one float (or None) per completion"
+    try:
+        out = fn(prompts=prompts, completions=completions, **columns)
+    except TypeError as e:
+        raise ConfigError(f"rewards: '{name}' cannot be called as a reward ({e}); a reward is {shape}") from None
+    if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") or len(out) != len(completions):
+        got = f"{len(out)} values" if hasattr(out, "__len__") and not isinstance(out, (str, bytes)) else \
+            f"a {type(out).__name__}"
+        raise ConfigError(f"rewards: '{name}' returned {got} for {len(completions)} completions; a reward is {shape}")
+    for r in out:
+        try:
+            _ = None if r is None else float(r)
+        except (TypeError, ValueError):
+            raise ConfigError(f"rewards: '{name}' returned {r!r} ({type(r).__name__}), not a number; "
+                              f"a reward is {shape}") from None
+    return list(out)
 
 
 def check_reward(reward: RewardFn, rows: list[dict[str, Any]], where: str) -> None:

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from remit.rewards.base import Scored, prompt_text, trl_reward
-from remit.sandbox import run_tests
+from remit.sandbox import require, run_tests
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 CODE_TIMEOUT_S = 10.0
@@ -56,6 +56,7 @@ def score_code(completion: str, prompt: Any, row: dict[str, Any]) -> Scored:
         return Scored(0.0, "no tests (column 'test' or 'test_list')")
     if not code.strip():
         return Scored(0.0, "empty completion")
+    require()  # refuses (one line) where the sandbox's kernel layers are missing, unless opted out by config
     r = run_tests(code, test_code, entry_point=entry, timeout_s=float(row.get("timeout_s") or CODE_TIMEOUT_S))
     return Scored(1.0, "tests passed") if r.ok else Scored(0.0, f"sandbox {r.detail}"[:300])
 

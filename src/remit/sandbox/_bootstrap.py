@@ -1,21 +1,26 @@
 """Runs INSIDE the sandboxed interpreter (``python -I -S -c <this file> <json>``), before the program.
 
-Not imported by remit: :mod:`remit.sandbox.runner` reads this file's text. In order it:
+Not imported by remit: :mod:`remit.sandbox.runner` reads this file's text. Under bubblewrap
+(``backend == "bwrap"``) the namespaces, mounts, uid, capabilities and seccomp filter are already in
+place and steps 0-1 are skipped. Otherwise (the namespaces fallback), in order it:
 0. joins the pids cgroup the caller made (``remit.sandbox.cgroup``), so that every process and
    thread it or the program starts counts against ``pids.max``, root included;
 1. enters new network, PID and mount namespaces when the kernel allows it (root or a user
    namespace), remounts every filesystem read-only except the temp working directory (the
    cgroup filesystems included: the program cannot raise its own limit or leave its cgroup);
-2. reports what applied on the status pipe, then (with a PID namespace) forks so that the
-   program runs as PID 1 of the namespace: when it dies every process it made dies;
+2. (with a PID namespace) forks so that the program runs as PID 1 of the namespace: when it dies
+   every process it made dies; sets ``no_new_privs`` and the seccomp filter where it can;
+then, in both cases:
 3. sets rlimits (CPU, address space, file size, open files, core; processes when not root);
-4. installs Python-level guards (sockets, process creation, writes outside the working
-   directory, ctypes) and runs ``main.py``. Exit codes: 96 = CPU limit (as PID 1, where
+4. measures every layer from inside (``_layers``) and reports it on the status pipe;
+5. installs Python-level guards (sockets, process creation, writes outside the working
+   directory, ctypes) and runs the program. Exit codes: 96 = CPU limit (as PID 1, where
    SIGXCPU would be ignored), 97 = blocked by a guard, 98 = MemoryError.
 """
 
 import json
 import os
+import stat
 import sys
 
 # Other imports stay in the step that uses them: this file runs as a script in every sandboxed child (remit
@@ -23,10 +28,11 @@ import sys
 
 CFG = json.loads(sys.argv[1])
 ROOT = os.path.realpath(CFG["root"])
-STATUS = {"network": "python-guard", "pid": "none", "filesystem": "python-guard", "procs": "none"}
+BACKEND = CFG.get("backend", "namespaces")
+STATUS = {"backend": BACKEND}
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 EXIT_BLOCKED, EXIT_MEMORY, EXIT_CPU = 97, 98, 96
 
 
@@ -48,10 +54,9 @@ def _namespaces():
                 f.write(f"{gid} {gid} 1")
         except OSError:
             pass
-    STATUS["network"] = "netns+python-guard"
-    STATUS["pid"] = "pidns"
+    STATUS["pidns"] = True
     if CFG.get("readonly_fs", True):
-        _readonly_mounts(libc)
+        STATUS["mounts"] = _readonly_mounts(libc)
     return libc
 
 
@@ -59,9 +64,9 @@ def _readonly_mounts(libc):
     """Every mount read-only except ROOT (bind-mounted on itself first)."""
     b = os.fsencode
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return
+        return False
     if libc.mount(b(ROOT), b(ROOT), None, MS_BIND, None) != 0:
-        return
+        return False
     os.chdir(ROOT)  # the old cwd still points below the bind mount, into what becomes read-only
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4].replace("\\040", " ") for line in f]
@@ -74,7 +79,7 @@ def _readonly_mounts(libc):
         extra = st.f_flag & (2 | 4 | 8 | 1024 | 2048) if st else 0  # nosuid nodev noexec noatime nodiratime
         if libc.mount(None, b(mp), None, MS_REMOUNT | MS_BIND | MS_RDONLY | extra, None) != 0:
             failed += 1
-    STATUS["filesystem"] = "readonly-mounts+python-guard" if failed == 0 else "partial-readonly-mounts+python-guard"
+    return failed == 0
 
 
 def _on_sigxcpu(signum, frame):
@@ -82,10 +87,9 @@ def _on_sigxcpu(signum, frame):
     os._exit(EXIT_CPU)
 
 
-def _status_and_fork(libc):
-    with os.fdopen(CFG["status_fd"], "w") as f:
-        f.write(json.dumps(STATUS))
-    if STATUS["pid"] != "pidns":
+def _fork(libc):
+    """With a PID namespace: the program runs as its PID 1 in a child; this process relays its status."""
+    if not STATUS.get("pidns"):
         return
     pid = os.fork()
     if pid == 0:
@@ -97,13 +101,14 @@ def _status_and_fork(libc):
         import signal
 
         signal.signal(signal.SIGXCPU, _on_sigxcpu)
-        if STATUS["filesystem"] != "python-guard":  # our own mount namespace: a /proc that shows only our PIDs
-            libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None)
+        if STATUS.get("mounts"):  # our own mount namespace: a /proc that shows only our PIDs
+            libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | 2 | 4 | 8, None)
         return
     # The parent only relays the program's exit status.
     import resource
     import signal
 
+    os.close(CFG["status_fd"])
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
@@ -112,6 +117,101 @@ def _status_and_fork(libc):
             signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
     os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _seccomp(libc):
+    """no_new_privs, then the caller's BPF filter (``remit.sandbox.seccomp``), where the kernel takes them."""
+    import ctypes
+
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or not CFG.get("seccomp"):
+        return
+    prog = bytes.fromhex(CFG["seccomp"])
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    fprog = SockFprog(len(prog) // 8, prog)
+    libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)
+
+
+def _mountinfo():
+    """[(mount point, read-only, fs type)] as this process sees them."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            out.append((fields[4].replace("\\040", " "), "ro" in fields[5].split(","), right.split()[0]))
+    return out
+
+
+def _has_socket_files(top, budget=2000):
+    for dirpath, _dirs, filenames in os.walk(top):
+        for name in filenames:
+            budget -= 1
+            try:
+                if budget < 0 or stat.S_ISSOCK(os.lstat(os.path.join(dirpath, name)).st_mode):
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def _layers():
+    """Each layer of the sandbox as the program will find it: True = enforced (measured here, not assumed)."""
+    status = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            status[k] = v.strip()
+    caller = CFG.get("caller_ns", {})
+
+    def new_ns(kind):
+        try:
+            return kind in caller and os.stat(f"/proc/self/ns/{kind}").st_ino != caller[kind]
+        except OSError:
+            return False
+
+    mounts = _mountinfo()
+    writable = [mp for mp, ro, _ in mounts if not ro and mp != ROOT and not mp.startswith("/dev")
+                and not (BACKEND == "bwrap" and mp == "/tmp")]
+    proc_ro = any(mp == "/proc" and ro for mp, ro, _ in mounts)
+    home, keep = CFG.get("caller_home"), set(CFG.get("home_keep", []))
+    try:
+        home_hidden = not home or set(os.listdir(home)) <= keep
+    except OSError:
+        home_hidden = True
+    try:
+        vfs = os.statvfs(ROOT)
+        quota_ok = vfs.f_blocks * vfs.f_frsize <= CFG["disk_bytes"] * 1.05 + (1 << 20)
+    except OSError:
+        quota_ok = False
+    in_cgroup = CFG.get("cgroup_joined", False)  # bwrap: the caller moved it there (a cgroup namespace hides the path)
+    try:
+        with open("/proc/self/cgroup") as f:
+            in_cgroup = in_cgroup or "remit-sandbox-" in f.read()
+    except OSError:
+        pass
+    return {
+        "unprivileged": int(status["Uid"].split()[1]) != 0 and int(status["CapEff"], 16) == 0
+        and int(status["CapPrm"], 16) == 0,
+        "no_new_privs": status.get("NoNewPrivs") == "1",
+        "seccomp": status.get("Seccomp") == "2",
+        "network": new_ns("net"),
+        "pid_namespace": new_ns("pid"),
+        "readonly_fs": new_ns("mnt") and not writable,
+        "private_proc": proc_ro and new_ns("pid"),
+        "no_sys": not os.path.exists("/sys") or all(ro for mp, ro, _ in mounts if mp.startswith("/sys")),
+        "hidden_host_files": not os.path.exists("/etc/shadow") and home_hidden
+        and not any(_has_socket_files(d) for d in ("/run", "/var/run", "/tmp") if os.path.isdir(d)),
+        "disk_quota": quota_ok,
+        "pids_cgroup": in_cgroup and not any(not ro for _, ro, fs in mounts if fs in ("cgroup", "cgroup2")),
+    }
+
+
+def _report():
+    with os.fdopen(CFG["status_fd"], "w") as f:
+        f.write(json.dumps({"backend": BACKEND, **_layers()}))
 
 
 def _rlimits():
@@ -130,7 +230,7 @@ def _rlimits():
     setr(resource.RLIMIT_AS, CFG["memory_bytes"])
     setr(resource.RLIMIT_FSIZE, CFG["file_bytes"])
     if os.getuid() != 0:  # root ignores RLIMIT_NPROC, and it counts all of the user's processes
-        setr(resource.RLIMIT_NPROC, CFG["nproc"])
+        setr(resource.RLIMIT_NPROC, CFG["nproc"] + (BACKEND == "bwrap"))  # + bwrap's init
 
 
 class SandboxViolation(PermissionError):
@@ -221,7 +321,7 @@ def _guards():
 
 
 def _run_program():
-    with open(os.path.join(ROOT, "main.py"), encoding="utf-8") as f:
+    with open(CFG["program"], encoding="utf-8") as f:
         source = f.read()
     sys.argv = ["main.py"]
     g = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
@@ -243,32 +343,32 @@ def _run_program():
 
 
 def _join_cgroup():
-    """Move this process into the caller's pids cgroup before anything else runs."""
+    """Move this process into the caller's pids cgroup before anything else runs (under bwrap the caller did)."""
     path = CFG.get("cgroup_procs")
     if path:
         try:
             with open(path, "w") as f:
                 f.write(str(os.getpid()))
-            STATUS["procs"] = "pids-cgroup"
         except OSError:
             pass
-    if STATUS["procs"] == "none" and os.getuid() != 0:
-        STATUS["procs"] = "rlimit-nproc"  # set in _rlimits; root ignores it
-    if CFG["python_guards"] and not CFG["allow_procs"]:
-        STATUS["procs"] += "+python-guard"
 
 
 def main():
-    _join_cgroup()
-    libc = None
-    if CFG.get("namespaces", True) and sys.platform.startswith("linux"):
-        try:
-            libc = _namespaces()
-        except (OSError, AttributeError):  # no unshare() here: the Python guards still apply
-            libc = None
-    _status_and_fork(libc)
-    del libc
+    if BACKEND == "namespaces":
+        _join_cgroup()
+        libc = None
+        if CFG.get("namespaces", True) and sys.platform.startswith("linux"):
+            try:
+                libc = _namespaces()
+            except (OSError, AttributeError):  # no unshare() here: the Python guards still apply
+                libc = None
+        _fork(libc)
+        if libc is not None:
+            _seccomp(libc)
+        del libc
+    os.chdir(ROOT)
     _rlimits()
+    _report()
     if CFG.get("python_guards", True):
         _guards()
     _run_program()

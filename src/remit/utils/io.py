@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -50,6 +51,7 @@ def atomic_dir(path: str | Path, *, keep_existing: bool = False) -> Iterator[Pat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_dead_siblings(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -76,6 +78,26 @@ def atomic_dir(path: str | Path, *, keep_existing: bool = False) -> Iterator[Pat
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)
+
+
+def _clean_dead_siblings(path: Path) -> None:
+    """Remove the ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` folders of ``path`` whose process is dead.
+
+    A process killed between its two renames leaves ``path`` missing and the previous output under
+    ``.old-<pid>``: that one is put back rather than deleted.
+    """
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*-*"):
+        m = _TEMP.match(p.name)
+        if not m or p.name[: -len(m.group(1)) - 5] != f".{path.name}" or pid_alive(int(m.group(1))):
+            continue
+        if p.name.endswith(f".old-{m.group(1)}") and not path.exists():
+            with contextlib.suppress(OSError):
+                os.rename(p, path)
+                continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def fsync_tree(root: Path) -> None:

@@ -9,6 +9,14 @@ the folder, because stages that write through ``remit.utils.io.atomic_dir`` repl
 whole). The kernel drops an ``flock`` when its process dies, ``kill -9`` included, so a lock file
 left behind by a dead process is stale by construction: the next run takes it over. The file holds
 the holder's pid, host, stage and start time, which the error of a second run names.
+
+Worker processes do not keep the lock: an ``flock`` belongs to the open file, which ``fork`` shares,
+so a child forked while the lock is held (``datasets`` with ``num_proc``, data-loader workers) closes
+its copy at once, and gets SIGKILL when the stage dies (``PR_SET_PDEATHSIG``): a killed stage leaves
+neither workers nor a lock behind. (The fd is also close-on-exec, for children that exec.) A lock
+still held although the pid it names is dead on this host (orphans of a stage started by an older
+remit, or a worker that is not Python's ``fork``) is taken over: the file is replaced, with a warning
+naming the processes that still hold the old one.
 Re-entering the lock of a folder this process already holds is allowed (the flywheel runs stages
 in one process). On a filesystem without ``flock`` support the lock is skipped (a warning).
 
@@ -35,6 +43,36 @@ from remit.errors import ConfigError, OutDirBusyError
 __all__ = ["out_dir_lock", "locks_out_dir", "ensure_out_dir", "lock_path", "holder", "pid_alive"]
 
 _HELD: dict[str, int] = {}  # resolved lock path -> re-entry count (this process)
+_FDS: dict[str, int] = {}  # resolved lock path -> the fd holding its flock (this process)
+
+
+_FORKER = [0]  # the pid that is forking (set just before every fork)
+
+
+def _before_fork() -> None:
+    _FORKER[0] = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker drops the stage's locks (without unlocking them) and dies with the stage."""
+    if not _FDS:
+        return
+    for fd in _FDS.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _FDS.clear()
+    _HELD.clear()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG = SIGKILL
+        if os.getppid() != _FORKER[0]:  # the stage died before prctl took effect
+            os.kill(os.getpid(), 9)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def pid_alive(pid: int) -> bool:
@@ -117,6 +155,7 @@ def out_dir_lock(path: str | Path, stage: str = "", *, key: str = "out_dir", cre
         yield out
         return
     _HELD[name] = 1
+    _FDS[name] = fd
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage, "started": time.time(),
                 "argv": sys.argv[:8]}
@@ -125,6 +164,7 @@ def out_dir_lock(path: str | Path, stage: str = "", *, key: str = "out_dir", cre
         yield out
     finally:
         del _HELD[name]
+        _FDS.pop(name, None)
         with contextlib.suppress(OSError):
             os.unlink(lp)  # still holding the lock: a waiter re-checks the inode (see _acquire)
         os.close(fd)
@@ -156,6 +196,8 @@ def _acquire(lp: Path, out: Path, key: str) -> int | None:
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if _take_over(lp, out):
+                    continue
                 raise OutDirBusyError(f"{key}={out} is in use by {_describe(holder(out))}: two runs cannot write "
                                       f"one folder; wait for it to finish or choose another {key}") from None
             if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
@@ -172,3 +214,34 @@ def _acquire(lp: Path, out: Path, key: str) -> int | None:
             return fd
         os.close(fd)
     raise OutDirBusyError(f"{key}={out}: could not take its lock {lp} (it keeps changing)")
+
+
+def _holders_of(lp: Path) -> list[int]:
+    """Pids of this host's processes with the lock file open (Linux /proc; [] elsewhere)."""
+    try:
+        ino = os.stat(lp).st_ino
+    except OSError:
+        return []
+    pids = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            for fd in (p / "fd").iterdir():
+                if os.stat(fd).st_ino == ino and os.readlink(fd) == str(lp):
+                    pids.append(int(p.name))
+                    break
+        except OSError:
+            continue
+    return pids
+
+
+def _take_over(lp: Path, out: Path) -> bool:
+    """The lock is held, but the pid it names is dead on this host: replace the file (True) or not (False)."""
+    info = holder(out)
+    if not info or info.get("host") != socket.gethostname() or pid_alive(int(info.get("pid") or 0)):
+        return False
+    others = [p for p in _holders_of(lp) if p != os.getpid()]
+    with contextlib.suppress(OSError):
+        os.unlink(lp)  # the orphans keep the old inode; _acquire locks a new file
+    print(f"remit: warning: took over the lock of {out}: its holder (pid {info.get('pid')}) is dead"
+          + (f"; processes {others} it left still hold the old lock file" if others else ""), file=sys.stderr)
+    return True

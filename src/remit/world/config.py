@@ -9,10 +9,12 @@ Kept apart from ``stage.py`` so that ``generate.py`` (which reads it) and ``stag
 
 from __future__ import annotations
 
+import functools
+import random
 from dataclasses import dataclass, field
 
 from remit.config import ConfigError, check_range
-from remit.world.tasks import KINDS
+from remit.world.tasks import KINDS, make_task
 
 
 @dataclass
@@ -51,3 +53,23 @@ class WorldConfig:
             raise ConfigError(f"kinds: unknown kind '{bad[0]}'. Accepted values: {', '.join(KINDS)}.")
         if len(set(self.kinds)) != len(self.kinds):
             raise ConfigError(f"kinds: {self.kinds} lists a kind twice")
+        if not self.kinds:
+            raise ConfigError(f"kinds: give at least one task kind (the SFT, RL and eval splits would be empty). "
+                              f"Accepted values: {', '.join(KINDS)}.")
+        for kind in self.kinds:
+            found = _distinct_prompts(kind, self.difficulty, 2 * self.n_eval)
+            if found < 2 * self.n_eval:
+                raise ConfigError(f"n_eval={self.n_eval}: kind '{kind}' at difficulty {self.difficulty} has about "
+                                  f"{found} distinct prompts, and at most half of them can be held out (the rest are "
+                                  f"for training); lower n_eval to {found // 2} or raise difficulty")
+
+
+@functools.cache
+def _distinct_prompts(kind: str, difficulty: int, want: int) -> int:
+    """Distinct prompts of ``kind`` seen in up to 20 * ``want`` draws (stops at ``want``): a capacity check."""
+    rng, seen = random.Random(f"capacity/{kind}/{difficulty}"), set()
+    for _ in range(20 * want):
+        seen.add(make_task(kind, rng, difficulty).prompt)
+        if len(seen) >= want:
+            break
+    return len(seen)
