@@ -77,10 +77,10 @@ def _contrast(c: Contrast, vals: dict, seeds: list[int], metric: str, cfg: Exper
 
 
 def _verdict(row: dict, alpha: float, power: float = 0.8) -> str:
-    if not row.get("tested", True):
-        return "not tested (an earlier hypothesis of the fixed sequence was not rejected)"
     if row["p"] is None:
         return "no test (fewer than 2 seeds)"
+    if not row.get("tested", True):
+        return "not tested (an earlier hypothesis of the fixed sequence was not rejected)"
     if row["p"] < alpha:
         return "supported" if row["alternative"] != "two-sided" else "different"
     if row.get("tost", {}).get("equivalent"):
@@ -117,7 +117,8 @@ def analyze(cfg: ExperimentConfig, *, command: str = "") -> Path:
                 r["p_holm"], r["rejected"] = h["p_holm"], h["rejected"]
         for r in rows:
             r["verdict"] = _verdict(r, cfg.alpha, cfg.power) if key == "hypotheses" else \
-                ("exploratory: " + ("nominally p < alpha" if r["p"] is not None and r["p"] < cfg.alpha else "not significant"))
+                ("no test (fewer than 2 seeds)" if r["p"] is None else
+                 "exploratory: " + ("nominally p < alpha" if r["p"] < cfg.alpha else "not significant"))
         summary[key] = {r["name"]: r for r in rows}
     atomic_write_json(root / "summary.json", summary)
     atomic_write_text(root / "results.md", to_markdown(summary))
@@ -137,7 +138,7 @@ def to_markdown(s: dict) -> str:
              f"Primary metric: `{s['metric']}`. Unit of analysis: the training run (seed); each contrast is one paired "
              f"difference per seed (treatment - baseline, a positive number is a gain), tested with a paired t over "
              f"seeds; {c}% intervals are two-sided t intervals; the crossed (seed x example) bootstrap is shown as a "
-             f"secondary description. With {len(s['seeds'])} seeds no sign or Wilcoxon test can reach "
+             f"secondary description. With {len(s['seeds'])} seed(s) no sign or Wilcoxon test can reach "
              f"p < {s['min_sign_test_p']:.3g}.", ""]
     if s.get("command"):
         lines += [f"Command: `{s['command']}`", ""]
