@@ -101,3 +101,29 @@ def test_atomic_dir_keep_existing_lets_the_first_of_two_builders_win(tmp_path):
     with atomic_dir(tmp_path / "fresh", keep_existing=True) as tmp:
         (tmp / "a.txt").write_text("x")
     assert (tmp_path / "fresh" / "a.txt").read_text() == "x"
+
+
+def test_file_fingerprint_memo(tmp_path):
+    """Hashed once per (path, size, mtime): the same digest as before, read again only when a file changes."""
+    import hashlib
+    import os
+
+    from remit.utils import io
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "a.txt").write_bytes(b"alpha")
+    (data / "b.txt").write_bytes(b"beta")
+    want = hashlib.sha256(b"a.txt" + b"alpha" + b"b.txt" + b"beta").hexdigest()[:16]  # the unmemoised recipe
+    memo = tmp_path / "cache" / "file-hashes.json"
+    io._MEMO.clear()
+    before = io.HASHED["files"]
+    assert file_fingerprint(data, memo=memo) == want
+    assert io.HASHED["files"] == before + 2
+    io._MEMO.clear()  # a new process: the memo file answers, no byte is read
+    assert file_fingerprint(data, memo=memo) == want
+    assert io.HASHED["files"] == before + 2
+    (data / "b.txt").write_bytes(b"BETA")
+    os.utime(data / "b.txt", ns=(1, 1))  # another mtime (and content): hashed again
+    assert file_fingerprint(data, memo=memo) != want
+    assert io.HASHED["files"] == before + 4

@@ -33,7 +33,7 @@ import numpy as np
 
 from remit.data.sources import DataSource
 from remit.data.store import ShardedTokens, map_ids
-from remit.data.tokens import tokenize_source, tokenizer_fingerprint
+from remit.data.tokens import missing_cache, tokenize_source, tokenizer_fingerprint
 from remit.errors import ConfigError, DataError
 from remit.utils.io import atomic_dir, atomic_write_json, fingerprint
 
@@ -203,8 +203,13 @@ def _draw(lengths: np.ndarray, quota: int, rng: np.random.Generator) -> tuple[np
 
 
 def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int, *, cache_dir: str | Path,
-                 seed: int = 0, max_tokens: int | None = None, num_proc: int = 1) -> PackedDataset:
-    """Tokenise (cached), mix by weight, shuffle (seeded) and index rows of ``seq_len + 1`` tokens."""
+                 seed: int = 0, max_tokens: int | None = None, num_proc: int = 1, keys: list[str] | None = None,
+                 build: bool = True) -> PackedDataset:
+    """Tokenise (cached), mix by weight, shuffle (seeded) and index rows of ``seq_len + 1`` tokens.
+
+    ``keys``: the sources' ``source_key`` when already known (computed once by rank 0 of a job);
+    ``build=False``: only open the caches, a missing one is a one-line ``DataError``.
+    """
     if isinstance(sources, DataSource):
         sources = [sources]
     if not sources:
@@ -214,7 +219,9 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
-    toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc) for s in sources]
+    keys = keys or [None] * len(sources)
+    toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc, key=k, build=build)
+            for s, k in zip(sources, keys)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     fp = fingerprint({"v": PACKING_VERSION, "tokenizer": tokenizer_fingerprint(tokenizer), "seq_len": seq_len,
                       "seed": seed, "max_tokens": max_tokens, "pad": pad,
@@ -225,6 +232,8 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
         if (out_dir / "index-start.npy").is_file():
             return IndexedPacked.open(out_dir, meta, [t.tokens for t in toks])
         return PackedDataset.load(out_dir, mmap=True)
+    if not build:
+        raise missing_cache(out_dir)
 
     quotas = _quotas([t.num_tokens for t in toks], [s.weight for s in sources], max_tokens)
     seg_src, seg_pos, seg_take, meta_sources = [], [], [], []

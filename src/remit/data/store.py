@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from remit.errors import DataError
-from remit.utils.io import atomic_write_json
+from remit.utils.io import atomic_write_json, remove_stale_temps
 
 META = "meta.json"
 
@@ -79,8 +79,7 @@ class ShardWriter:
         self.folder = Path(folder)
         self.dtype = np.dtype(dtype)
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp-*"):
-            stale.unlink()
+        remove_stale_temps(self.folder)  # a dead writer's temp shards; a live one's are left alone
         self.lengths: list[np.ndarray] = []
         while (self.folder / f"shard-{len(self.lengths):05d}.len.npy").is_file():
             self.lengths.append(np.load(self.folder / f"shard-{len(self.lengths):05d}.len.npy"))

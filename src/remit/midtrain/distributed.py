@@ -20,17 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import time
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from remit.errors import ConfigError
 from remit.midtrain.perf import decoder_layers
 from remit.utils.integrations import default_device
 
 __all__ = ["World", "init_world", "wrap_model", "shard_fsdp", "all_reduce_sum", "barrier", "full_state", "load_full_state",
-           "gather_objects"]
+           "gather_objects", "check_shared"]
 
 
 @dataclass
@@ -49,8 +55,13 @@ class World:
         return self.world_size > 1
 
 
-def init_world(device: str | None = None) -> World:
-    """Read torchrun's environment and set up the process group (idempotent)."""
+def init_world(device: str | None = None, timeout_s: float | None = None) -> World:
+    """Read torchrun's environment and set up the process group (idempotent).
+
+    ``timeout_s`` (``dist_timeout_s`` of the configs): how long a collective waits for the slowest rank
+    before the job fails (torch's default is 10 minutes; rank 0 building a data cache the others wait for
+    takes longer: ``remit prepare-data`` beforehand, or a larger timeout).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -59,7 +70,8 @@ def init_world(device: str | None = None) -> World:
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        timeout = timedelta(seconds=timeout_s) if timeout_s else None
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo", timeout=timeout)
     return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
@@ -126,6 +138,40 @@ def broadcast_object(obj: Any, world: World) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def check_shared(folders: dict[str, str | Path], world: World, wait_s: float = 5.0) -> None:
+    """Stop every rank with one line naming the key when a folder is not one shared folder for all ranks.
+
+    Rank 0 writes a probe file into each folder (``{config key: path}``); every rank looks for it (for up to
+    ``wait_s`` seconds: a network filesystem may show a new file late). Rank 0 builds the data cache and
+    writes checkpoints that the others read, so a node-local ``out_dir`` or ``data.cache_dir`` would
+    otherwise show up later as a missing cache or a resume that finds nothing.
+    """
+    if not world.distributed:
+        return
+    probe = broadcast_object(f".remit-shared-{uuid.uuid4().hex[:12]}" if world.is_main else None, world)
+    paths = {key: Path(p) / probe for key, p in folders.items()}
+    if world.is_main:
+        for p in paths.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(socket.gethostname(), encoding="utf-8")
+    barrier(world)
+    deadline = time.monotonic() + wait_s
+    seen = {key: p.is_file() for key, p in paths.items()}
+    while not all(seen.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen = {key: p.is_file() for key, p in paths.items()}
+    everyone = gather_objects((socket.gethostname(), seen), world)  # returns once every rank has looked
+    if world.is_main:
+        for p in paths.values():
+            p.unlink(missing_ok=True)
+    for key, folder in folders.items():
+        blind = [f"rank {r} on {host}" for r, (host, s) in enumerate(everyone) if not s[key]]
+        if blind:
+            raise ConfigError(f"{key}={folder} is not shared by all processes: {', '.join(blind[:4])} cannot see "
+                              f"the file rank 0 wrote there; put {key} on storage every node mounts at the same "
+                              f"path (a shared filesystem)")
 
 
 def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, world: World) -> tuple[dict, dict]:

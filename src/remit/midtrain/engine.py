@@ -21,10 +21,18 @@ from remit.errors import ConfigError, TrainingError
 from remit.manifest import is_complete, write_manifest
 from remit.midtrain import checkpoint as ckpt
 from remit.midtrain.config import MidtrainConfig
-from remit.midtrain.distributed import World, barrier, full_state, gather_objects, init_world, load_full_state
+from remit.midtrain.distributed import (
+    World,
+    barrier,
+    check_shared,
+    full_state,
+    gather_objects,
+    init_world,
+    load_full_state,
+)
 from remit.midtrain.metrics import MetricsLogger, truncate_logs
 from remit.midtrain.schedule import lr_multiplier
-from remit.midtrain.setup import build_run
+from remit.midtrain.setup import build_run, data_cache_dir
 from remit.midtrain.trainer import NonFiniteLoss
 from remit.utils.lock import out_dir_lock
 
@@ -51,8 +59,8 @@ def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | No
 
 
 def _key_config(cfg: MidtrainConfig) -> MidtrainConfig:
-    """The config that identifies the run's result (resume / overwrite do not change it)."""
-    return dataclasses.replace(cfg, resume=False, overwrite=False)
+    """The config that identifies the run's result (resume, overwrite, the timeout do not change it)."""
+    return dataclasses.replace(cfg, resume=False, overwrite=False, dist_timeout_s=type(cfg).dist_timeout_s)
 
 
 def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> Path:
@@ -62,13 +70,14 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
     its PretrainConfig). Rank 0 holds the lock of ``out_dir`` for the whole run: a second run on the
     same folder fails at once (``remit.utils.lock``).
     """
-    world = init_world(cfg.device)
+    world = init_world(cfg.device, cfg.dist_timeout_s)
     with out_dir_lock(cfg.out_dir, stage, enabled=world.is_main):
         return _train(cfg, stage, record, world)
 
 
 def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     out = Path(cfg.out_dir)
+    check_shared({"out_dir": out, "data.cache_dir": data_cache_dir(cfg, out)}, world)
     key = _key_config(record if record is not None else cfg)
     if is_complete(out, key) and not cfg.overwrite:
         return out
