@@ -13,9 +13,10 @@ import importlib
 from remit import cli
 
 _POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps", "batch_size", "grad_accum",
-         "max_length", "limit", "logging_steps", "trl", "eval"]  # every post-training stage (StageConfig)
+         "max_length", "limit", "logging_steps", "trl", "eval", "save_steps", "resume"]  # every post-training stage
 _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
-          "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf"]
+          "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf",
+          "dist_timeout_s"]
 
 # stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
 SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
@@ -23,7 +24,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "midtrain": ("remit.midtrain.stage", "MidtrainConfig", None, [*_TRAIN, "method", "reference"]),
     "score-reference": ("remit.midtrain.score", "ScoreConfig", None, [
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
-        "extrapolate_positions"]),
+        "extrapolate_positions", "dist_timeout_s"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
@@ -33,8 +34,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         *_POST, "num_generations", "max_completion_length", "temperature", "top_p", "beta", "loss_type",
         "scale_rewards", "rewards", "reward_weights", "use_vllm"]),
     "posttrain": ("remit.posttrain.chain", "PosttrainConfig", None, [
-        "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "sft", "dpo",
-        "grpo"]),
+        "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "resume", "sft",
+        "dpo", "grpo"]),
     "eval": ("remit.eval.run", "EvalConfig", None, [
         "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
