@@ -235,10 +235,12 @@ class TrainConfig:
     device: str | None = None  # default: cuda when visible, else cpu
     perf: PerfConfig = field(default_factory=PerfConfig)
     dist_timeout_s: int = 1800  # several processes: how long a collective waits for the slowest rank
+    save_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the final HF checkpoint's weights
 
     def validate(self) -> None:
         check_range("token_budget", self.token_budget, lo=1)
         check_range("dist_timeout_s", self.dist_timeout_s, lo=1)
+        check_choice("save_dtype", self.save_dtype, ("float32", "bfloat16", "float16"))
         if self.max_steps is not None:
             check_range("max_steps", self.max_steps, lo=1)
         check_range("checkpoint_every", self.checkpoint_every, lo=0)

@@ -9,17 +9,20 @@ One optimizer step is :class:`remit.midtrain.trainer.Trainer`'s; the loop only f
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 
 from remit.config import save_config, to_dict
 from remit.errors import ConfigError, TrainingError
 from remit.manifest import is_complete, write_manifest
 from remit.midtrain import checkpoint as ckpt
+from remit.midtrain import sharded
 from remit.midtrain.config import MidtrainConfig
 from remit.midtrain.distributed import (
     World,
@@ -34,6 +37,7 @@ from remit.midtrain.metrics import MetricsLogger, truncate_logs
 from remit.midtrain.schedule import lr_multiplier
 from remit.midtrain.setup import build_run, data_cache_dir
 from remit.midtrain.trainer import NonFiniteLoss
+from remit.utils.io import atomic_write_json
 from remit.utils.lock import out_dir_lock
 
 __all__ = ["train"]
@@ -88,14 +92,7 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
     step = 0
     if resume_from is not None:
-        msd, osd, state = ckpt.load_checkpoint(resume_from)
-        if state["world_size"] != world.world_size:
-            raise ConfigError(f"cannot resume {resume_from}: it was saved with {state['world_size']} processes, "
-                              f"this run has {world.world_size}")
-        load_full_state(run.policy, run.optimizer, msd, osd, world)
-        ckpt.set_rng_state(state["rng"][world.rank])
-        iterator.load_state_dict(state["data"][world.rank])
-        step = int(state["step"])
+        step = _resume(run, cfg, world, resume_from)
     if world.is_main:  # the logs of a dead run past the checkpoint we continue from (or all, from scratch)
         truncate_logs(out, step)
         save_config(key, out / "config.yaml")
@@ -135,31 +132,72 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     return out
 
 
+def _resume(run, cfg: MidtrainConfig, world: World, path: Path) -> int:
+    """Load checkpoint ``path`` (sharded or full) into the run; returns its global step.
+
+    The same number of processes continues each rank's exact data state; another number continues at the
+    same global step (the row order depends on the global batch only), each rank with the RNG state of
+    rank ``rank % saved processes``.
+    """
+    if sharded.is_sharded(path):
+        state = sharded.load(path, run.policy, run.optimizer, world)
+    else:
+        msd, osd, state = ckpt.load_checkpoint(path)
+        load_full_state(run.policy, run.optimizer, msd, osd, world)
+    step = int(state["step"])
+    ckpt.set_rng_state(state["rng"][world.rank % len(state["rng"])])
+    saved = state["data"][0]
+    if state["world_size"] == world.world_size:
+        run.iterator.load_state_dict(state["data"][world.rank])
+        return step
+    was = saved["micro_batch_size"] * saved["world_size"] * saved.get("accumulation", 1)
+    mine = run.iterator.state_dict()
+    for key, old, new in (("optim.batch_size", was, cfg.optim.batch_size), ("data", saved["fingerprint"],
+                          mine["fingerprint"]), ("seed", saved["seed"], mine["seed"])):
+        if old != new:
+            raise ConfigError(f"cannot resume {path} on {world.world_size} processes: {key} was {old!r} when "
+                              f"saved ({state['world_size']} processes), now {new!r}; restore it or start "
+                              f"afresh with overwrite=true")
+    run.iterator.seek(step)
+    return step
+
+
 def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_per_step: int) -> None:
-    msd, osd = full_state(run.policy, run.optimizer, world)
     rngs = gather_objects(ckpt.rng_state(), world)
     datas = gather_objects(run.iterator.state_dict(), world)
+    state = {"tokens": step * tokens_per_step, "world_size": world.world_size, "rng": rngs, "data": datas}
+    if cfg.parallel == "fsdp":  # every rank writes its shard
+        sharded.save(out / "checkpoints", step, run.policy, run.optimizer, world, state, keep=cfg.keep_checkpoints)
+        return
+    msd, osd = full_state(run.policy, run.optimizer, world)
     if world.is_main:
-        state = {"tokens": step * tokens_per_step, "world_size": world.world_size, "rng": rngs, "data": datas}
         ckpt.save_checkpoint(out / "checkpoints", step, msd, osd, state, keep=cfg.keep_checkpoints)
     barrier(world)
 
 
 def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
     """save_pretrained of the policy (and tokenizer) into ``out``; the manifest, written after, marks completion."""
-    if cfg.parallel == "fsdp" and world.distributed:
-        msd, _ = full_state(run.policy, run.optimizer, world)
+    state_dict = None
+    if cfg.parallel == "fsdp" and world.distributed:  # gathered on rank 0 (CPU), the model only
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        msd = get_model_state_dict(run.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         state_dict = {k.removeprefix("model."): v for k, v in msd.items()}
-    else:
-        state_dict = None
     if world.is_main:
         model = run.hf_model
+        if cfg.save_dtype != "float32":
+            dtype = getattr(torch, cfg.save_dtype)
+            state_dict = {k: v.to(dtype) if v.is_floating_point() else v
+                          for k, v in (state_dict or model.state_dict()).items()}
         try:
             if state_dict is not None:
                 model.save_pretrained(out, state_dict=state_dict)
             else:
                 model.save_pretrained(out)
             run.tokenizer.save_pretrained(out)
+            if cfg.save_dtype != "float32":  # save_pretrained records the live model's dtype (fp32)
+                conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
+                atomic_write_json(out / "config.json", {**conf, "dtype": cfg.save_dtype})
         except (OSError, RuntimeError, SafetensorError) as e:
             last = ckpt.latest(out / "checkpoints")
             keep = f"the last checkpoint {last} is intact (resume=true)" if last else "no checkpoint was kept"
