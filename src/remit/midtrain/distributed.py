@@ -5,8 +5,9 @@ engine initialises the default group (nccl on GPU, gloo on CPU) and wraps the tr
 
 * ``parallel=ddp``: ``DistributedDataParallel``; gradients are AVERAGED over ranks by DDP, so the
   engine multiplies them by ``world_size / global_denom`` once (the global-token-count contract).
-* ``parallel=fsdp``: FSDP2 ``fully_shard`` on every decoder layer and the root; its reduce-scatter also
-  averages, so the same scale applies.
+* ``parallel=fsdp``: FSDP2 ``fully_shard`` on the embedding, every decoder layer, the LM head and the root
+  (``fsdp.*``: mixed-precision policy; reduce-scatter every micro-batch or once per step); its
+  reduce-scatter also averages, so the same scale applies. Checkpoints: ``remit.midtrain.sharded``.
 
 The frozen reference is REPLICATED on every rank, never sharded: it runs in inference mode on the
 rank's own micro-batch, needs no communication at all, and at the sizes ReMiT uses (the reference is
@@ -19,6 +20,7 @@ an all-gather per layer per micro-batch for no gain in the common case; a cached
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -75,26 +77,51 @@ def init_world(device: str | None = None, timeout_s: float | None = None) -> Wor
     return World(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
-def wrap_model(model: torch.nn.Module, world: World, parallel: str) -> torch.nn.Module:
-    """DDP or FSDP2 around ``model`` (a module whose forward runs the whole policy) when distributed."""
+def wrap_model(model: torch.nn.Module, world: World, parallel: str, fsdp: Any = None) -> torch.nn.Module:
+    """DDP or FSDP2 around ``model`` (a module whose forward runs the whole policy) when distributed.
+
+    ``fsdp``: the run's ``FSDPConfig`` (mixed-precision policy) for ``parallel=fsdp``.
+    """
     if not world.distributed:
         return model
     if parallel == "fsdp":
-        return shard_fsdp(model)
+        return shard_fsdp(model, param_dtype=getattr(fsdp, "param_dtype", "float32"),
+                          reduce_dtype=getattr(fsdp, "reduce_dtype", "float32"))
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [torch.device(world.device).index] if world.device.startswith("cuda") else None
     return DDP(model, device_ids=ids)
 
 
-def shard_fsdp(model: torch.nn.Module) -> torch.nn.Module:
-    """FSDP2 ``fully_shard`` on every decoder layer, then the root (needs an initialised process group)."""
-    from torch.distributed.fsdp import fully_shard
+def shard_fsdp(model: torch.nn.Module, param_dtype: str = "float32", reduce_dtype: str = "float32"
+               ) -> torch.nn.Module:
+    """FSDP2 ``fully_shard`` on the embedding, every decoder layer, the LM head, then the root.
 
+    Needs an initialised process group. The embedding and the head are units of their own (each is
+    gathered only around its own use, as in torchtitan), unless they share their weight (tied
+    embeddings: they stay in the root unit). ``param_dtype`` / ``reduce_dtype``: FSDP2's
+    ``MixedPrecisionPolicy`` (``bfloat16`` params: all-gathers and compute in bf16 over fp32 shards;
+    ``float32`` reductions keep the gradient sums exact to fp32).
+    """
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
+    from remit.midtrain.reference import head_logps
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    mp = MixedPrecisionPolicy(param_dtype=dtypes[param_dtype], reduce_dtype=dtypes[reduce_dtype])
+    hf = getattr(model, "model", model)
+    emb, head = hf.get_input_embeddings(), hf.get_output_embeddings()
+    own = head is not None and emb is not None and head.weight is not emb.weight
+    if own:
+        fully_shard(emb, mp_policy=mp)
     for layer in decoder_layers(model):
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mp_policy=mp)
+    if own:
+        # PolicyLogps uses the head's weight directly (chunked log-probs, no logits): that call is its forward
+        head.remit_logps = functools.partial(head_logps, head)
+        fully_shard(head, mp_policy=mp)
+        register_fsdp_forward_method(head, "remit_logps")
+    fully_shard(model, mp_policy=mp)
     return model
 
 

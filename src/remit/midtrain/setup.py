@@ -208,11 +208,12 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     total_steps = cfg.max_steps or max(1, -(-cfg.token_budget // tokens_per_step))
 
     policy = PolicyLogps(model, chunk_size=cfg.reference.chunk_size, want_logits=(method.reference == "logits"))
-    policy = wrap_model(policy, world, cfg.parallel)
+    policy = wrap_model(policy, world, cfg.parallel, cfg.fsdp)
     optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
                       grad_clip=cfg.optim.grad_clip, autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
-                      reference_rows=cfg.perf.reference_micro_batch_size)
+                      reference_rows=cfg.perf.reference_micro_batch_size,
+                      reduce_every_micro_batch=cfg.parallel == "fsdp" and cfg.fsdp.reduce_every_micro_batch)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
                              world_size=world.world_size, accumulation=accum)
     extra["rows"] = len(dataset)
