@@ -47,7 +47,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "general_doc_chars"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet"]),
+        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet",
+        "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",
         "probe_file", "probe_texts", "max_length", "batch_size", "device", "dtype", "n_boot", "confidence", "seed",

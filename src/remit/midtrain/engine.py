@@ -37,6 +37,8 @@ from remit.midtrain.metrics import MetricsLogger, truncate_logs
 from remit.midtrain.schedule import lr_multiplier
 from remit.midtrain.setup import build_run, data_cache_dir
 from remit.midtrain.trainer import NonFiniteLoss
+from remit.models import param_count
+from remit.utils.integrations import bf16_peak_flops
 from remit.utils.io import atomic_write_json
 from remit.utils.lock import out_dir_lock
 
@@ -96,8 +98,10 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     if world.is_main:  # the logs of a dead run past the checkpoint we continue from (or all, from scratch)
         truncate_logs(out, step)
         save_config(key, out / "config.yaml")
+    peak, _ = bf16_peak_flops(world.device)
     logger = MetricsLogger(out, cfg.logging, enabled=world.is_main, total_steps=total_steps, start_step=step,
-                           run_config=to_dict(key))
+                           run_config=to_dict(key), flops_per_token=_flops_per_token(run.hf_model, cfg.data.seq_len),
+                           peak_flops=peak * world.world_size if peak else None, device=world.device)
     start_step = step
     logger.start_window(step * tokens_per_step)
     try:
@@ -130,6 +134,14 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
                        tokens_per_s=round(trained / max(wall, 1e-9), 1), **run.extra)
     barrier(world)
     return out
+
+
+def _flops_per_token(model, seq: int) -> float:
+    """Training FLOPs per token: 6N (N without the input embedding) + 12 * layers * hidden * seq (PaLM's
+    attention term), as benchmarks/gpu_check.py counts them."""
+    c = model.config
+    n = param_count(model) - model.get_input_embeddings().weight.numel()
+    return 6.0 * n + 12.0 * c.num_hidden_layers * c.hidden_size * seq
 
 
 def _resume(run, cfg: MidtrainConfig, world: World, path: Path) -> int:
