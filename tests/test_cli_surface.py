@@ -16,7 +16,7 @@ _POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps",
          "max_length", "limit", "logging_steps", "trl", "eval", "save_steps", "resume"]  # every post-training stage
 _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
           "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf",
-          "dist_timeout_s", "save_dtype", "fsdp"]
+          "dist_timeout_s", "save_dtype", "fsdp", "checkpoint_async"]
 
 # stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
 SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {

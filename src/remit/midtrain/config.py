@@ -256,6 +256,7 @@ class TrainConfig:
     perf: PerfConfig = field(default_factory=PerfConfig)
     dist_timeout_s: int = 1800  # several processes: how long a collective waits for the slowest rank
     save_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the final HF checkpoint's weights
+    checkpoint_async: bool = False  # parallel=fsdp: write checkpoints in the background while training goes on
 
     def validate(self) -> None:
         check_range("token_budget", self.token_budget, lo=1)

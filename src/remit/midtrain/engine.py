@@ -125,6 +125,7 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
                 _save(run, cfg, world, out, step, tokens_per_step)
     finally:
         logger.close()
+    sharded.wait(world)  # an asynchronous checkpoint still being written
     _save_final(run, cfg, world, out)
     if world.is_main:
         wall = time.time() - t_start  # this invocation (a resumed run counts from its restart)
@@ -179,7 +180,8 @@ def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_p
     datas = gather_objects(run.iterator.state_dict(), world)
     state = {"tokens": step * tokens_per_step, "world_size": world.world_size, "rng": rngs, "data": datas}
     if cfg.parallel == "fsdp":  # every rank writes its shard
-        sharded.save(out / "checkpoints", step, run.policy, run.optimizer, world, state, keep=cfg.keep_checkpoints)
+        sharded.save(out / "checkpoints", step, run.policy, run.optimizer, world, state, keep=cfg.keep_checkpoints,
+                     asynchronous=cfg.checkpoint_async)
         return
     msd, osd = full_state(run.policy, run.optimizer, world)
     if world.is_main:

@@ -5,7 +5,8 @@
 
 Every rank writes only the parameters and optimizer state it holds (no gather to rank 0, no full copy
 in any host's memory) into a temp folder that rank 0 renames into place once ``state.pt`` is written,
-so :func:`remit.midtrain.checkpoint.latest` only ever sees complete checkpoints. Resuming asks DCP for
+so :func:`remit.midtrain.checkpoint.latest` only ever sees complete checkpoints. ``checkpoint_async=true``:
+DCP's ``async_save`` (host copy, then a background thread), finished by the next save or the end of training. Resuming asks DCP for
 the tensors of the CURRENT layout, so a checkpoint written by N processes resumes on M (one included:
 DCP reads and joins the shards). The data position is the global optimizer step: remit's row order does
 not depend on the number of processes (``BatchIterator.seek``).
@@ -16,12 +17,14 @@ intermediate checkpoints: ``model.load_state_dict(load_hf_state(ckpt))``), witho
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
@@ -30,7 +33,7 @@ from remit.midtrain.checkpoint import latest, list_checkpoints, write_failure
 from remit.midtrain.distributed import World, barrier, broadcast_object, gather_objects
 from remit.utils.io import fsync_tree
 
-__all__ = ["save", "load", "load_hf_state", "is_sharded", "DCP"]
+__all__ = ["save", "wait", "load", "load_hf_state", "is_sharded", "DCP"]
 
 DCP = "dcp"  # the folder of DCP's files inside a checkpoint
 
@@ -44,25 +47,63 @@ def _states(policy: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[s
     return {"model": msd, "optim": osd}
 
 
+_PENDING: list[Any] = []  # this process's asynchronous save in flight: (future, finish)
+_GROUP: list[Any] = []  # the gloo group of asynchronous saves (created once, by every rank)
+
+
 def save(root: str | Path, step: int, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, world: World,
-         state: dict[str, Any], keep: int = 2) -> Path:
-    """Write one sharded checkpoint (a collective: every rank calls it) and prune older ones (rank 0)."""
+         state: dict[str, Any], keep: int = 2, asynchronous: bool = False) -> Path:
+    """Write one sharded checkpoint (a collective: every rank calls it) and prune older ones (rank 0).
+
+    ``asynchronous`` (``checkpoint_async``): DCP copies the shards to host memory and writes them in a
+    background thread (its own gloo group, beside training's collectives); the checkpoint appears under
+    its final name when :func:`wait` finishes it (the next save, or the end of training). One save at a time.
+    """
+    wait(world)
     root = Path(root)
     final = root / f"step-{step:08d}"
-    prev = latest(root)
     tmp = root / broadcast_object(f".{final.name}.tmp-{os.getpid()}", world)  # rank 0's name, for all
-    error = None
     if world.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier(world)
+    finish = functools.partial(_finish, root, final, tmp, latest(root), world, {**state, "step": step, "format": DCP},
+                               keep)
     try:
+        if asynchronous:
+            if world.distributed and not _GROUP:
+                _GROUP.append(dist.new_group(backend="gloo"))
+            future = dcp.async_save(_states(policy, optimizer), checkpoint_id=str(tmp / DCP),
+                                    process_group=_GROUP[0] if _GROUP else None, no_dist=not world.distributed)
+            _PENDING.append((future, finish))
+            return final
         dcp.save(_states(policy, optimizer), checkpoint_id=str(tmp / DCP), no_dist=not world.distributed)
-        if world.is_main:
-            torch.save({**state, "step": step, "format": DCP}, tmp / "state.pt")
-            fsync_tree(tmp)
     except (OSError, RuntimeError) as e:
-        error = write_failure(e, root)
+        return finish(write_failure(e, root))
+    return finish(None)
+
+
+def wait(world: World) -> None:
+    """Finish the asynchronous save in flight, if any (every rank calls it)."""
+    while _PENDING:
+        future, finish = _PENDING.pop()
+        try:
+            future.result()
+            error = None
+        except (OSError, RuntimeError) as e:
+            error = write_failure(e, Path(finish.args[0]))
+        finish(error)
+
+
+def _finish(root: Path, final: Path, tmp: Path, prev: Path | None, world: World, state: dict[str, Any], keep: int,
+            error: str | None) -> Path:
+    """Rank 0 writes ``state.pt`` last and renames the folder into place; a failure on any rank stops all."""
+    if error is None and world.is_main:
+        try:
+            torch.save(state, tmp / "state.pt")
+            fsync_tree(tmp)
+        except (OSError, RuntimeError) as e:
+            error = write_failure(e, root)
     errors = gather_objects(error, world)  # every rank stops, or none
     if any(errors):
         if world.is_main:
