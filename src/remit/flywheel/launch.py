@@ -9,7 +9,8 @@ With a launcher, a pretrain, midtrain or posttrain stage is saved as its resolve
 flywheel would have run in-process, so reuse and resume are unchanged: a stage finished with the same
 config is skipped (by the stage itself, on every rank), a killed one resumes (``resume=true`` is set),
 and a run switches between launched and in-process stages without redoing anything. The world, the
-evaluations and the report stay in this process. Without a launcher nothing changes.
+evaluations and the report stay in this process. Without a launcher nothing changes. A plugin's methods
+reach the launched workers through ``REMIT_PLUGINS=my_methods`` (``--plugin`` imports into this process only).
 """
 
 from __future__ import annotations
