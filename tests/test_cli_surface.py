@@ -13,9 +13,11 @@ import importlib
 from remit import cli
 
 _POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps", "batch_size", "grad_accum",
-         "max_length", "limit", "logging_steps", "trl", "eval", "sandbox_unenforced_ok"]  # every post-training stage
+         "max_length", "limit", "logging_steps", "trl", "eval", "sandbox_unenforced_ok", "save_steps",
+         "resume"]  # every post-training stage
 _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
-          "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf"]
+          "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf",
+          "dist_timeout_s", "save_dtype", "fsdp", "checkpoint_async"]
 
 # stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
 SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
@@ -23,7 +25,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "midtrain": ("remit.midtrain.stage", "MidtrainConfig", None, [*_TRAIN, "method", "reference", "smoke"]),
     "score-reference": ("remit.midtrain.score", "ScoreConfig", None, [
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
-        "extrapolate_positions", "precision"]),
+        "extrapolate_positions", "precision", "dist_timeout_s"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
     "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "smoke", "plan"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss"]),
@@ -34,8 +36,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         *_POST, "num_generations", "max_completion_length", "temperature", "top_p", "beta", "loss_type",
         "scale_rewards", "rewards", "reward_weights", "use_vllm"]),
     "posttrain": ("remit.posttrain.chain", "PosttrainConfig", None, [
-        "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "sft", "dpo",
-        "grpo"]),
+        "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "resume", "sft",
+        "dpo", "grpo"]),
     "eval": ("remit.eval.run", "EvalConfig", None, [
         "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
@@ -51,7 +53,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "general_doc_chars"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet"]),
+        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet",
+        "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",
         "probe_file", "probe_texts", "max_length", "batch_size", "device", "dtype", "n_boot", "confidence", "seed",

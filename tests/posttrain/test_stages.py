@@ -17,6 +17,7 @@ import pytest
 from remit.config import load_config
 from remit.manifest import read_manifest
 from remit.posttrain.chain import PosttrainConfig, run
+from remit.posttrain.launch import scratch_dir
 
 pytestmark = pytest.mark.xdist_group("posttrain_trl")
 
@@ -70,7 +71,7 @@ def test_each_stage_writes_a_loadable_checkpoint(chain, tiny_model_dir):
         d = out / stage
         m = read_manifest(d)
         assert m["stage"] == stage and m["config"]["out"] == str(d)
-        assert (d / "config.yaml").is_file() and not (d / "_trl").exists()
+        assert (d / "config.yaml").is_file() and not scratch_dir(d).exists()
         tok = load_tokenizer(d)
         assert tok.get_vocab() == base_tok.get_vocab() and tok.chat_template == base_tok.chat_template
         model = load_model(d, device="cpu")

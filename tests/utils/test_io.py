@@ -124,3 +124,29 @@ def test_atomic_dir_removes_its_own_dead_temps_and_restores_a_moved_aside_output
         with atomic_dir(tmp_path / "out"):
             raise RuntimeError("fails after the cleanup")
     assert (tmp_path / "out" / "x").read_text() == "new"
+
+
+def test_file_fingerprint_memo(tmp_path):
+    """Hashed once per (path, size, mtime): the same digest as before, read again only when a file changes."""
+    import hashlib
+    import os
+
+    from remit.utils import io
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "a.txt").write_bytes(b"alpha")
+    (data / "b.txt").write_bytes(b"beta")
+    want = hashlib.sha256(b"a.txt" + b"alpha" + b"b.txt" + b"beta").hexdigest()[:16]  # the unmemoised recipe
+    memo = tmp_path / "cache" / "file-hashes.json"
+    io._MEMO.clear()
+    before = io.HASHED["files"]
+    assert file_fingerprint(data, memo=memo) == want
+    assert io.HASHED["files"] == before + 2
+    io._MEMO.clear()  # a new process: the memo file answers, no byte is read
+    assert file_fingerprint(data, memo=memo) == want
+    assert io.HASHED["files"] == before + 2
+    (data / "b.txt").write_bytes(b"BETA")
+    os.utime(data / "b.txt", ns=(1, 1))  # another mtime (and content): hashed again
+    assert file_fingerprint(data, memo=memo) != want
+    assert io.HASHED["files"] == before + 4

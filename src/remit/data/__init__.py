@@ -13,6 +13,7 @@ _EXPORTS = {
     "iter_texts": "sources",
     "tokenize_source": "tokens",
     "tokenizer_fingerprint": "tokens",
+    "source_key": "tokens",
     "TokenizedSource": "tokens",
     "build_packed": "packing",
     "PackedDataset": "packing",

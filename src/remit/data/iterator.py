@@ -120,6 +120,13 @@ class BatchIterator:
                              loss_mask=self.dataset.loss_mask(idx))
         return {**batch, "row_index": torch.from_numpy(idx.copy())}
 
+    def seek(self, optimizer_steps: int) -> None:
+        """Continue after ``optimizer_steps`` global steps: the position depends only on the global batch, not on
+        how it is split over processes and micro-batches (a checkpoint resumes on another number of processes)."""
+        per_epoch = self.steps_per_epoch // self.accumulation
+        self.epoch, opt_step = divmod(int(optimizer_steps), per_epoch)
+        self.step, self._perm = opt_step * self.accumulation, None
+
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "step": self.step, "seed": self.seed, "micro_batch_size": self.micro_batch_size,
                 "world_size": self.world_size, "accumulation": self.accumulation, "num_rows": len(self.dataset),

@@ -37,7 +37,7 @@ import numpy as np
 
 from remit.data.sources import DataSource
 from remit.data.store import ShardedTokens
-from remit.data.tokens import tokenize_source, tokenizer_fingerprint
+from remit.data.tokens import missing_cache, tokenize_source, tokenizer_fingerprint
 from remit.errors import ConfigError, DataError
 from remit.utils.io import atomic_dir, atomic_write_json, fingerprint
 
@@ -231,9 +231,23 @@ def _draw(lengths: np.ndarray, quota: int, rng: np.random.Generator) -> tuple[np
     return np.concatenate(docs).astype(np.int64), np.concatenate(takes).astype(np.int64)
 
 
+def capped_sources(sources: list[DataSource], max_tokens: int | None) -> list[DataSource]:
+    """Each source capped at its share of ``max_tokens`` (read only that far); unchanged without a budget."""
+    if max_tokens is None:
+        return list(sources)
+    shares = _quotas([0] * len(sources), [s.weight for s in sources], max_tokens)
+    return [s if s.max_tokens is not None and s.max_tokens <= q else dataclasses.replace(s, max_tokens=q)
+            for s, q in zip(sources, shares)]
+
+
 def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int, *, cache_dir: str | Path,
-                 seed: int = 0, max_tokens: int | None = None, num_proc: int = 1) -> PackedDataset:
-    """Tokenise (cached), mix by weight, shuffle (seeded) and index rows of ``seq_len + 1`` tokens."""
+                 seed: int = 0, max_tokens: int | None = None, num_proc: int = 1, keys: list[str] | None = None,
+                 build: bool = True) -> PackedDataset:
+    """Tokenise (cached), mix by weight, shuffle (seeded) and index rows of ``seq_len + 1`` tokens.
+
+    ``keys``: the sources' ``source_key`` when already known (computed once by rank 0 of a job);
+    ``build=False``: only open the caches, a missing one is a one-line ``DataError``.
+    """
     if isinstance(sources, DataSource):
         sources = [sources]
     if not sources:
@@ -243,11 +257,10 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
-    if max_tokens is not None:  # read each source only up to its share of the mix
-        shares = _quotas([0] * len(sources), [s.weight for s in sources], max_tokens)
-        sources = [s if s.max_tokens is not None and s.max_tokens <= q else dataclasses.replace(s, max_tokens=q)
-                   for s, q in zip(sources, shares)]
-    toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc) for s in sources]
+    sources = capped_sources(sources, max_tokens)  # `keys`, when given, were computed from these (capped) sources
+    keys = keys or [None] * len(sources)
+    toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc, key=k, build=build)
+            for s, k in zip(sources, keys)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     fp = fingerprint({"v": PACKING_VERSION, "tokenizer": tokenizer_fingerprint(tokenizer), "seq_len": seq_len,
                       "seed": seed, "max_tokens": max_tokens, "pad": pad,
@@ -258,6 +271,8 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
         if (out_dir / "index-start.npy").is_file():
             return IndexedPacked.open(out_dir, meta, [t.tokens for t in toks], [t.mask for t in toks])
         return PackedDataset.load(out_dir, mmap=True)
+    if not build:
+        raise missing_cache(out_dir)
 
     quotas = _quotas([t.num_tokens for t in toks], [s.weight for s in sources], max_tokens)
     seg_src, seg_pos, seg_take, meta_sources = [], [], [], []

@@ -25,7 +25,7 @@ import numpy as np
 
 from remit.errors import DataError
 from remit.utils.integrity import check_once, write_durable
-from remit.utils.io import atomic_write_json
+from remit.utils.io import atomic_write_json, remove_stale_temps
 
 META = "meta.json"
 REBUILD = ("delete {folder} and re-run `remit prepare-data` (or the training stage) with the same data config: "
@@ -123,8 +123,7 @@ class ShardWriter:
         self.folder = Path(folder)
         self.dtype = np.dtype(dtype)
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp-*"):
-            stale.unlink()
+        remove_stale_temps(self.folder)  # a dead writer's temp shards; a live one's are left alone
         self.lengths: list[np.ndarray] = []
         self.sums: list[dict] = []  # {"bytes", "crc32"} of each finished shard
         while (self.folder / f"shard-{len(self.lengths):05d}.len.npy").is_file():

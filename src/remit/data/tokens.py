@@ -53,6 +53,7 @@ STATS = {"tokenized_sources": 0, "tokenized_docs": 0, "cache_hits": 0}
 CHUNK_DOCS = 8192
 MASK = "mask"  # the subfolder of a loss=assistant source's loss mask store
 CHARS_PER_TOKEN = 8  # the datasets engine's read budget per capped token (English BPE: ~4-4.5 chars/token)
+MEMO = "file-hashes.json"  # in the cache folder: (path, size, mtime) -> sha256 of the data files
 ENGINES = ("inline", "datasets")
 
 
@@ -83,19 +84,21 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return fingerprint({"state": state, "special": special, "len": len(tokenizer)})
 
 
-def source_fingerprint(src: DataSource) -> str:
+def source_fingerprint(src: DataSource, memo: Path | None = None) -> str:
+    """The data's part of the cache key; ``memo``: the (path, size, mtime) memo of file hashes to use."""
     path = Path(src.path).expanduser()
     if src.kind == "tokens":
         files = token_files(src)
-        return fingerprint({"content": file_fingerprint(files), "files": [str(f) for f in files], "kind": "tokens",
-                            "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit, **_new_keys(src)})
+        return fingerprint({"content": file_fingerprint(files, memo=memo), "files": [str(f) for f in files],
+                            "kind": "tokens", "dtype": src.dtype, "eos": src.eos_token_id, "limit": src.limit,
+                            **_new_keys(src)})
     if is_hf_dataset_dir(path):
-        content = file_fingerprint(path)
+        content = file_fingerprint(path, memo=memo)
     elif looks_local(src.path):
         if not path.exists():
             raise DataError(f"{path}: file not found")
         files = data_files(path)
-        content = file_fingerprint(files) + ":" + ",".join(str(f.relative_to(path)) if path.is_dir() else f.name
+        content = file_fingerprint(files, memo=memo) + ":" + ",".join(str(f.relative_to(path)) if path.is_dir() else f.name
                                                            for f in files)
     else:  # hub id: named, not content-addressed (the hub dataset may change under the same id)
         content = f"hub:{src.path}:{src.subset}"
@@ -183,6 +186,26 @@ def _tokens_done(writer: ShardWriter) -> int:
 
 def _full(done: int, cap: int | None) -> bool:
     return cap is not None and done >= cap
+
+
+def source_key(src: DataSource, tokenizer, cache_dir: str | Path | None = None) -> str:
+    """The cache key of ``src`` tokenised by ``tokenizer`` (the ``tok-<key>`` folder under ``cache_dir``).
+
+    Hashing the data is the costly part: a distributed run computes it once, on rank 0, and passes it to
+    the other ranks (``key=`` of :func:`tokenize_source`); ``cache_dir`` keeps the memo of file hashes.
+    """
+    memo = Path(cache_dir) / MEMO if cache_dir is not None else None
+    parts = {"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src, memo)}
+    if src.kind == "chat":
+        parts["chat_template"] = tokenizer.chat_template
+    return fingerprint(parts)
+
+
+def missing_cache(folder: Path) -> DataError:
+    """The one line of a process that may only open a cache and finds none."""
+    return DataError(f"{folder}: no finished data cache here; only rank 0 of a job (or `remit prepare-data`) "
+                     f"builds it: run `remit prepare-data` with the same tokenizer and data first, with "
+                     f"data.cache_dir on storage every process sees")
 
 
 def encode_texts(tokenizer, texts: list[str], batch_size: int = 1024) -> list[list[int]]:
@@ -287,8 +310,13 @@ def _datasets(src: DataSource, tokenizer, writer: ShardWriter, chunk_docs: int, 
 
 
 def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None, num_proc: int = 1,
-                    engine: str | None = None, chunk_docs: int = CHUNK_DOCS) -> TokenizedSource:
-    """Ids of every document of ``src`` + eos, from the cache when present (memory-mapped)."""
+                    engine: str | None = None, chunk_docs: int = CHUNK_DOCS, key: str | None = None,
+                    build: bool = True) -> TokenizedSource:
+    """Ids of every document of ``src`` + eos, from the cache when present (memory-mapped).
+
+    ``key``: the :func:`source_key` computed elsewhere (the data is not hashed again); ``build=False``:
+    only open the cache (ranks other than the builder), a missing one is :func:`missing_cache`.
+    """
     src.validate()
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no eos token: documents cannot be separated when packed")
@@ -300,10 +328,7 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
     if src.kind == "chat" and not getattr(tokenizer, "chat_template", None):
         raise DataError(f"{src.path}: kind=chat renders messages with the tokenizer's chat template, and this "
                         f"tokenizer has none (use the model's own tokenizer, or kind=text with a template)")
-    parts = {"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src)}
-    if src.kind == "chat":
-        parts["chat_template"] = tokenizer.chat_template
-    fp = fingerprint(parts)
+    fp = key or source_key(src, tokenizer, cache_dir)
     if cache_dir is None:  # tests and one-off calls: a throwaway folder, ids read into memory
         with tempfile.TemporaryDirectory() as tmp:
             out = tokenize_source(src, tokenizer, cache_dir=tmp, num_proc=num_proc, engine=engine,
@@ -313,11 +338,13 @@ def tokenize_source(src: DataSource, tokenizer, *, cache_dir: str | Path | None,
             return TokenizedSource(ShardedTokens([arr]), np.array(out.offsets), fp, mask)
     folder = Path(cache_dir) / f"tok-{fp}"
     if src.kind == "tokens":
-        return _token_files(src, tokenizer, folder, fp)
+        return _token_files(src, tokenizer, folder, fp, build)
     meta = read_meta(folder)
     if meta is not None:
         STATS["cache_hits"] += 1
         return _open(folder, meta, fp)
+    if not build:
+        raise missing_cache(folder)
     writer = ShardWriter(folder, token_dtype(len(tokenizer)))
     mask_writer = None
     if src.loss == "assistant":
@@ -349,10 +376,12 @@ def _open(folder: Path, meta: dict, fp: str) -> TokenizedSource:
                                               meta.get("shard_crc32")), offsets, fp, mask)
 
 
-def _token_files(src: DataSource, tokenizer, folder: Path, fp: str) -> TokenizedSource:
+def _token_files(src: DataSource, tokenizer, folder: Path, fp: str, build: bool) -> TokenizedSource:
     eos = check_fit(src, tokenizer)
     tokens = open_token_files(src)
     if read_meta(folder) is None:
+        if not build:
+            raise missing_cache(folder)
         offsets = scan_offsets(tokens, eos, len(tokenizer), src.max_tokens)
         if src.limit is not None:
             offsets = offsets[:src.limit + 1]

@@ -92,6 +92,8 @@ class FlywheelConfig:
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
     report: bool = True
     quiet: bool = True  # hide the libraries' own progress bars and advisory warnings
+    # Runs pretrain/midtrain/posttrain on several processes, e.g. "torchrun --nproc_per_node 8" (flywheel/launch.py)
+    launcher: str = ""
 
     def __post_init__(self) -> None:
         # A section given in YAML or as key=value overrides the embedded defaults key by key.
@@ -101,6 +103,9 @@ class FlywheelConfig:
 
     def validate(self) -> None:
         check_range("rounds", self.rounds, 0, 10)
+        from remit.flywheel.launch import launch_prefix
+
+        launch_prefix(self.launcher)  # a launcher that cannot run fails now, naming the key
         # Each arm takes only the midtrain.method keys its method reads, so a mistyped key would vanish
         # silently: it is checked against MethodConfig here, once, naming the key.
         from_dict(MethodConfig, self.midtrain.get("method", {}), prefix="midtrain.method.")

@@ -32,6 +32,7 @@ from remit.config import from_dict, save_config, validate_config
 from remit.errors import ConfigError
 from remit.eval import run as ev
 from remit.flywheel.config import FlywheelConfig, deep_merge
+from remit.flywheel.launch import LAUNCHED, launch_prefix, launched_runner
 from remit.manifest import read_manifest
 from remit.methods.base import Arm
 from remit.methods.registry import get_arm, get_method, remit_arm, vanilla_arm
@@ -122,7 +123,7 @@ class _Planner:
 
     def posttrain(self, sid: str, label: str, model: str, rnd: int) -> dict[str, str]:
         data = deep_merge({"seed": self.cfg.seed}, self.cfg.posttrain)
-        over = {"model": model, "out": str(self.root / sid)}
+        over = {"model": model, "out": str(self.root / sid), "resume": True}  # a killed stage continues
         if self.cfg.use_world and not data.get("data_dir"):
             over["data_dir"] = str(self.world_dir)
         cfg = _build(chain.PosttrainConfig, f"posttrain ({sid})", deep_merge(data, over))
@@ -252,6 +253,7 @@ def run(cfg: FlywheelConfig) -> Path:
     from remit.report import build
 
     stages = plan(cfg)
+    prefix = launch_prefix(cfg.launcher)
     if cfg.quiet:
         quiet_libraries()
     root = Path(cfg.runs_dir) / cfg.name
@@ -268,7 +270,10 @@ def run(cfg: FlywheelConfig) -> Path:
         print(f"[flywheel] [{i}/{n}] {st.id} ... (elapsed {_fmt(time.time() - t_start)}; "
               f"{_eta(stages, walls, fresh)})", flush=True)
         t0 = time.time()
-        st.runner(st.config)  # every stage skips itself when its output is finished with the same config
+        runner = st.runner
+        if prefix and st.kind in LAUNCHED:
+            runner = launched_runner(prefix, st.kind, st.id, root / "launch")
+        runner(st.config)  # every stage skips itself when its output is finished with the same config
         m = read_manifest(out) or {}
         reused = before is not None and m.get("finished_at") == before
         walls[st.id] = float(m.get("wall_s") or 0.0) if reused else round(time.time() - t0, 2)

@@ -10,7 +10,8 @@ final name: :func:`latest` only ever sees complete ones. A checkpoint holds
   ``save_pretrained``,
 * ``state.pt``: step, tokens seen, schedule position, per-rank RNG states and data-iterator states.
 
-The last ``keep`` checkpoints are kept. Files and folder are fsynced before the rename; a full disk
+With ``parallel=fsdp`` a checkpoint is sharded instead (``remit.midtrain.sharded``: ``dcp/`` + ``state.pt``,
+every rank writes its own shard). The last ``keep`` checkpoints are kept. Files and folder are fsynced before the rename; a full disk
 (or a file size limit) while saving is a one-line :class:`remit.errors.TrainingError` that names
 the folder and says that the previous checkpoint is intact (the temp folder is removed).
 """

@@ -22,7 +22,7 @@ from remit.models.tiny import ModelConfig
 
 __all__ = [
     "ModelSource", "DataConfig", "OptimConfig", "ScheduleConfig", "MethodConfig",
-    "ReferenceConfig", "LoggingConfig", "PerfConfig", "TrainConfig", "PretrainConfig", "MidtrainConfig",
+    "ReferenceConfig", "LoggingConfig", "PerfConfig", "FSDPConfig", "TrainConfig", "PretrainConfig", "MidtrainConfig",
 ]
 
 
@@ -217,6 +217,25 @@ class PerfConfig:
 
 
 @dataclass
+class FSDPConfig:
+    """``parallel=fsdp``: FSDP2's mixed precision, and when gradients are reduce-scattered.
+
+    ``param_dtype``: of the all-gathered parameters and the compute (the shards and AdamW stay fp32);
+    ``reduce_dtype``: of the gradient reduce-scatters. ``reduce_every_micro_batch``: reduce-scatter after
+    every micro-batch and keep only sharded gradients (1/N of them per GPU) instead of every layer's
+    unsharded gradient until the last micro-batch (one reduce-scatter per step: less communication).
+    """
+
+    param_dtype: Literal["float32", "bfloat16"] = "float32"
+    reduce_dtype: Literal["float32", "bfloat16"] = "float32"
+    reduce_every_micro_batch: bool = False
+
+    def validate(self) -> None:
+        check_choice("fsdp.param_dtype", self.param_dtype, ("float32", "bfloat16"))
+        check_choice("fsdp.reduce_dtype", self.reduce_dtype, ("float32", "bfloat16"))
+
+
+@dataclass
 class TrainConfig:
     """Fields common to pre-training and mid-training."""
 
@@ -234,11 +253,17 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False  # start afresh even if out_dir holds checkpoints of an earlier run
     parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun / accelerate launch
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)  # options of parallel=fsdp
     device: str | None = None  # default: cuda when visible, else cpu
     perf: PerfConfig = field(default_factory=PerfConfig)
+    dist_timeout_s: int = 1800  # several processes: how long a collective waits for the slowest rank
+    save_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the final HF checkpoint's weights
+    checkpoint_async: bool = False  # parallel=fsdp: write checkpoints in the background while training goes on
 
     def validate(self) -> None:
         check_range("token_budget", self.token_budget, lo=1)
+        check_range("dist_timeout_s", self.dist_timeout_s, lo=1)
+        check_choice("save_dtype", self.save_dtype, ("float32", "bfloat16", "float16"))
         if self.max_steps is not None:
             check_range("max_steps", self.max_steps, lo=1)
         check_range("checkpoint_every", self.checkpoint_every, lo=0)

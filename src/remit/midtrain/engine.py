@@ -9,23 +9,37 @@ One optimizer step is :class:`remit.midtrain.trainer.Trainer`'s; the loop only f
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 
 from remit.config import save_config, to_dict
 from remit.errors import ConfigError, TrainingError
 from remit.manifest import is_complete, write_manifest
 from remit.midtrain import checkpoint as ckpt
+from remit.midtrain import sharded
 from remit.midtrain.config import MidtrainConfig
-from remit.midtrain.distributed import World, barrier, full_state, gather_objects, init_world, load_full_state
+from remit.midtrain.distributed import (
+    World,
+    barrier,
+    check_shared,
+    full_state,
+    gather_objects,
+    init_world,
+    load_full_state,
+)
 from remit.midtrain.metrics import MetricsLogger, truncate_logs
 from remit.midtrain.schedule import lr_multiplier
-from remit.midtrain.setup import build_run
+from remit.midtrain.setup import build_run, data_cache_dir
 from remit.midtrain.trainer import NonFiniteLoss
+from remit.models import param_count
+from remit.utils.integrations import bf16_peak_flops
+from remit.utils.io import atomic_write_json
 from remit.utils.lock import out_dir_lock
 
 __all__ = ["train"]
@@ -51,8 +65,8 @@ def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | No
 
 
 def _key_config(cfg: MidtrainConfig) -> MidtrainConfig:
-    """The config that identifies the run's result (resume / overwrite do not change it)."""
-    return dataclasses.replace(cfg, resume=False, overwrite=False)
+    """The config that identifies the run's result (resume, overwrite, the timeout do not change it)."""
+    return dataclasses.replace(cfg, resume=False, overwrite=False, dist_timeout_s=type(cfg).dist_timeout_s)
 
 
 def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> Path:
@@ -62,13 +76,14 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
     its PretrainConfig). Rank 0 holds the lock of ``out_dir`` for the whole run: a second run on the
     same folder fails at once (``remit.utils.lock``).
     """
-    world = init_world(cfg.device)
+    world = init_world(cfg.device, cfg.dist_timeout_s)
     with out_dir_lock(cfg.out_dir, stage, enabled=world.is_main):
         return _train(cfg, stage, record, world)
 
 
 def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     out = Path(cfg.out_dir)
+    check_shared({"out_dir": out, "data.cache_dir": data_cache_dir(cfg, out)}, world)
     key = _key_config(record if record is not None else cfg)
     if is_complete(out, key) and not cfg.overwrite:
         return out
@@ -79,19 +94,14 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
     step = 0
     if resume_from is not None:
-        msd, osd, state = ckpt.load_checkpoint(resume_from)
-        if state["world_size"] != world.world_size:
-            raise ConfigError(f"cannot resume {resume_from}: it was saved with {state['world_size']} processes, "
-                              f"this run has {world.world_size}")
-        load_full_state(run.policy, run.optimizer, msd, osd, world)
-        ckpt.set_rng_state(state["rng"][world.rank])
-        iterator.load_state_dict(state["data"][world.rank])
-        step = int(state["step"])
+        step = _resume(run, cfg, world, resume_from)
     if world.is_main:  # the logs of a dead run past the checkpoint we continue from (or all, from scratch)
         truncate_logs(out, step)
         save_config(key, out / "config.yaml")
+    peak, _ = bf16_peak_flops(world.device)
     logger = MetricsLogger(out, cfg.logging, enabled=world.is_main, total_steps=total_steps, start_step=step,
-                           run_config=to_dict(key))
+                           run_config=to_dict(key), flops_per_token=_flops_per_token(run.hf_model, cfg.data.seq_len),
+                           peak_flops=peak * world.world_size if peak else None, device=world.device)
     start_step = step
     logger.start_window(step * tokens_per_step)
     try:
@@ -115,6 +125,7 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
                 _save(run, cfg, world, out, step, tokens_per_step)
     finally:
         logger.close()
+    sharded.wait(world)  # an asynchronous checkpoint still being written
     _save_final(run, cfg, world, out)
     if world.is_main:
         wall = time.time() - t_start  # this invocation (a resumed run counts from its restart)
@@ -126,31 +137,81 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
     return out
 
 
+def _flops_per_token(model, seq: int) -> float:
+    """Training FLOPs per token: 6N (N without the input embedding) + 12 * layers * hidden * seq (PaLM's
+    attention term), as benchmarks/gpu_check.py counts them."""
+    c = model.config
+    n = param_count(model) - model.get_input_embeddings().weight.numel()
+    return 6.0 * n + 12.0 * c.num_hidden_layers * c.hidden_size * seq
+
+
+def _resume(run, cfg: MidtrainConfig, world: World, path: Path) -> int:
+    """Load checkpoint ``path`` (sharded or full) into the run; returns its global step.
+
+    The same number of processes continues each rank's exact data state; another number continues at the
+    same global step (the row order depends on the global batch only), each rank with the RNG state of
+    rank ``rank % saved processes``.
+    """
+    if sharded.is_sharded(path):
+        state = sharded.load(path, run.policy, run.optimizer, world)
+    else:
+        msd, osd, state = ckpt.load_checkpoint(path)
+        load_full_state(run.policy, run.optimizer, msd, osd, world)
+    step = int(state["step"])
+    ckpt.set_rng_state(state["rng"][world.rank % len(state["rng"])])
+    saved = state["data"][0]
+    if state["world_size"] == world.world_size:
+        run.iterator.load_state_dict(state["data"][world.rank])
+        return step
+    was = saved["micro_batch_size"] * saved["world_size"] * saved.get("accumulation", 1)
+    mine = run.iterator.state_dict()
+    for key, old, new in (("optim.batch_size", was, cfg.optim.batch_size), ("data", saved["fingerprint"],
+                          mine["fingerprint"]), ("seed", saved["seed"], mine["seed"])):
+        if old != new:
+            raise ConfigError(f"cannot resume {path} on {world.world_size} processes: {key} was {old!r} when "
+                              f"saved ({state['world_size']} processes), now {new!r}; restore it or start "
+                              f"afresh with overwrite=true")
+    run.iterator.seek(step)
+    return step
+
+
 def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_per_step: int) -> None:
-    msd, osd = full_state(run.policy, run.optimizer, world)
     rngs = gather_objects(ckpt.rng_state(), world)
     datas = gather_objects(run.iterator.state_dict(), world)
+    state = {"tokens": step * tokens_per_step, "world_size": world.world_size, "rng": rngs, "data": datas}
+    if cfg.parallel == "fsdp":  # every rank writes its shard
+        sharded.save(out / "checkpoints", step, run.policy, run.optimizer, world, state, keep=cfg.keep_checkpoints,
+                     asynchronous=cfg.checkpoint_async)
+        return
+    msd, osd = full_state(run.policy, run.optimizer, world)
     if world.is_main:
-        state = {"tokens": step * tokens_per_step, "world_size": world.world_size, "rng": rngs, "data": datas}
         ckpt.save_checkpoint(out / "checkpoints", step, msd, osd, state, keep=cfg.keep_checkpoints)
     barrier(world)
 
 
 def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
     """save_pretrained of the policy (and tokenizer) into ``out``; the manifest, written after, marks completion."""
-    if cfg.parallel == "fsdp" and world.distributed:
-        msd, _ = full_state(run.policy, run.optimizer, world)
+    state_dict = None
+    if cfg.parallel == "fsdp" and world.distributed:  # gathered on rank 0 (CPU), the model only
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        msd = get_model_state_dict(run.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         state_dict = {k.removeprefix("model."): v for k, v in msd.items()}
-    else:
-        state_dict = None
     if world.is_main:
         model = run.hf_model
+        if cfg.save_dtype != "float32":
+            dtype = getattr(torch, cfg.save_dtype)
+            state_dict = {k: v.to(dtype) if v.is_floating_point() else v
+                          for k, v in (state_dict or model.state_dict()).items()}
         try:
             if state_dict is not None:
                 model.save_pretrained(out, state_dict=state_dict)
             else:
                 model.save_pretrained(out)
             run.tokenizer.save_pretrained(out)
+            if cfg.save_dtype != "float32":  # save_pretrained records the live model's dtype (fp32)
+                conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
+                atomic_write_json(out / "config.json", {**conf, "dtype": cfg.save_dtype})
         except (OSError, RuntimeError, SafetensorError) as e:
             last = ckpt.latest(out / "checkpoints")
             keep = f"the last checkpoint {last} is intact (resume=true)" if last else "no checkpoint was kept"

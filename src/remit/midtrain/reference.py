@@ -57,19 +57,29 @@ class PolicyLogps(torch.nn.Module):
         hidden = self.model.get_decoder()(input_ids=input_ids, position_ids=position_ids,
                                           use_cache=False).last_hidden_state
         head = self.model.get_output_embeddings()
-        weight, bias = head.weight, getattr(head, "bias", None)
-        if self.vocab_limit is not None:
-            weight = weight[: self.vocab_limit]
-            bias = None if bias is None else bias[: self.vocab_limit]
-        if weight.dtype != hidden.dtype:
-            weight = weight.to(hidden.dtype)
-            bias = None if bias is None else bias.to(hidden.dtype)
-        if self.want_logits:
-            logits = torch.nn.functional.linear(hidden, weight, bias)
-            return token_logps(logits, labels, chunk_size=self.chunk_size), logits
-        logps = token_logps_from_hidden(hidden, weight, labels, bias=bias, chunk_size=self.chunk_size)
-        # A fresh [B, T] tensor, not a view: FSDP2 hooks the module's outputs for its pre-backward all-gather.
-        return logps.clone(), None
+        # the head as its own FSDP2 unit (remit.midtrain.distributed.shard_fsdp) gathers its weight around this call
+        score = getattr(head, "remit_logps", None)
+        if score is not None:
+            return score(hidden, labels, self.vocab_limit, self.chunk_size, self.want_logits)
+        return head_logps(head, hidden, labels, self.vocab_limit, self.chunk_size, self.want_logits)
+
+
+def head_logps(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, vocab_limit: int | None,
+               chunk_size: int | None, want_logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log-probs of ``labels``, logits or None) from the decoder's last hidden states and the LM head."""
+    weight, bias = head.weight, getattr(head, "bias", None)
+    if vocab_limit is not None:
+        weight = weight[: vocab_limit]
+        bias = None if bias is None else bias[: vocab_limit]
+    if weight.dtype != hidden.dtype:
+        weight = weight.to(hidden.dtype)
+        bias = None if bias is None else bias.to(hidden.dtype)
+    if want_logits:
+        logits = torch.nn.functional.linear(hidden, weight, bias)
+        return token_logps(logits, labels, chunk_size=chunk_size), logits
+    logps = token_logps_from_hidden(hidden, weight, labels, bias=bias, chunk_size=chunk_size)
+    # A fresh [B, T] tensor, not a view: FSDP2 hooks the module's outputs for its pre-backward all-gather.
+    return logps.clone(), None
 
 
 class OnlineReference:

@@ -55,6 +55,7 @@ class ScoreConfig:
     device: str | None = None
     extrapolate_positions: bool = False  # allow data.seq_len > the reference's max_position_embeddings
     precision: str = "auto"  # the training run's perf.precision: the cache is scored under its numerics
+    dist_timeout_s: int = 1800  # several processes: how long a collective waits for the slowest rank
 
     def validate(self) -> None:
         if not self.reference:
@@ -73,7 +74,7 @@ def run(cfg: ScoreConfig) -> Path:
     """Score (or finish scoring) the cache; rank 0 holds the lock of ``out_dir`` (one run per folder)."""
     from remit.midtrain.distributed import init_world
 
-    world = init_world(cfg.device)
+    world = init_world(cfg.device, cfg.dist_timeout_s)
     with out_dir_lock(cfg.out_dir, "score-reference", enabled=world.is_main):
         return _run(cfg, world)
 
@@ -102,12 +103,13 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
 
     from remit.data import packed_batch
     from remit.midtrain import perf
-    from remit.midtrain.distributed import barrier
+    from remit.midtrain.distributed import barrier, check_shared
     from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
-    from remit.midtrain.setup import build_dataset, cache_parts
+    from remit.midtrain.setup import build_dataset, cache_parts, data_cache_dir
     from remit.models import check_positions, check_vocab_rows, load_model, load_tokenizer
 
     out = Path(cfg.out_dir)
+    check_shared({"out_dir": out, "data.cache_dir": data_cache_dir(cfg, out)}, world)
     done = is_complete(out, cfg) and CachedReference.is_intact(out, verify=True)  # the repair command reads it all
     barrier(world)  # every rank has looked before rank 0 changes anything
     if done:

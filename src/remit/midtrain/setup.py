@@ -3,8 +3,9 @@
 The method (``remit.methods``) says what it needs: a reference (online or a ``score-reference`` cache),
 full logits, a data preparation step (MiniPLM); nothing here knows a method by name.
 
-Rank 0 does the work that writes files (training a tokenizer, tokenising and packing the data) first;
-the other ranks wait at a barrier and then read the same files, so all ranks see identical inputs.
+Rank 0 does the work that writes files (training a tokenizer, hashing, tokenising and packing the data)
+first; the other ranks wait at a barrier and then open the same files (they never build or clean a
+cache), so all ranks see identical inputs.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from remit.data import BatchIterator, build_packed, read_texts, tokenizer_fingerprint
+from remit.data import BatchIterator, build_packed, read_texts, source_key, tokenizer_fingerprint
+from remit.data.packing import capped_sources
 from remit.errors import ConfigError
 from remit.methods.base import Method, PrepareContext
 from remit.methods.registry import get_method
 from remit.midtrain import perf
 from remit.midtrain.config import MidtrainConfig
-from remit.midtrain.distributed import World, barrier, wrap_model
+from remit.midtrain.distributed import World, barrier, broadcast_object, wrap_model
 from remit.midtrain.reference import (
     CachedReference,
     OnlineReference,
@@ -41,7 +43,7 @@ from remit.models import (
     train_tokenizer,
 )
 
-__all__ = ["Run", "build_run", "load_tokenizer_for", "build_dataset", "cache_parts"]
+__all__ = ["Run", "build_run", "load_tokenizer_for", "build_dataset", "data_cache_dir", "cache_parts"]
 
 
 @dataclass
@@ -81,11 +83,29 @@ def load_tokenizer_for(cfg: MidtrainConfig, world: World, out: Path):
     return _first_on_main(world, make)
 
 
+def data_cache_dir(cfg, out: Path) -> Path:
+    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else out.parent / "cache"
+
+
 def build_dataset(cfg, tokenizer, world: World, out: Path):
-    cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else out.parent / "cache"
-    return _first_on_main(world, lambda: build_packed(
-        list(cfg.data.sources), tokenizer, cfg.data.seq_len, cache_dir=cache, seed=cfg.data.pack_seed,
-        max_tokens=cfg.data.max_tokens, num_proc=cfg.data.num_proc))
+    """The packed dataset. Several processes: rank 0 hashes the data (once, memoised by (path, size, mtime))
+    and builds any missing cache; the others get its keys, then only open the cache, never build or clean it."""
+    cache = data_cache_dir(cfg, out)
+    sources = capped_sources(list(cfg.data.sources), cfg.data.max_tokens)  # the keys are those of what is read
+    keys = None
+    if world.distributed:
+        keys = broadcast_object([source_key(s, tokenizer, cache / "tokens") for s in sources]
+                                if world.is_main else None, world)
+
+    def open_or_build(build: bool):
+        return build_packed(sources, tokenizer, cfg.data.seq_len, cache_dir=cache, seed=cfg.data.pack_seed,
+                            max_tokens=cfg.data.max_tokens, num_proc=cfg.data.num_proc, keys=keys, build=build)
+
+    if not world.distributed:
+        return open_or_build(True)
+    ds = open_or_build(True) if world.is_main else None
+    barrier(world)
+    return ds if world.is_main else open_or_build(False)
 
 
 def cache_parts(*, reference: str | None, tokenizer, dataset, data_cfg, numerics: str | None = None) -> dict[str, Any]:
@@ -198,11 +218,12 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
     # the frozen models' vocab_limit too: every model normalises over the tokenizer's rows, not padding rows
     policy = PolicyLogps(model, vocab_limit=check_vocab_rows(model, tokenizer, "the policy"),
                          chunk_size=cfg.reference.chunk_size, want_logits=(method.reference == "logits"))
-    policy = wrap_model(policy, world, cfg.parallel)
+    policy = wrap_model(policy, world, cfg.parallel, cfg.fsdp)
     optimizer = build_optimizer(policy, cfg.optim, fused=perf.use_fused_adamw(cfg.perf, world.device))
     trainer = Trainer(policy, optimizer, objective, world=world, reference=reference, base=base,
                       grad_clip=cfg.optim.grad_clip, autocast_dtype=perf.autocast_dtype(cfg.perf, world.device),
-                      reference_rows=cfg.perf.reference_micro_batch_size)
+                      reference_rows=cfg.perf.reference_micro_batch_size,
+                      reduce_every_micro_batch=cfg.parallel == "fsdp" and cfg.fsdp.reduce_every_micro_batch)
     iterator = BatchIterator(dataset, cfg.optim.micro_batch_size, seed=cfg.seed, rank=world.rank,
                              world_size=world.world_size, accumulation=accum,
                              cross_document_attention=cfg.data.cross_document_attention)

@@ -48,13 +48,16 @@ class Trainer:
 
     def __init__(self, policy: torch.nn.Module, optimizer: torch.optim.Optimizer, objective, *, world: World,
                  reference=None, base=None, grad_clip: float = 0.0, autocast_dtype: torch.dtype | None = None,
-                 reference_rows: int | None = None):
+                 reference_rows: int | None = None, reduce_every_micro_batch: bool = False):
         self.policy, self.optimizer, self.objective = policy, optimizer, objective
         self.world, self.reference, self.base = world, reference, base
         self.grad_clip, self.autocast_dtype = grad_clip, autocast_dtype
         self.reference_rows = reference_rows  # rows per reference forward (perf.reference_micro_batch_size)
         self.sums: dict[str, torch.Tensor] = {}  # the objective's summable statistics since the last log
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        # FSDP2: reduce-scatter each micro-batch's gradients (fsdp.reduce_every_micro_batch) instead of holding
+        # unsharded ones until the last micro-batch
+        self.reduce_every = reduce_every_micro_batch
 
     def _autocast(self, device: torch.device):
         return autocast(device.type, self.autocast_dtype)
@@ -84,7 +87,7 @@ class Trainer:
             mask = mb["labels"] != -100
             ref_logps, ref_logits = refs[i] if refs[i] is not None else self.reference(mb)
             base_logps, _ = bases[i] if bases[i] is not None else self.base(mb)
-            with no_sync(self.policy, sync=(i == last)):
+            with no_sync(self.policy, sync=(i == last) or self.reduce_every):
                 with self._autocast(device):
                     logps, logits = self.policy(mb["input_ids"], mb["labels"], mb.get("position_ids"))
                 out = self.objective(ObjectiveInputs(

@@ -15,6 +15,8 @@ held-out rewards; ``run`` returns the last stage's folder (the post-trained mode
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,14 @@ from remit.utils.lock import locks_out_dir
 STAGES = ("sft", "dpo", "grpo")
 
 
+def barrier_all() -> None:
+    """Several processes (the stages set the group up): wait for rank 0's writes."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 @dataclass
 class PosttrainConfig:
     model: str = ""  # the model to post-train (HF dir or hub id)
@@ -43,6 +53,7 @@ class PosttrainConfig:
     eval_data: str = ""  # overrides data_dir/eval.jsonl; "none" = no held-out reward evaluation
     device: str = "auto"
     seed: int = 0
+    resume: bool = False  # every stage continues from its last checkpoint (an interrupted run)
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     dpo: DPOStageConfig = field(default_factory=DPOStageConfig)
     grpo: GRPOStageConfig = field(default_factory=GRPOStageConfig)
@@ -81,6 +92,7 @@ def stage_configs(cfg: PosttrainConfig) -> list[tuple[str, Any]]:
         sc.out = sc.out or str(Path(cfg.out) / name)
         sc.device = cfg.device if sc.device == "auto" else sc.device
         sc.seed = cfg.seed + sc.seed
+        sc.resume = sc.resume or cfg.resume
         if not sc.eval.data and eval_data and Path(eval_data).is_file():
             sc.eval.data = eval_data
         if not sc.data:
@@ -91,7 +103,7 @@ def stage_configs(cfg: PosttrainConfig) -> list[tuple[str, Any]]:
     return out
 
 
-@locks_out_dir("out", "posttrain", create=True)
+@locks_out_dir("out", "posttrain", create=True, main_only=True)
 def run(cfg: PosttrainConfig) -> Path:
     runners = {"sft": sft.run, "dpo": dpo.run, "grpo": grpo.run}
     plan = stage_configs(cfg)
@@ -107,9 +119,12 @@ def run(cfg: PosttrainConfig) -> Path:
         if name == "dpo":
             summary[name]["pairs"] = (m.get("pairs") or {}).get("pairs")
     old = read_manifest(cfg.out) or {}
-    unchanged = is_complete(cfg.out, cfg) and all(
+    key = dataclasses.replace(cfg, resume=False)
+    unchanged = is_complete(cfg.out, key) and all(
         (old.get("stages") or {}).get(n, {}).get("finished_at") == s["finished_at"] for n, s in summary.items())
-    if not unchanged:  # every stage was reused: the chain's manifest (and its wall time) stays as it was
-        write_manifest(cfg.out, "posttrain", cfg, inputs={"model": cfg.model, "data_dir": cfg.data_dir},
+    # every stage reused: the chain's manifest (and its wall time) stays as it was; rank 0 writes it
+    if not unchanged and int(os.environ.get("RANK", "0")) == 0:
+        write_manifest(cfg.out, "posttrain", key, inputs={"model": cfg.model, "data_dir": cfg.data_dir},
                        stages=summary, final=str(last), wall_s=round(time.time() - started, 2))
+    barrier_all()  # several processes: the chain's manifest is there for every rank
     return last

@@ -13,8 +13,9 @@ and fills in only what is its own (its data, its TRL config and trainer, its man
    skip training: the input model is then written forward unchanged);
 4. ``build``: the TRL trainer, its config made by ``trl_args`` (device defaults, then the stage's
    values, then the ``trl:`` pass-through mapping, whose keys are checked against the TRL config class);
-5. trains inside ``atomic_dir(out)`` and calls ``finish`` with the stage's ``extras`` (HF checkpoint +
-   config.yaml + metrics.jsonl + manifest.json).
+5. trains (TRL's checkpoints beside ``out``, so that ``resume=true`` continues a killed run), then rank 0
+   calls ``finish`` with the stage's ``extras`` inside ``atomic_dir(out)`` (HF checkpoint + config.yaml +
+   metrics.jsonl + manifest.json). Several processes (torchrun / accelerate launch): ``remit.posttrain.launch``.
 
 Device defaults: fp32 master weights everywhere (``MASTER_DTYPE``); on CPU ``use_cpu=True``,
 ``bf16=False``, no gradient checkpointing; on GPU ``bf16=True``, i.e. bf16 autocast of the forward
@@ -30,7 +31,7 @@ import dataclasses
 import difflib
 import json
 import math
-import shutil
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from remit.config import check_choice, check_range, save_config
 from remit.errors import ConfigError, RemitError, TrainingError
 from remit.manifest import is_complete, read_manifest, write_manifest
 from remit.models import load_model, load_tokenizer
+from remit.posttrain import launch
 from remit.posttrain.data import RL_FIELDS, read_rows
 from remit.posttrain.generate import check_reward, evaluate_rows, weighted_reward
 from remit.utils.integrations import default_device, has_cuda
@@ -90,9 +92,12 @@ class StageConfig:
     trl: dict[str, Any] = field(default_factory=dict)  # extra TRL config fields, passed through as given
     eval: RewardEvalConfig = field(default_factory=RewardEvalConfig)
     sandbox_unenforced_ok: bool = False  # let code rewards run where the sandbox misses a kernel layer (warns)
+    save_steps: int = 200  # optimizer steps between resumable TRL checkpoints (0: none; remit.posttrain.launch)
+    resume: bool = False  # continue from the last checkpoint of an interrupted run of this stage
 
     def validate(self) -> None:
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        check_range("save_steps", self.save_steps, lo=0)
         check_range("learning_rate", self.learning_rate, lo=0.0, lo_open=True)
         for key in ("max_steps", "batch_size", "grad_accum", "max_length", "logging_steps"):
             check_range(key, getattr(self, key), lo=1)
@@ -101,7 +106,13 @@ class StageConfig:
 
 
 def say(stage: str, msg: str) -> None:
-    print(f"[remit {stage}] {msg}", file=sys.stderr, flush=True)
+    if int(os.environ.get("RANK", "0")) == 0:  # several processes: rank 0 speaks for all
+        print(f"[remit {stage}] {msg}", file=sys.stderr, flush=True)
+
+
+def result_config(cfg):
+    """The config that identifies a stage's output (``resume`` does not change it)."""
+    return dataclasses.replace(cfg, resume=False)
 
 
 def resolve_device(device: str) -> str:
@@ -144,7 +155,7 @@ def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
     if cfg.eval.enabled():  # a bad held-out file or reward fails now, not after training
         check_reward(weighted_reward(cfg.eval.rewards), read_rows(cfg.eval.data, required=RL_FIELDS,
                                                                   limit=cfg.eval.n), cfg.eval.data)
-    if is_complete(cfg.out, cfg) and (read_manifest(cfg.out) or {}).get("inputs") == json.loads(
+    if is_complete(cfg.out, result_config(cfg)) and (read_manifest(cfg.out) or {}).get("inputs") == json.loads(
             json.dumps(inputs, default=str)):
         say(stage, f"{cfg.out} is already complete with the same config and inputs: not re-running")
         return None
@@ -188,11 +199,12 @@ def common_values(cfg: StageConfig, device: str, scratch: Path) -> dict[str, Any
     return dict(
         output_dir=str(scratch),
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=launch.per_process(cfg.batch_size, "batch_size"),
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
         logging_steps=cfg.logging_steps,
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps else "no",
+        **({"save_steps": cfg.save_steps, "save_total_limit": 1} if cfg.save_steps else {}),
         report_to="none",
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -200,11 +212,6 @@ def common_values(cfg: StageConfig, device: str, scratch: Path) -> dict[str, Any
         dataloader_num_workers=0,
         **device_args(device),
     )
-
-
-def drop_scratch(path: Path) -> None:
-    """Remove TRL's ``output_dir`` (nothing is saved there: save_strategy is "no")."""
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def eval_settings(cfg: StageConfig) -> dict[str, Any]:
@@ -241,12 +248,11 @@ def check_finite(log_history: list[dict[str, Any]], stage: str) -> None:
             raise TrainingError(f"{stage}: loss became {loss} at step {rec.get('step')}; lower learning_rate")
 
 
-def train(trainer, tmp: Path, stage: str) -> list[dict[str, Any]]:
-    """Run a TRL trainer inside a stage's atomic_dir: train, refuse a non-finite loss, drop TRL's scratch
-    folder; returns the log history."""
-    trainer.train()
+def train(trainer, stage: str, resume_from: Path | None = None) -> list[dict[str, Any]]:
+    """Run a TRL trainer (from checkpoint ``resume_from`` when given), refuse a non-finite loss; returns the
+    log history (a resumed run's includes the steps before the checkpoint)."""
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     check_finite(trainer.state.log_history, stage)
-    drop_scratch(tmp / "_trl")
     return trainer.state.log_history
 
 
@@ -257,7 +263,7 @@ def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], mode
     post = evaluate_in_memory(model, tokenizer, cfg) if cfg.eval.enabled() else None
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    save_config(cfg, tmp / "config.yaml")
+    save_config(result_config(cfg), tmp / "config.yaml")
     log_history = log_history or []
     with open(tmp / "metrics.jsonl", "w", encoding="utf-8") as f:
         for rec in log_history:
@@ -276,7 +282,7 @@ def finish(tmp: Path, stage: str, cfg: StageConfig, inputs: dict[str, Any], mode
                         "post": _mean(post), "n": len(post), "pre_values": pre, "post_values": post}
         say(stage, f"held-out reward ({', '.join(cfg.eval.rewards)}, n={len(post)}): "
                    f"{'' if pre is None else f'{_mean(pre):.3f} -> '}{_mean(post):.3f}")
-    write_manifest(tmp, stage, cfg, inputs=inputs, **info)
+    write_manifest(tmp, stage, result_config(cfg), inputs=inputs, **info)
     return info
 
 
@@ -292,6 +298,7 @@ class PosttrainStage:
     def __init__(self, cfg: StageConfig):
         self.cfg = cfg
         self.device = ""
+        self.world: Any = None  # remit.midtrain.distributed.World, set before ``read``
 
     def read(self) -> None:
         """Read and check the stage's data, before any model is loaded."""
@@ -311,28 +318,42 @@ class PosttrainStage:
         return {}
 
     def run(self) -> Path:
+        """The stage on this process; under torchrun / accelerate launch on every rank (``launch``)."""
+        from remit.midtrain.distributed import barrier, init_world
+
         cfg, stage = self.cfg, self.name
         sandbox.configure(unenforced_ok=cfg.sandbox_unenforced_ok)
+        self.world = init_world(resolve_device(cfg.device))  # cuda:<LOCAL_RANK> on several GPUs
         inputs = begin(cfg, stage)
         out = Path(cfg.out)
         if inputs is None:
             return out
         started = time.time()
         self.read()
-        self.device = resolve_device(cfg.device)
+        self.device = self.world.device
+        resume_from = launch.resume_point(out, cfg.resume, stage)
         model, tokenizer = load_policy(cfg.model, self.device, stage)
-        pre = reward_before(model, tokenizer, cfg)
+        main = self.world.is_main
+        pre = reward_before(model, tokenizer, cfg) if main else None
         skipped = self.prepare(model, tokenizer)
-        with atomic_dir(out) as tmp:
-            if skipped is not None:
-                finish(tmp, stage, cfg, inputs, model, tokenizer, [], pre=pre, started=started, **skipped)
-            else:
-                trainer, summary = self.build(model, tokenizer, tmp / "_trl")
-                say(stage, summary)
-                logs = train(trainer, tmp, stage)
-                finish(tmp, stage, cfg, inputs, trainer.model, tokenizer, logs, pre=pre, started=started,
-                       **self.extras(logs))
+        extra, logs = skipped, []
+        if skipped is None:
+            trainer, summary = self.build(model, tokenizer, launch.scratch_dir(out))
+            say(stage, summary + (f", resuming from {resume_from}" if resume_from else ""))
+            logs = train(trainer, stage, resume_from)
+            model = trainer.model
+            extra = {**self.extras(logs), "resumed_from_step": _step_of(resume_from),
+                     "processes": self.world.world_size}
+        if main:
+            with atomic_dir(out) as tmp:
+                finish(tmp, stage, cfg, inputs, model, tokenizer, logs, pre=pre, started=started, **extra)
+            launch.drop(out)
+        barrier(self.world)  # the output is complete for every rank (the next stage's input)
         return out
+
+
+def _step_of(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.removeprefix(launch.CHECKPOINT)) if checkpoint is not None else None
 
 
 __all__ = ["PosttrainStage", "RewardEvalConfig", "StageConfig", "RemitError", "begin", "load_policy", "trl_args",

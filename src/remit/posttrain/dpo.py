@@ -23,6 +23,7 @@ from typing import Any
 
 from remit.config import check_choice, check_range
 from remit.errors import TrainingError
+from remit.midtrain.distributed import broadcast_object
 from remit.models import load_model
 from remit.posttrain.common import MASTER_DTYPE, PosttrainStage, StageConfig, common_values, say, trl_args
 from remit.posttrain.data import RL_FIELDS, read_rows, user_turn
@@ -142,7 +143,10 @@ class DPOStage(PosttrainStage):
                           batch_size=cfg.gen_batch_size, seed=cfg.seed)
 
         t0 = time.time()
-        self.pairs, stats = make_pairs(self.rows, sample_fn, self.reward_fn, cfg)
+        # rank 0 samples, every rank trains on its pairs (sampling on each would be N times the work, and
+        # GPU kernels need not give every rank the same samples)
+        self.pairs, stats = broadcast_object(make_pairs(self.rows, sample_fn, self.reward_fn, cfg)
+                                             if self.world.is_main else None, self.world)
         stats["sampling_s"] = round(time.time() - t0, 2)
         self.stats = stats
         say(STAGE, f"built {stats['pairs']} pairs from {stats['prompts_with_pairs']}/{stats['prompts']} prompts "
@@ -177,6 +181,6 @@ class DPOStage(PosttrainStage):
         return {"pairs": self.stats, "skipped": False}
 
 
-@locks_out_dir("out", STAGE)
+@locks_out_dir("out", STAGE, main_only=True)
 def run(cfg: DPOStageConfig) -> Path:
     return DPOStage(cfg).run()

@@ -28,6 +28,7 @@ from remit.errors import ConfigError
 from remit.posttrain.common import PosttrainStage, StageConfig, common_values, trl_args
 from remit.posttrain.data import RL_FIELDS, prompt_dataset, read_rows
 from remit.posttrain.generate import check_reward, check_reward_weights, resolve_reward, weighted_reward
+from remit.posttrain.launch import per_process
 from remit.utils.integrations import has_vllm
 from remit.utils.lock import locks_out_dir
 
@@ -69,7 +70,7 @@ class GRPOStageConfig(StageConfig):
 
 def _vllm(cfg: GRPOStageConfig, device: str) -> bool:
     if cfg.use_vllm is None:
-        return device == "cuda" and has_vllm()
+        return device.startswith("cuda") and has_vllm()
     if cfg.use_vllm and not has_vllm():
         raise ConfigError("use_vllm=true but vLLM (with a GPU) is not available; unset use_vllm")
     return cfg.use_vllm
@@ -94,7 +95,7 @@ class GRPOStage(PosttrainStage):
         cfg, use_vllm = self.cfg, self.use_vllm
         values = {
             **common_values(cfg, self.device, scratch),
-            "per_device_train_batch_size": cfg.batch_size * cfg.num_generations,
+            "per_device_train_batch_size": per_process(cfg.batch_size, "batch_size") * cfg.num_generations,
             "num_generations": cfg.num_generations,
             "max_completion_length": cfg.max_completion_length,
             "temperature": cfg.temperature,
@@ -122,6 +123,6 @@ class GRPOStage(PosttrainStage):
                 "frac_reward_zero_std": sum(zero_std) / len(zero_std) if zero_std else None}
 
 
-@locks_out_dir("out", STAGE)
+@locks_out_dir("out", STAGE, main_only=True)
 def run(cfg: GRPOStageConfig) -> Path:
     return GRPOStage(cfg).run()

@@ -53,6 +53,6 @@ class SFTStage(PosttrainStage):
         return {"examples": len(self.rows)}
 
 
-@locks_out_dir("out", STAGE)
+@locks_out_dir("out", STAGE, main_only=True)
 def run(cfg: SFTStageConfig) -> Path:
     return SFTStage(cfg).run()

@@ -16,7 +16,8 @@ from remit.report import plots
 from remit.report.sections import NA, _f, _midtrain_stages, _stage_name, stage_epsilon
 
 # What every training run logs; the rest of a metrics.jsonl line is the method's own statistics.
-CORE_METRICS = {"step", "tokens", "loss", "nll", "lr", "grad_norm", "tokens_per_s"}
+CORE_METRICS = {"step", "tokens", "loss", "nll", "lr", "grad_norm", "tokens_per_s",
+                "mfu", "peak_mem_gib", "max_rss_gib"}  # the resources of remit.midtrain.metrics, not the method's
 
 
 def method_stats(stage: dict) -> tuple[str | None, dict[str, str]]:

@@ -170,11 +170,12 @@ def out_dir_lock(path: str | Path, stage: str = "", *, key: str = "out_dir", cre
         os.close(fd)
 
 
-def locks_out_dir(key: str, stage: str, create: bool = False):
+def locks_out_dir(key: str, stage: str, create: bool = False, main_only: bool = False):
     """Decorate a stage's ``run(cfg)`` so that it holds the lock of the folder ``cfg.<key>`` throughout.
 
     ``create=False`` for stages that write through ``atomic_dir`` (the folder appears by a rename).
-    An unset ``cfg.<key>`` is left to the stage's own check, which names the key.
+    ``main_only``: a stage that runs on every process of a launcher (torchrun sets RANK), where only
+    rank 0 writes the folder and takes the lock. An unset ``cfg.<key>`` is left to the stage's own check.
     """
     def wrap(fn):
         @functools.wraps(fn)
@@ -182,7 +183,8 @@ def locks_out_dir(key: str, stage: str, create: bool = False):
             path = getattr(cfg, key)
             if not path:
                 return fn(cfg)
-            with out_dir_lock(path, stage, key=key, create=create):
+            enabled = not main_only or int(os.environ.get("RANK", "0")) == 0
+            with out_dir_lock(path, stage, key=key, create=create, enabled=enabled):
                 return fn(cfg)
         return run
     return wrap
