@@ -7,6 +7,7 @@ reached. The hub path is exercised with ``datasets.load_dataset`` redirected to 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -85,10 +86,10 @@ def _stream_from(monkeypatch, path, seen: dict):
 def test_hub_datasets_are_streamed_and_stop_at_the_cap(tmp_path, tiny_tokenizer, monkeypatch):
     seen: dict = {}
     _stream_from(monkeypatch, _docs(tmp_path / "hub.jsonl", 500, False), seen)
-    t = tokenize_source(DataSource("org/corpus", subset="web", max_tokens=50), tiny_tokenizer,
+    t = tokenize_source(DataSource("org/corpus", subset="web", max_tokens=50, shuffle_buffer=8), tiny_tokenizer,
                         cache_dir=tmp_path / "c", chunk_docs=8)
     assert seen["streaming"] is True and (seen["name"], seen["subset"], seen["split"]) == ("org/corpus", "web", "train")
-    assert t.num_tokens >= 50 and seen["records"] <= 2 * 8  # one chunk past the cap at most, never 500
+    assert t.num_tokens >= 50 and seen["records"] <= 3 * 8  # the shuffle buffer + one chunk past the cap, never 500
 
 
 def test_a_missing_field_names_source_field_and_fields_before_reading_on(tmp_path, tiny_tokenizer, monkeypatch):
@@ -188,3 +189,62 @@ def test_assistant_only_loss_counts_only_assistant_tokens(tmp_path, tiny_tokeniz
     assert np.array_equal(again.loss_mask(np.arange(3)), ds.loss_mask(np.arange(3)))
     with pytest.raises(ConfigError, match=r"loss=assistant needs kind=chat"):
         DataSource(str(path), loss="assistant").validate()
+
+
+def _folder(root, n_files: int = 6, n_docs: int = 40):
+    """A multi-file source whose files hold different sub-sources (file k's documents say 'topic k')."""
+    root.mkdir()
+    for k in range(n_files):
+        (root / f"part-{k}.jsonl").write_text("".join(json.dumps({"text": f"topic {k} doc {i} cups pens."}) + "\n"
+                                                      for i in range(n_docs)))
+    return root
+
+
+def _topics(tok, tokenizer) -> set[int]:
+    return {int(tokenizer.decode(tok.doc(i)).split("topic ")[1].split()[0]) for i in range(tok.num_docs)}
+
+
+def test_a_capped_folder_is_a_seeded_sample_of_its_files(tmp_path, tiny_tokenizer):
+    root = _folder(tmp_path / "mix")
+    one = tokenize_source(DataSource(str(root)), tiny_tokenizer, cache_dir=None)
+    cap = int(one.offsets[30])  # fewer tokens than one file holds
+    picked = [_topics(tokenize_source(DataSource(str(root), max_tokens=cap, seed=s), tiny_tokenizer, cache_dir=None),
+                      tiny_tokenizer) for s in range(4)]
+    assert len(set().union(*picked)) > 1  # seeds read different files, not always the first in sorted order
+    again = tokenize_source(DataSource(str(root), max_tokens=cap, seed=1), tiny_tokenizer, cache_dir=None)
+    assert _topics(again, tiny_tokenizer) == picked[1]  # the same seed reads the same sample
+    fps = {tokenize_source(DataSource(str(root), max_tokens=cap, seed=s), tiny_tokenizer, cache_dir=None).fingerprint
+           for s in (0, 1)}
+    assert len(fps) == 2  # the seed is in the cache key
+    assert _topics(tokenize_source(DataSource(str(root), seed=3), tiny_tokenizer, cache_dir=None),
+                   tiny_tokenizer) == set(range(6))  # uncapped: everything
+
+
+def test_the_mix_seed_chooses_a_capped_folder_sample(tmp_path, tiny_tokenizer):
+    root = _folder(tmp_path / "mix")
+    used = []
+    for seed in range(3):
+        ds = build_packed([DataSource(str(root))], tiny_tokenizer, 16, cache_dir=tmp_path / "c", seed=seed,
+                          max_tokens=200)
+        ids, _ = ds.rows(np.arange(len(ds)))
+        used.append(frozenset(re.findall(r"topic (\d)", tiny_tokenizer.decode(ids.reshape(-1)))))
+    assert len(set(used)) > 1  # the run's seed picks the files a capped source reads
+
+
+def test_capped_hub_sources_shuffle_shards_and_records(tmp_path, tiny_tokenizer, monkeypatch):
+    import datasets
+
+    root = _folder(tmp_path / "hub")
+    real = datasets.load_dataset
+    files = sorted(str(p) for p in root.iterdir())
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, subset=None, split=None, **kw: real(
+        "json", data_files=files, split="train", streaming=kw.get("streaming", False)))
+    one = tokenize_source(DataSource(files[0]), tiny_tokenizer, cache_dir=None)
+    cap = int(one.offsets[30])
+    picked = [_topics(tokenize_source(DataSource("org/math", max_tokens=cap, seed=s, shuffle_buffer=16),
+                                      tiny_tokenizer, cache_dir=None), tiny_tokenizer) for s in range(4)]
+    assert len(set().union(*picked)) > 1 and picked != [{0}] * 4  # not the first shard in repository order
+    order = [int(tiny_tokenizer.decode(t).split("doc ")[1].split()[0]) for t in
+             (tokenize_source(DataSource("org/math", max_tokens=cap, seed=0, shuffle_buffer=16), tiny_tokenizer,
+                              cache_dir=None).doc(i) for i in range(10))]
+    assert order != sorted(order)  # records are shuffled within the buffer

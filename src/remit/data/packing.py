@@ -243,6 +243,7 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
+    sources = [s if s.seed is not None else dataclasses.replace(s, seed=seed) for s in sources]
     if max_tokens is not None:  # read each source only up to its share of the mix
         shares = _quotas([0] * len(sources), [s.weight for s in sources], max_tokens)
         sources = [s if s.max_tokens is not None and s.max_tokens <= q else dataclasses.replace(s, max_tokens=q)

@@ -107,8 +107,9 @@ def source_fingerprint(src: DataSource) -> str:
 def _new_keys(src: DataSource) -> dict:
     """Fingerprint keys of options added later, present only when set (older caches keep their keys)."""
     out: dict = {}
-    if src.max_tokens is not None:
+    if src.max_tokens is not None:  # a capped source is a seeded sample (sources.read_order, hub shuffle)
         out["max_tokens"] = src.max_tokens
+        out["sample"] = [src.seed or 0, src.shuffle_buffer if not looks_local(src.path) else None]
     if src.kind == "chat":
         out["kind"] = "chat"
     if src.loss != "all":
