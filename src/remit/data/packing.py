@@ -53,6 +53,7 @@ class PackedDataset:
     doc_ids: Any
     fingerprint: str
     meta: dict[str, Any] = field(default_factory=dict)
+    mask: Any = None  # uint8 [N, seq_len + 1], 0 = not counted (loss=assistant sources); None: all are
 
     @property
     def seq_len(self) -> int:
@@ -73,12 +74,16 @@ class PackedDataset:
 
     def loss_mask(self, idx) -> np.ndarray | None:
         """uint8 [len(idx), seq_len + 1], 0 where a token is not counted (loss=assistant sources); None: all are."""
-        return None
+        if self.mask is None:
+            return None
+        return np.asarray(self.mask[np.asarray(idx, dtype=np.int64)], dtype=np.uint8)
 
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
             np.save(tmp / "tokens.npy", np.asarray(self.tokens))
             np.save(tmp / "doc_ids.npy", np.asarray(self.doc_ids))
+            if self.mask is not None:
+                np.save(tmp / "mask.npy", np.asarray(self.mask))
             atomic_write_json(tmp / "packed.json", {"fingerprint": self.fingerprint, **self.meta})
         return Path(path)
 
@@ -93,9 +98,10 @@ class PackedDataset:
             mode = "r" if mmap else None
             tokens = np.load(path / "tokens.npy", mmap_mode=mode)
             doc_ids = np.load(path / "doc_ids.npy", mmap_mode=mode)
+            mask = np.load(path / "mask.npy", mmap_mode=mode) if (path / "mask.npy").is_file() else None
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not a packed dataset ({e})") from None
-        return cls(tokens, doc_ids, meta.pop("fingerprint"), meta)
+        return cls(tokens, doc_ids, meta.pop("fingerprint"), meta, mask)
 
 
 class _Rows:
