@@ -248,3 +248,28 @@ def test_capped_hub_sources_shuffle_shards_and_records(tmp_path, tiny_tokenizer,
              (tokenize_source(DataSource("org/math", max_tokens=cap, seed=0, shuffle_buffer=16), tiny_tokenizer,
                               cache_dir=None).doc(i) for i in range(10))]
     assert order != sorted(order)  # records are shuffled within the buffer
+
+
+@pytest.mark.parametrize("loss,engine", [("all", "inline"), ("all", "datasets"), ("assistant", "inline")])
+def test_a_dated_chat_template_renders_a_pinned_date(tmp_path, tiny_tokenizer, loss, engine):
+    """SmolLM3's template prints strftime_now(...): the tokens must not depend on the day they are made."""
+    import copy
+    from datetime import datetime
+
+    from remit.data.tokens import CHAT_DATE
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = ("{{ 'Today Date: ' + strftime_now('%d %B %Y') + '\\n' }}{% for m in messages %}"
+                         "{{ '<|' + m['role'] + '|>' + m['content'] + '\\n' }}{% endfor %}"
+                         "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Say {i}."},
+                                                     {"role": "assistant", "content": f"{i}."}]}) + "\n"
+                            for i in range(5)))
+    t = tokenize_source(DataSource(str(path), kind="chat", loss=loss), tok, cache_dir=None, engine=engine)
+    text = tok.decode(t.doc(0))
+    assert CHAT_DATE.strftime("%d %B %Y") in text and datetime.now().strftime("%d %B %Y") not in text
+    plain = copy.deepcopy(tok)
+    plain.chat_template = tok.chat_template.replace("strftime_now('%d %B %Y')", "'x'")
+    assert t.fingerprint != tokenize_source(DataSource(str(path), kind="chat", loss=loss), plain,
+                                            cache_dir=None).fingerprint
