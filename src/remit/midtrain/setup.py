@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from remit.data import BatchIterator, build_packed, read_texts, tokenizer_fingerprint
+from remit.data.iterator import check_document_attention
 from remit.errors import ConfigError
 from remit.methods.base import Method, PrepareContext
 from remit.methods.registry import get_method
@@ -112,6 +113,8 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     model = load_model(path, dtype=weights, device=world.device)
     vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
     check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}", allow=cfg.model.extrapolate_positions)
+    check_document_attention(model.config, cfg.perf.reference_micro_batch_size or cfg.optim.micro_batch_size,
+                             cfg.data.cross_document_attention, f"{key}={path}")
     model = perf.apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
@@ -160,6 +163,8 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
                            device=world.device)
         check_positions(model.config, cfg.data.seq_len, where=f"model.path={cfg.model.path}",
                         allow=cfg.model.extrapolate_positions)
+        check_document_attention(model.config, cfg.optim.micro_batch_size, cfg.data.cross_document_attention,
+                                 f"model.path={cfg.model.path}")
     else:
         model = cfg.model.fresh.build(tokenizer, seed=cfg.seed).to(world.device)
     model.train()
