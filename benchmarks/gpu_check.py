@@ -22,7 +22,9 @@ directly (the code ``remit midtrain`` runs; only data loading and checkpoint fil
   (delta must be exactly 0), the same reference scored with twice the rows per forward (what a
   ``score-reference`` cache or ``perf.reference_micro_batch_size`` does; GEMM tiling may differ), a
   reference with bf16 weights (this project's choice on CUDA before issue #20), and bf16-autocast vs
-  fp32 log-probs (the noise of bf16 logits themselves); as max |delta| and ReMiT weight std (eps 0.2);
+  fp32 log-probs (the noise of bf16 logits themselves); as max |delta| and ReMiT weight std (eps 0.2).
+  All eager: compiled vs eager graphs (``perf.compile``) are not measured. Only the same-rows case is
+  expected to be bit-identical on CUDA; the others show the rounding noise a run may carry;
 * generation throughput of the evaluation path (``model.generate``, greedy, batched, KV cache, bf16:
   what lm-eval's HFLM calls for ``generate_until``).
 
