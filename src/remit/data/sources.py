@@ -329,7 +329,7 @@ def iter_texts(src: DataSource) -> Iterator[str]:
     if not looks_local(src.path):
         from datasets import load_dataset
 
-        try:  # streamed: only what is read is downloaded (a capped source reads a prefix)
+        try:  # streamed: only what is read is downloaded (a capped source reads a shuffled sample, below)
             ds = load_dataset(src.path, src.subset, split=src.split, streaming=True)
         except Exception as e:  # hub/network errors come in many types
             raise DataError(f"cannot load dataset '{src.path}' (subset {src.subset!r}, split '{src.split}'): "

@@ -23,7 +23,8 @@ its files are read in place and only its document offsets are cached (up to the 
 
 Token cap (``DataSource.max_tokens``; ``build_packed`` sets it to each source's share of
 ``data.max_tokens``): reading stops at the first whole document that reaches the cap, so a capped source
-reads its first ``max_tokens`` tokens plus at most one chunk (``chunk_docs`` documents) of text that is
+reads ``max_tokens`` tokens (a seeded sample: ``sources.read_order`` and the hub shuffle buffer) plus at most
+one chunk (``chunk_docs`` documents) of text that is
 read but not kept; the ``datasets`` engine streams at most ``CHARS_PER_TOKEN`` characters per capped
 token into its Arrow file, then finishes inline if that was too few. A token file is scanned only up to
 the cap. A ``kind="chat"`` source is rendered with the tokenizer's chat template, then encoded; with
