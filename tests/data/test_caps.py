@@ -64,7 +64,7 @@ def test_the_mix_reads_each_source_up_to_its_share(tmp_path, tiny_tokenizer):
     assert ds.num_tokens == 800
 
 
-def _stream_from(monkeypatch, path, seen: dict):
+def _stream_from(monkeypatch, path, seen: dict, features: bool = True):
     """datasets.load_dataset(<hub id>, ...) answered from a local jsonl, counting the records handed out."""
     import datasets
 
@@ -78,7 +78,8 @@ def _stream_from(monkeypatch, path, seen: dict):
             for r in rows:
                 seen["records"] = seen.get("records", 0) + 1
                 yield r
-        return datasets.IterableDataset.from_generator(counted, gen_kwargs={"rows": ds}, features=ds.features)
+        return datasets.IterableDataset.from_generator(counted, gen_kwargs={"rows": ds},
+                                                       features=ds.features if features else None)
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
 
@@ -92,16 +93,17 @@ def test_hub_datasets_are_streamed_and_stop_at_the_cap(tmp_path, tiny_tokenizer,
     assert t.num_tokens >= 50 and seen["records"] <= 3 * 8  # the shuffle buffer + one chunk past the cap, never 500
 
 
-def test_a_missing_field_names_source_field_and_fields_before_reading_on(tmp_path, tiny_tokenizer, monkeypatch):
+@pytest.mark.parametrize("cap", [None, 50])  # capped: shuffled, but the field is checked before the buffer fills
+def test_a_missing_field_names_source_field_and_fields_before_reading_on(tmp_path, tiny_tokenizer, monkeypatch, cap):
     seen: dict = {}
     path = tmp_path / "mid.jsonl"
     path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": "hi"}], "source": "s"}) + "\n"
                             for _ in range(100)))
-    _stream_from(monkeypatch, path, seen)
-    with pytest.raises(DataError, match=r"^HuggingFaceTB/smoltalk2 \(subset Mid, split x\): no field 'text' "
+    _stream_from(monkeypatch, path, seen, features=cap is None)  # capped: a dataset that knows no columns
+    with pytest.raises(DataError, match=r"^HuggingFaceTB/smoltalk2 \(subset Mid, split x\):(row 1:)? no field 'text' "
                                         r"\(fields present: messages, source\)$"):
-        tokenize_source(DataSource("HuggingFaceTB/smoltalk2", subset="Mid", split="x"), tiny_tokenizer,
-                        cache_dir=tmp_path / "c")
+        tokenize_source(DataSource("HuggingFaceTB/smoltalk2", subset="Mid", split="x", max_tokens=cap),
+                        tiny_tokenizer, cache_dir=tmp_path / "c")
     assert seen.get("records", 0) <= 1
 
 
@@ -273,3 +275,15 @@ def test_a_dated_chat_template_renders_a_pinned_date(tmp_path, tiny_tokenizer, l
     plain.chat_template = tok.chat_template.replace("strftime_now('%d %B %Y')", "'x'")
     assert t.fingerprint != tokenize_source(DataSource(str(path), kind="chat", loss=loss), plain,
                                             cache_dir=None).fingerprint
+
+
+def test_a_capped_token_folder_is_a_seeded_sample_of_its_files(tmp_path, tiny_tokenizer):
+    root = _folder(tmp_path / "mix")
+    (tmp_path / "ids").mkdir()
+    for k, f in enumerate(sorted(root.iterdir())):
+        t = tokenize_source(DataSource(str(f)), tiny_tokenizer, cache_dir=None)
+        np.asarray(t.tokens).astype(np.uint32).tofile(tmp_path / "ids" / f"part-{k}.npy")
+    cap = int(t.offsets[30])
+    picked = [_topics(tokenize_source(DataSource(str(tmp_path / "ids"), kind="tokens", max_tokens=cap, seed=s),
+                                      tiny_tokenizer, cache_dir=tmp_path / "c"), tiny_tokenizer) for s in range(4)]
+    assert all(len(p) == 1 for p in picked) and len(set().union(*picked)) > 1

@@ -334,9 +334,12 @@ def iter_texts(src: DataSource) -> Iterator[str]:
         except Exception as e:  # hub/network errors come in many types
             raise DataError(f"cannot load dataset '{src.path}' (subset {src.subset!r}, split '{src.split}'): "
                             f"{e}") from None
-        if src.max_tokens is not None:  # a capped source is a sample: shuffled shards, then a shuffle buffer
-            ds = ds.shuffle(seed=src.seed or 0, buffer_size=src.shuffle_buffer)
         name = src.path + (f" (subset {src.subset}, split {src.split})" if src.subset else f" (split {src.split})")
+        if src.max_tokens is not None:  # a capped source is a sample: shuffled shards, then a shuffle buffer
+            if ds.column_names is None and not ds.features:  # check the fields on one record, not a buffer's worth
+                for j, record in enumerate(ds.take(1), start=1):
+                    src.format(record, f"{name}:row {j}")
+            ds = ds.shuffle(seed=src.seed or 0, buffer_size=src.shuffle_buffer)
         yield from _iter_dataset(ds, name, src)
         return
     if not path.exists():

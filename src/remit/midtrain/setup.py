@@ -113,7 +113,7 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     model = load_model(path, dtype=weights, device=world.device)
     vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
     check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}", allow=cfg.model.extrapolate_positions)
-    check_document_attention(model.config, cfg.perf.reference_micro_batch_size or cfg.optim.micro_batch_size,
+    check_document_attention(model.config, max(cfg.optim.micro_batch_size, cfg.perf.reference_micro_batch_size or 0),
                              cfg.data.cross_document_attention, f"{key}={path}")
     model = perf.apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
