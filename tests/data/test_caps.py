@@ -220,6 +220,10 @@ def test_a_capped_folder_is_a_seeded_sample_of_its_files(tmp_path, tiny_tokenize
     assert len(fps) == 2  # the seed is in the cache key
     assert _topics(tokenize_source(DataSource(str(root), seed=3), tiny_tokenizer, cache_dir=None),
                    tiny_tokenizer) == set(range(6))  # uncapped: everything
+    with pytest.raises(ConfigError, match=r"^seed=-1 is out of range"):
+        DataSource(str(root), seed=-1).validate()
+    with pytest.raises(ConfigError, match=r"^shuffle_buffer=0 is out of range"):
+        DataSource(str(root), shuffle_buffer=0).validate()
 
 
 def test_the_mix_seed_chooses_a_capped_folder_sample(tmp_path, tiny_tokenizer):

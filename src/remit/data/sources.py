@@ -77,6 +77,8 @@ class DataSource:
         check_choice("dtype", self.dtype, ("uint16", "uint32"))
         check_range("weight", self.weight, lo=0.0, lo_open=True)
         check_range("shuffle_buffer", self.shuffle_buffer, lo=1)
+        if self.seed is not None:
+            check_range("seed", self.seed, lo=0)
         if self.limit is not None:
             check_range("limit", self.limit, lo=1)
         check_choice("doc_split", self.doc_split, ("paragraph", "line", "file"))
