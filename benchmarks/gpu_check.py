@@ -17,8 +17,10 @@ that would start past ``--budget-s`` is recorded as skipped. Sections:
   (``PolicyLogps`` -> ``token_logps_from_hidden``) and with the model's own ``labels=`` loss, each above
   the decoder alone: the log-prob path's extra peak as a fraction of the model loss's;
 * ``numerics``: the floor of ReMiT's weights: policy and reference with the SAME weights under the shipped
-  precision policy (fp32 master + bf16 autocast vs bf16 reference weights): delta and weight std; and one
-  AdamW update applied to fp32 vs bf16 weights (the share of updates bf16 loses at a mid-training lr);
+  numerics (``perf.numerics``: fp32 weights, bf16 autocast for both; delta must be 0), plus a reference with
+  bf16 weights and bf16-autocast vs fp32 log-probs (the rounding noise outside the policy), all eager
+  (compiled vs eager graphs are not measured; only the same shapes are expected bit-identical on CUDA);
+  and one AdamW update applied to fp32 vs bf16 weights (the share of updates bf16 loses at a mid-training lr);
 * ``fsdp2``: FSDP2 (a world of one, no torchrun) over 3 optimizer steps must match the unsharded steps; then a
   sharded (DCP) save, 3 more steps, and a fresh model loaded from the save continuing the same 3 steps must
   match them (a check that fails when save, load or resume are wrong);

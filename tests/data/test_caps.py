@@ -7,6 +7,7 @@ reached. The hub path is exercised with ``datasets.load_dataset`` redirected to 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def test_the_mix_reads_each_source_up_to_its_share(tmp_path, tiny_tokenizer):
     assert ds.num_tokens == 800
 
 
-def _stream_from(monkeypatch, path, seen: dict):
+def _stream_from(monkeypatch, path, seen: dict, features: bool = True):
     """datasets.load_dataset(<hub id>, ...) answered from a local jsonl, counting the records handed out."""
     import datasets
 
@@ -77,7 +78,8 @@ def _stream_from(monkeypatch, path, seen: dict):
             for r in rows:
                 seen["records"] = seen.get("records", 0) + 1
                 yield r
-        return datasets.IterableDataset.from_generator(counted, gen_kwargs={"rows": ds}, features=ds.features)
+        return datasets.IterableDataset.from_generator(counted, gen_kwargs={"rows": ds},
+                                                       features=ds.features if features else None)
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
 
@@ -85,22 +87,23 @@ def _stream_from(monkeypatch, path, seen: dict):
 def test_hub_datasets_are_streamed_and_stop_at_the_cap(tmp_path, tiny_tokenizer, monkeypatch):
     seen: dict = {}
     _stream_from(monkeypatch, _docs(tmp_path / "hub.jsonl", 500, False), seen)
-    t = tokenize_source(DataSource("org/corpus", subset="web", max_tokens=50), tiny_tokenizer,
+    t = tokenize_source(DataSource("org/corpus", subset="web", max_tokens=50, shuffle_buffer=8), tiny_tokenizer,
                         cache_dir=tmp_path / "c", chunk_docs=8)
     assert seen["streaming"] is True and (seen["name"], seen["subset"], seen["split"]) == ("org/corpus", "web", "train")
-    assert t.num_tokens >= 50 and seen["records"] <= 2 * 8  # one chunk past the cap at most, never 500
+    assert t.num_tokens >= 50 and seen["records"] <= 3 * 8  # the shuffle buffer + one chunk past the cap, never 500
 
 
-def test_a_missing_field_names_source_field_and_fields_before_reading_on(tmp_path, tiny_tokenizer, monkeypatch):
+@pytest.mark.parametrize("cap", [None, 50])  # capped: shuffled, but the field is checked before the buffer fills
+def test_a_missing_field_names_source_field_and_fields_before_reading_on(tmp_path, tiny_tokenizer, monkeypatch, cap):
     seen: dict = {}
     path = tmp_path / "mid.jsonl"
     path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": "hi"}], "source": "s"}) + "\n"
                             for _ in range(100)))
-    _stream_from(monkeypatch, path, seen)
-    with pytest.raises(DataError, match=r"^HuggingFaceTB/smoltalk2 \(subset Mid, split x\): no field 'text' "
+    _stream_from(monkeypatch, path, seen, features=cap is None)  # capped: a dataset that knows no columns
+    with pytest.raises(DataError, match=r"^HuggingFaceTB/smoltalk2 \(subset Mid, split x\):(row 1:)? no field 'text' "
                                         r"\(fields present: messages, source\)$"):
-        tokenize_source(DataSource("HuggingFaceTB/smoltalk2", subset="Mid", split="x"), tiny_tokenizer,
-                        cache_dir=tmp_path / "c")
+        tokenize_source(DataSource("HuggingFaceTB/smoltalk2", subset="Mid", split="x", max_tokens=cap),
+                        tiny_tokenizer, cache_dir=tmp_path / "c")
     assert seen.get("records", 0) <= 1
 
 
@@ -188,3 +191,103 @@ def test_assistant_only_loss_counts_only_assistant_tokens(tmp_path, tiny_tokeniz
     assert np.array_equal(again.loss_mask(np.arange(3)), ds.loss_mask(np.arange(3)))
     with pytest.raises(ConfigError, match=r"loss=assistant needs kind=chat"):
         DataSource(str(path), loss="assistant").validate()
+
+
+def _folder(root, n_files: int = 6, n_docs: int = 40):
+    """A multi-file source whose files hold different sub-sources (file k's documents say 'topic k')."""
+    root.mkdir()
+    for k in range(n_files):
+        (root / f"part-{k}.jsonl").write_text("".join(json.dumps({"text": f"topic {k} doc {i} cups pens."}) + "\n"
+                                                      for i in range(n_docs)))
+    return root
+
+
+def _topics(tok, tokenizer) -> set[int]:
+    return {int(tokenizer.decode(tok.doc(i)).split("topic ")[1].split()[0]) for i in range(tok.num_docs)}
+
+
+def test_a_capped_folder_is_a_seeded_sample_of_its_files(tmp_path, tiny_tokenizer):
+    root = _folder(tmp_path / "mix")
+    one = tokenize_source(DataSource(str(root)), tiny_tokenizer, cache_dir=None)
+    cap = int(one.offsets[30])  # fewer tokens than one file holds
+    picked = [_topics(tokenize_source(DataSource(str(root), max_tokens=cap, seed=s), tiny_tokenizer, cache_dir=None),
+                      tiny_tokenizer) for s in range(4)]
+    assert len(set().union(*picked)) > 1  # seeds read different files, not always the first in sorted order
+    again = tokenize_source(DataSource(str(root), max_tokens=cap, seed=1), tiny_tokenizer, cache_dir=None)
+    assert _topics(again, tiny_tokenizer) == picked[1]  # the same seed reads the same sample
+    fps = {tokenize_source(DataSource(str(root), max_tokens=cap, seed=s), tiny_tokenizer, cache_dir=None).fingerprint
+           for s in (0, 1)}
+    assert len(fps) == 2  # the seed is in the cache key
+    assert _topics(tokenize_source(DataSource(str(root), seed=3), tiny_tokenizer, cache_dir=None),
+                   tiny_tokenizer) == set(range(6))  # uncapped: everything
+    with pytest.raises(ConfigError, match=r"^seed=-1 is out of range"):
+        DataSource(str(root), seed=-1).validate()
+    with pytest.raises(ConfigError, match=r"^shuffle_buffer=0 is out of range"):
+        DataSource(str(root), shuffle_buffer=0).validate()
+
+
+def test_the_mix_seed_chooses_a_capped_folder_sample(tmp_path, tiny_tokenizer):
+    root = _folder(tmp_path / "mix")
+    used = []
+    for seed in range(3):
+        ds = build_packed([DataSource(str(root))], tiny_tokenizer, 16, cache_dir=tmp_path / "c", seed=seed,
+                          max_tokens=200)
+        ids, _ = ds.rows(np.arange(len(ds)))
+        used.append(frozenset(re.findall(r"topic (\d)", tiny_tokenizer.decode(ids.reshape(-1)))))
+    assert len(set(used)) > 1  # the run's seed picks the files a capped source reads
+
+
+def test_capped_hub_sources_shuffle_shards_and_records(tmp_path, tiny_tokenizer, monkeypatch):
+    import datasets
+
+    root = _folder(tmp_path / "hub")
+    real = datasets.load_dataset
+    files = sorted(str(p) for p in root.iterdir())
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, subset=None, split=None, **kw: real(
+        "json", data_files=files, split="train", streaming=kw.get("streaming", False)))
+    one = tokenize_source(DataSource(files[0]), tiny_tokenizer, cache_dir=None)
+    cap = int(one.offsets[30])
+    picked = [_topics(tokenize_source(DataSource("org/math", max_tokens=cap, seed=s, shuffle_buffer=16),
+                                      tiny_tokenizer, cache_dir=None), tiny_tokenizer) for s in range(4)]
+    assert len(set().union(*picked)) > 1 and picked != [{0}] * 4  # not the first shard in repository order
+    order = [int(tiny_tokenizer.decode(t).split("doc ")[1].split()[0]) for t in
+             (tokenize_source(DataSource("org/math", max_tokens=cap, seed=0, shuffle_buffer=16), tiny_tokenizer,
+                              cache_dir=None).doc(i) for i in range(10))]
+    assert order != sorted(order)  # records are shuffled within the buffer
+
+
+@pytest.mark.parametrize("loss,engine", [("all", "inline"), ("all", "datasets"), ("assistant", "inline")])
+def test_a_dated_chat_template_renders_a_pinned_date(tmp_path, tiny_tokenizer, loss, engine):
+    """SmolLM3's template prints strftime_now(...): the tokens must not depend on the day they are made."""
+    import copy
+    from datetime import datetime
+
+    from remit.data.tokens import CHAT_DATE
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = ("{{ 'Today Date: ' + strftime_now('%d %B %Y') + '\\n' }}{% for m in messages %}"
+                         "{{ '<|' + m['role'] + '|>' + m['content'] + '\\n' }}{% endfor %}"
+                         "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Say {i}."},
+                                                     {"role": "assistant", "content": f"{i}."}]}) + "\n"
+                            for i in range(5)))
+    t = tokenize_source(DataSource(str(path), kind="chat", loss=loss), tok, cache_dir=None, engine=engine)
+    text = tok.decode(t.doc(0))
+    assert CHAT_DATE.strftime("%d %B %Y") in text and datetime.now().strftime("%d %B %Y") not in text
+    plain = copy.deepcopy(tok)
+    plain.chat_template = tok.chat_template.replace("strftime_now('%d %B %Y')", "'x'")
+    assert t.fingerprint != tokenize_source(DataSource(str(path), kind="chat", loss=loss), plain,
+                                            cache_dir=None).fingerprint
+
+
+def test_a_capped_token_folder_is_a_seeded_sample_of_its_files(tmp_path, tiny_tokenizer):
+    root = _folder(tmp_path / "mix")
+    (tmp_path / "ids").mkdir()
+    for k, f in enumerate(sorted(root.iterdir())):
+        t = tokenize_source(DataSource(str(f)), tiny_tokenizer, cache_dir=None)
+        np.asarray(t.tokens).astype(np.uint32).tofile(tmp_path / "ids" / f"part-{k}.npy")
+    cap = int(t.offsets[30])
+    picked = [_topics(tokenize_source(DataSource(str(tmp_path / "ids"), kind="tokens", max_tokens=cap, seed=s),
+                                      tiny_tokenizer, cache_dir=tmp_path / "c"), tiny_tokenizer) for s in range(4)]
+    assert all(len(p) == 1 for p in picked) and len(set().union(*picked)) > 1

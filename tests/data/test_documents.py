@@ -105,3 +105,21 @@ def test_cache_scored_without_cross_document_attention(tmp_path, packed, tiny_mo
     scfg.data.cross_document_attention = True
     off = cache_parts(reference=None, tokenizer=load_tokenizer(tiny_model_dir), dataset=packed, data_cfg=scfg.data)
     assert on["packing"] == cache.meta["fingerprint"]["packing"] != off["packing"]
+
+
+def test_flash_attention_at_micro_batch_above_1_is_refused():
+    """transformers' varlen (flash) path for packed rows needs batch size 1: above it, documents would mix."""
+    from types import SimpleNamespace
+
+    from remit.data.iterator import check_document_attention
+    from remit.errors import ConfigError
+
+    fa2 = SimpleNamespace(_attn_implementation="flash_attention_2")
+    with pytest.raises(ConfigError, match=r"^model.path=m: data.cross_document_attention=false needs "
+                                          r"attn_implementation sdpa / eager / flex_attention at micro-batch 2 "
+                                          r"\(the model's is 'flash_attention_2'"):
+        check_document_attention(fa2, 2, False, "model.path=m")
+    check_document_attention(fa2, 1, False, "model.path=m")  # one row: the varlen path masks documents
+    check_document_attention(fa2, 8, True, "model.path=m")  # attending across documents was asked for
+    for impl in ("sdpa", "eager", "flex_attention"):
+        check_document_attention(SimpleNamespace(_attn_implementation=impl), 8, False, "model.path=m")

@@ -128,3 +128,20 @@ def test_reference_cache_shard_cut_short_is_named_and_rescored(make_cfg, tmp_pat
     shard.unlink()
     with pytest.raises(DataError, match=r"shard-00001\.npy: the shard is missing"):
         run(make_cfg("remit", f"reference.cache={cache}", out="again"))
+
+
+def test_flash_attention_with_document_masking_is_refused_before_training(make_cfg, monkeypatch):
+    from remit.midtrain import setup
+    from remit.midtrain.stage import run
+
+    real = setup.load_model
+
+    def flash(*a, **kw):  # what a checkpoint whose config asks for flash_attention_2 loads as
+        model = real(*a, **kw)
+        model.config._attn_implementation_internal = "flash_attention_2"
+        return model
+
+    monkeypatch.setattr(setup, "load_model", flash)
+    with pytest.raises(ConfigError, match=r"^model.path=.*: data.cross_document_attention=false needs "
+                                          r"attn_implementation"):
+        run(make_cfg("remit", "data.cross_document_attention=false"))

@@ -73,3 +73,28 @@ def test_cli_plan_prints_the_table(capsys):
     assert main(["plan", "--config", str(RECIPES / "olmo2-1b-remit.yaml")]) in (0, None)
     out = capsys.readouterr().out
     assert "online ReMiT" in out and "GPU-hours at 25% MFU" in out and "allenai/dolmino-mix-1124 [dclm]" in out
+
+
+def test_plan_counts_what_the_configured_path_loads_and_stores(tmp_path, tiny_model_dir):
+    """The cached path loads no frozen reference; loss masks are on disk; a capped folder is a sample."""
+    from remit.midtrain import plan
+
+    folder = tmp_path / "math"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"part-{k}.jsonl").write_bytes(b"x" * 4000)  # 1,000 tokens each at 4 bytes per token
+    chat = tmp_path / "chat.jsonl"
+    chat.write_bytes(b"x" * 4000)
+    base = [f"model.path={tiny_model_dir}", "data.seq_len=32", "data.max_tokens=2001", "token_budget=2000",
+            f"data.sources=[{{path: '{folder}'}}, {{path: '{chat}', kind: chat, loss: assistant}}]",
+            "optim.batch_size=4", "optim.micro_batch_size=2", "method.name=remit", f"reference.path={tiny_model_dir}"]
+    online = plan.make_plan(load_config(plan.PlanConfig, None, base))
+    cached = plan.make_plan(load_config(plan.PlanConfig, None, base + [f"reference.cache={tmp_path / 'cache'}"]))
+    n = online["params"]["total"]
+    assert online["memory_bytes_per_gpu"]["frozen_models"] == 4 * n
+    assert cached["memory_bytes_per_gpu"]["frozen_models"] == 0
+    a, b = online["sources"]
+    assert (a["read"], b["read"]) == (1001, 1000)
+    assert online["disk_bytes"]["token_shards"] == (1001 + 1000) * 2 + 1000  # uint16 ids + the uint8 loss mask
+    assert any("math: capped at 1,001 of about 3,000 tokens in 3 files" in x for x in online["notes"])
+    assert not any("chat.jsonl: capped" in x for x in online["notes"])  # one file: nothing to sample across

@@ -59,3 +59,25 @@ def test_kill9_then_resume_is_exact(make_cfg, tmp_path):
     assert abs(a[-1]["loss"] - b[-1]["loss"]) <= 1e-6
     wa, wb = load_file(str(full / "model.safetensors")), load_file(str(Path(cfg.out_dir) / "model.safetensors"))
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
+
+
+def test_stop_after_leaves_a_checkpoint_that_resumes_exactly(make_cfg):
+    """``stop_after`` (the smoke run's interruption) keeps the whole run's schedule: resuming equals one run."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from remit.midtrain.engine import train
+
+    full = train(make_cfg("remit", "max_steps=3", "checkpoint_every=0", out="full"))
+    cfg = make_cfg("remit", "max_steps=3", "checkpoint_every=0", out="stopped")
+    out = train(cfg, stop_after=2)
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-00000002"]
+    assert not (out / "manifest.json").exists() and not (out / "model.safetensors").exists()
+    train(dataclasses.replace(cfg, resume=True))
+    assert json.loads((out / "manifest.json").read_text())["resumed_from_step"] == 2
+    a = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in b] == [1, 2, 3] and [r["lr"] for r in a] == [r["lr"] for r in b]
+    wa, wb = load_file(str(full / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6

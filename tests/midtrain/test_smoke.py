@@ -33,7 +33,9 @@ def test_recipe_smoke_runs_every_code_path(recipe, tmp_path):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]  # 2 steps, a checkpoint, resumed to 3
     assert (out / "checkpoints" / "step-00000002").is_dir()
-    cfg = json.loads((out / "manifest.json").read_text())["config"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed_from_step"] == 2  # the second run loaded step 2's checkpoint and trained step 3 only
+    cfg = manifest["config"]
     assert cfg["data"]["cross_document_attention"] == full.data.cross_document_attention
     assert cfg["method"]["name"] == full.method.name and cfg["parallel"] == full.parallel
     model = json.loads((out / "config.json").read_text())

@@ -18,9 +18,11 @@ moves to the next epoch by itself.
 ``cross_document_attention=False`` (``data.cross_document_attention``): the batch also holds
 ``position_ids`` [B, L] that restart at 0 where the INPUT token's document changes (and at each row
 start). transformers reads restarting position ids of a batch without an attention mask as packed
-sequences: a block-diagonal causal mask (sdpa / eager / flex) or the variable-length flash-attention
-path, so no token attends across a document boundary and every document is scored as if alone
-(``tests/data/test_documents.py``). The label after a document's eos (the next document's first token)
+sequences and builds a block-diagonal causal mask (sdpa / eager / flex_attention), so no token attends
+across a document boundary and every document is scored as if alone (``tests/data/test_documents.py``).
+Other implementations (flash_attention_2 / 3: transformers' ``_is_packed_sequence`` takes the varlen path
+only at batch size 1) would attend across documents at a micro-batch above 1; ``check_document_attention``
+refuses that combination before training or scoring. The label after a document's eos (the next document's first token)
 is still counted, predicted from the finished document's context alone.
 """
 
@@ -45,6 +47,20 @@ def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
     change[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
     start = torch.where(change, t, torch.zeros_like(t)).cummax(dim=1).values
     return t - start
+
+
+DOCUMENT_MASKED_ATTENTION = ("sdpa", "eager", "flex_attention")  # block-diagonal masks at any batch size
+
+
+def check_document_attention(model_config, micro_batch_size: int, cross_document_attention: bool, where: str) -> None:
+    """Refuse an attention implementation that would attend across the documents of a packed row."""
+    impl = getattr(model_config, "_attn_implementation", None) or "eager"
+    if cross_document_attention or micro_batch_size <= 1 or impl in DOCUMENT_MASKED_ATTENTION:
+        return
+    raise ConfigError(f"{where}: data.cross_document_attention=false needs attn_implementation "
+                      f"{' / '.join(DOCUMENT_MASKED_ATTENTION)} at micro-batch {micro_batch_size} (the model's is "
+                      f"{impl!r}, whose packed-sequence path in transformers needs batch size 1): set "
+                      f"attn_implementation in the model's config.json, or the micro-batch size to 1")
 
 
 def packed_batch(tokens: np.ndarray, doc: np.ndarray, *, cross_document_attention: bool = True,

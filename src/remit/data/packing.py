@@ -53,6 +53,7 @@ class PackedDataset:
     doc_ids: Any
     fingerprint: str
     meta: dict[str, Any] = field(default_factory=dict)
+    mask: Any = None  # uint8 [N, seq_len + 1], 0 = not counted (loss=assistant sources); None: all are
 
     @property
     def seq_len(self) -> int:
@@ -73,12 +74,16 @@ class PackedDataset:
 
     def loss_mask(self, idx) -> np.ndarray | None:
         """uint8 [len(idx), seq_len + 1], 0 where a token is not counted (loss=assistant sources); None: all are."""
-        return None
+        if self.mask is None:
+            return None
+        return np.asarray(self.mask[np.asarray(idx, dtype=np.int64)], dtype=np.uint8)
 
     def save(self, path: str | Path) -> Path:
         with atomic_dir(path) as tmp:
             np.save(tmp / "tokens.npy", np.asarray(self.tokens))
             np.save(tmp / "doc_ids.npy", np.asarray(self.doc_ids))
+            if self.mask is not None:
+                np.save(tmp / "mask.npy", np.asarray(self.mask))
             atomic_write_json(tmp / "packed.json", {"fingerprint": self.fingerprint, **self.meta})
         return Path(path)
 
@@ -93,9 +98,10 @@ class PackedDataset:
             mode = "r" if mmap else None
             tokens = np.load(path / "tokens.npy", mmap_mode=mode)
             doc_ids = np.load(path / "doc_ids.npy", mmap_mode=mode)
+            mask = np.load(path / "mask.npy", mmap_mode=mode) if (path / "mask.npy").is_file() else None
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not a packed dataset ({e})") from None
-        return cls(tokens, doc_ids, meta.pop("fingerprint"), meta)
+        return cls(tokens, doc_ids, meta.pop("fingerprint"), meta, mask)
 
 
 class _Rows:
@@ -231,8 +237,10 @@ def _draw(lengths: np.ndarray, quota: int, rng: np.random.Generator) -> tuple[np
     return np.concatenate(docs).astype(np.int64), np.concatenate(takes).astype(np.int64)
 
 
-def capped_sources(sources: list[DataSource], max_tokens: int | None) -> list[DataSource]:
-    """Each source capped at its share of ``max_tokens`` (read only that far); unchanged without a budget."""
+def capped_sources(sources: list[DataSource], max_tokens: int | None, seed: int) -> list[DataSource]:
+    """The sources as read: each with the run's packing ``seed`` unless it has its own (a capped source is a
+    seeded sample), and capped at its share of ``max_tokens`` (read only that far) when there is a budget."""
+    sources = [s if s.seed is not None else dataclasses.replace(s, seed=seed) for s in sources]
     if max_tokens is None:
         return list(sources)
     shares = _quotas([0] * len(sources), [s.weight for s in sources], max_tokens)
@@ -257,7 +265,7 @@ def build_packed(sources: list[DataSource] | DataSource, tokenizer, seq_len: int
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens={max_tokens} must be >= 1 (or unset)")
     cache_dir = Path(cache_dir)
-    sources = capped_sources(sources, max_tokens)  # `keys`, when given, were computed from these (capped) sources
+    sources = capped_sources(sources, max_tokens, seed)  # `keys`, when given, were computed from these sources
     keys = keys or [None] * len(sources)
     toks = [tokenize_source(s, tokenizer, cache_dir=cache_dir / "tokens", num_proc=num_proc, key=k, build=build)
             for s, k in zip(sources, keys)]

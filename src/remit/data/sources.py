@@ -17,7 +17,10 @@ a document, not by the file; a ``.json`` list and ``doc_split="file"`` are read 
 streamed (``load_dataset(..., streaming=True)``): a source read up to a token cap (``max_tokens``, or its
 share of ``data.max_tokens``, ``remit.data.tokens``) downloads only what it reads, and a field the
 dataset does not have is an error naming the source, the field and the fields present before any
-record past the first is fetched. A source with ``kind="tokens"`` is an already-tokenised corpus (flat
+record past the first is fetched. A capped source is a seeded sample, not the first files in repository
+order (which would spend a cap on the alphabetically first sub-sources): a hub dataset's shards are read
+in a shuffled order through a shuffle buffer (``IterableDataset.shuffle(seed, buffer_size)``), a local
+folder's (and a token folder's) files in a seeded shuffled order (``read_order``). A source with ``kind="tokens"`` is an already-tokenised corpus (flat
 uint16/uint32 ids, see ``remit.data.tokfiles``). A source with ``kind="chat"`` reads a list of
 ``{role, content}`` messages per record (``messages_field``) that tokenisation renders with the
 tokenizer's chat template.
@@ -57,6 +60,8 @@ class DataSource:
     loss: str = "all"  # kind=chat: "assistant" counts only the assistant turns' tokens in the loss
     dtype: str = "uint32"  # kind=tokens: the dtype of the ids (uint16 | uint32)
     eos_token_id: int | None = None  # kind=tokens: the id that ends each document (default: the tokenizer's)
+    seed: int | None = None  # a capped source's sampling order (None: the run's seed, set by build_packed; else 0)
+    shuffle_buffer: int = 10_000  # a capped hub source: records shuffled in a buffer of this size
 
     def validate(self) -> None:
         if not self.path:
@@ -71,6 +76,9 @@ class DataSource:
             raise ConfigError(f"{self.path}: kind=chat renders messages with the chat template; remove template")
         check_choice("dtype", self.dtype, ("uint16", "uint32"))
         check_range("weight", self.weight, lo=0.0, lo_open=True)
+        check_range("shuffle_buffer", self.shuffle_buffer, lo=1)
+        if self.seed is not None:
+            check_range("seed", self.seed, lo=0)
         if self.limit is not None:
             check_range("limit", self.limit, lo=1)
         check_choice("doc_split", self.doc_split, ("paragraph", "line", "file"))
@@ -289,6 +297,15 @@ def data_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in SUFFIXES and not p.name.startswith("."))
 
 
+def read_order(files: list, src: DataSource) -> list:
+    """The order a source's files are read in: sorted, or seeded shuffled when the source is capped."""
+    if src.max_tokens is None or len(files) < 2:
+        return files
+    import numpy as np
+
+    return [files[i] for i in np.random.default_rng([src.seed or 0, 20]).permutation(len(files))]
+
+
 def is_hf_dataset_dir(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json", "state.json"))
 
@@ -314,12 +331,17 @@ def iter_texts(src: DataSource) -> Iterator[str]:
     if not looks_local(src.path):
         from datasets import load_dataset
 
-        try:  # streamed: only what is read is downloaded (a capped source reads a prefix)
+        try:  # streamed: only what is read is downloaded (a capped source reads a shuffled sample, below)
             ds = load_dataset(src.path, src.subset, split=src.split, streaming=True)
         except Exception as e:  # hub/network errors come in many types
             raise DataError(f"cannot load dataset '{src.path}' (subset {src.subset!r}, split '{src.split}'): "
                             f"{e}") from None
         name = src.path + (f" (subset {src.subset}, split {src.split})" if src.subset else f" (split {src.split})")
+        if src.max_tokens is not None:  # a capped source is a sample: shuffled shards, then a shuffle buffer
+            if ds.column_names is None and not ds.features:  # check the fields on one record, not a buffer's worth
+                for j, record in enumerate(ds.take(1), start=1):
+                    src.format(record, f"{name}:row {j}")
+            ds = ds.shuffle(seed=src.seed or 0, buffer_size=src.shuffle_buffer)
         yield from _iter_dataset(ds, name, src)
         return
     if not path.exists():
@@ -327,7 +349,7 @@ def iter_texts(src: DataSource) -> Iterator[str]:
     files = data_files(path)
     if path.is_dir() and not files:
         raise DataError(f"{path}: folder holds no {', '.join(SUFFIXES)} files (nor a datasets.save_to_disk folder)")
-    for f in files:
+    for f in read_order(files, src):
         reader = _READERS.get(_suffix(f))
         if reader is None:
             raise DataError(f"{f}: unsupported file type (use {', '.join(SUFFIXES)}, optionally .gz)")

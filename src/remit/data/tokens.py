@@ -23,13 +23,16 @@ its files are read in place and only its document offsets are cached (up to the 
 
 Token cap (``DataSource.max_tokens``; ``build_packed`` sets it to each source's share of
 ``data.max_tokens``): reading stops at the first whole document that reaches the cap, so a capped source
-reads its first ``max_tokens`` tokens plus at most one chunk (``chunk_docs`` documents) of text that is
+reads ``max_tokens`` tokens (a seeded sample: ``sources.read_order`` and the hub shuffle buffer) plus at most
+one chunk (``chunk_docs`` documents) of text that is
 read but not kept; the ``datasets`` engine streams at most ``CHARS_PER_TOKEN`` characters per capped
 token into its Arrow file, then finishes inline if that was too few. A token file is scanned only up to
 the cap. A ``kind="chat"`` source is rendered with the tokenizer's chat template, then encoded; with
 ``loss="assistant"`` a parallel uint8 store (``mask/``, 1 = counted) marks the tokens of the assistant
 turns (and the eos after a conversation that ends with one), found by rendering each conversation's
 prefixes (``assistant_spans``: no ``{% generation %}`` markers needed); such a source is encoded inline.
+Chat templates that print today's date (SmolLM3's calls ``strftime_now``) are rendered with a pinned clock
+(``CHAT_DATE``, in the cache fingerprint), so the same data gives the same tokens on every day.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +60,7 @@ MASK = "mask"  # the subfolder of a loss=assistant source's loss mask store
 CHARS_PER_TOKEN = 8  # the datasets engine's read budget per capped token (English BPE: ~4-4.5 chars/token)
 MEMO = "file-hashes.json"  # in the cache folder: (path, size, mtime) -> sha256 of the data files
 ENGINES = ("inline", "datasets")
+CHAT_DATE = datetime(2025, 1, 1)  # what a chat template's strftime_now sees (the date is not data)
 
 
 @dataclass
@@ -110,8 +116,9 @@ def source_fingerprint(src: DataSource, memo: Path | None = None) -> str:
 def _new_keys(src: DataSource) -> dict:
     """Fingerprint keys of options added later, present only when set (older caches keep their keys)."""
     out: dict = {}
-    if src.max_tokens is not None:
+    if src.max_tokens is not None:  # a capped source is a seeded sample (sources.read_order, hub shuffle)
         out["max_tokens"] = src.max_tokens
+        out["sample"] = [src.seed or 0, src.shuffle_buffer if not looks_local(src.path) else None]
     if src.kind == "chat":
         out["kind"] = "chat"
     if src.loss != "all":
@@ -126,7 +133,7 @@ def assistant_spans(tokenizer, messages: list[dict], where: str) -> tuple[str, l
     prefix that includes the turn (its end-of-turn tokens too, so the model learns to stop).
     """
     def render(msgs, prompt=False):
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=prompt) if msgs else ""
+        return render_chat(tokenizer, msgs, prompt) if msgs else ""
 
     text, spans = render(messages), []
     for k, m in enumerate(messages):
@@ -158,11 +165,36 @@ def encode_assistant_only(tokenizer, chats: list[list[dict]], dtype, where: str
     return np.asarray(lengths, np.int64), np.asarray(ids, dtype=dtype), np.asarray(masks, dtype=np.uint8)
 
 
+class _PinnedClock:
+    @staticmethod
+    def now(tz=None) -> datetime:
+        return CHAT_DATE
+
+
+@contextmanager
+def _pinned_clock():
+    # transformers' template global strftime_now() reads chat_template_utils.datetime.now(); a callable passed
+    # as a template variable is turned into a string by apply_chat_template, so the clock itself is pinned.
+    from transformers.utils import chat_template_utils as ctu
+
+    real, ctu.datetime = ctu.datetime, _PinnedClock
+    try:
+        yield
+    finally:
+        ctu.datetime = real
+
+
+def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    """``messages`` rendered with the tokenizer's chat template, its clock pinned to ``CHAT_DATE``."""
+    with _pinned_clock():
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
 def render(src: DataSource, tokenizer, docs: list) -> list[str]:
     """The texts to encode: a chat source's messages rendered with the tokenizer's chat template."""
     if src.kind != "chat":
         return docs
-    return [tokenizer.apply_chat_template(m, tokenize=False) for m in docs]
+    return [render_chat(tokenizer, m) for m in docs]
 
 
 def _keep(lengths: np.ndarray, done: int, cap: int | None) -> int:
@@ -198,6 +230,8 @@ def source_key(src: DataSource, tokenizer, cache_dir: str | Path | None = None) 
     parts = {"tok": tokenizer_fingerprint(tokenizer), "data": source_fingerprint(src, memo)}
     if src.kind == "chat":
         parts["chat_template"] = tokenizer.chat_template
+        if "strftime_now" in str(tokenizer.chat_template):
+            parts["chat_date"] = CHAT_DATE.isoformat()
     return fingerprint(parts)
 
 
@@ -274,8 +308,7 @@ def _gen_texts(src: dict, fp: str):  # fp keys datasets' own cache of the genera
 
 def _encode_batch(batch: dict, tokenizer, chat: bool = False) -> dict:
     eos = tokenizer.eos_token_id
-    texts = [tokenizer.apply_chat_template(json.loads(t), tokenize=False) for t in batch["text"]] if chat \
-        else batch["text"]
+    texts = [render_chat(tokenizer, json.loads(t)) for t in batch["text"]] if chat else batch["text"]
     return {"ids": [x + [eos] for x in encode_texts(tokenizer, texts)]}
 
 

@@ -5,7 +5,7 @@
 A file is a raw array of uint16 or uint32 ids with no header (``np.memmap(path, dtype)``, as dolma's
 tokenizer writes ``part-*.npy``; a real ``np.save`` file is read too); documents are separated by the
 EOS id (each ends with it; a file's tail without one is its last document). ``path``: a file, a folder
-(every ``*.npy`` / ``*.bin`` inside, sorted) or a glob. Nothing is copied: packing reads the ids in place.
+(every ``*.npy`` / ``*.bin`` inside, sorted; in a seeded shuffled order when capped) or a glob. Nothing is copied: packing reads the ids in place.
 The document offsets come from one scan for the EOS id, in chunks (memory: one chunk), and are cached.
 
 Refused with a one-line ``DataError`` naming the file: a size that is not a multiple of the dtype, a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from remit.data.sources import DataSource
+from remit.data.sources import DataSource, read_order
 from remit.data.store import ShardedTokens, map_ids
 from remit.errors import DataError
 
@@ -40,7 +40,7 @@ def token_files(src: DataSource) -> list[Path]:
         raise DataError(f"{path}: file not found")
     if not files:
         raise DataError(f"{src.path}: no token files ({', '.join(TOKEN_SUFFIXES)}) for kind=tokens")
-    return files
+    return read_order(files, src)
 
 
 def open_token_files(src: DataSource) -> ShardedTokens:

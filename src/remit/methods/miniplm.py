@@ -3,6 +3,8 @@
 Data-level: before training, every packed document gets its mean loss under the weak model (default:
 the starting checkpoint, ``method.weak_model``) and under the reference (``reference.path``); the top
 ``method.select_ratio`` by weak loss - reference loss are kept and repacked, then trained with plain NTP.
+The kept documents keep their loss mask (a ``loss=assistant`` chat source counts only assistant turns);
+the scores themselves are mean losses over every token of a document.
 """
 
 from __future__ import annotations
@@ -62,12 +64,19 @@ def miniplm_select(dataset, weak, reference, ratio: float, *, batch_size: int, d
     return out
 
 
+def _stream(rows: np.ndarray) -> np.ndarray:
+    """Rows overlap by one token (stride seq_len): the stream is row 0's first token plus every row's tail."""
+    return np.concatenate([rows[0, :1], rows[:, 1:].reshape(-1)])
+
+
 def repack_selected(dataset, keep_ids: list[int]):
-    """A packed dataset holding only the documents ``keep_ids``, in their stream order, same row layout."""
+    """A packed dataset holding only the documents ``keep_ids``, in their stream order, same row layout.
+
+    The loss mask (``dataset.loss_mask``, loss=assistant sources) travels with the kept tokens.
+    """
     L = dataset.seq_len
-    # Rows overlap by one token (stride seq_len): the stream is row 0 plus every row's tail.
-    stream = np.concatenate([dataset.tokens[0, :1], dataset.tokens[:, 1:].reshape(-1)])
-    docs = np.concatenate([dataset.doc_ids[0, :1], dataset.doc_ids[:, 1:].reshape(-1)])
+    stream, docs = _stream(np.asarray(dataset.tokens)), _stream(np.asarray(dataset.doc_ids))
+    mask = dataset.loss_mask(np.arange(len(dataset)))
     keep = np.isin(docs, np.asarray(keep_ids, dtype=docs.dtype)) & (docs >= 0)
     stream, docs = stream[keep], docs[keep]
     pad = int(dataset.meta.get("pad_token_id", 0))
@@ -77,9 +86,14 @@ def repack_selected(dataset, keep_ids: list[int]):
     doc_ids = np.full(full, -1, dtype=np.int32)
     tokens[:len(stream)], doc_ids[:len(stream)] = stream, docs
     idx = np.arange(n_rows)[:, None] * L + np.arange(L + 1)[None, :]
+    kept_mask = None
+    if mask is not None:
+        kept_mask = np.zeros(full, dtype=np.uint8)  # padding is not counted
+        kept_mask[:len(stream)] = _stream(mask)[keep]
+        kept_mask = kept_mask[idx]
     fp = fingerprint({"base": dataset.fingerprint, "keep": fingerprint(sorted(int(i) for i in keep_ids))})
     meta = {**dataset.meta, "num_tokens": int(len(stream)), "num_docs": len(keep_ids), "selected_from": dataset.fingerprint}
-    return PackedDataset(tokens[idx], doc_ids[idx], fp, meta)
+    return PackedDataset(tokens[idx], doc_ids[idx], fp, meta, kept_mask)
 
 
 def prepare(ctx: PrepareContext):

@@ -69,8 +69,11 @@ def _key_config(cfg: MidtrainConfig) -> MidtrainConfig:
     return dataclasses.replace(cfg, resume=False, overwrite=False, dist_timeout_s=type(cfg).dist_timeout_s)
 
 
-def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> Path:
+def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None, stop_after: int | None = None) -> Path:
     """Run (or resume) a training run and return its output folder (an HF checkpoint).
+
+    ``stop_after``: stop after this optimizer step with a checkpoint and no final model (the schedule is
+    still that of the whole run), as a killed run would; ``resume=true`` continues it.
 
     ``record``: the config saved as config.yaml / in the manifest (default ``cfg``; pre-training passes
     its PretrainConfig). Rank 0 holds the lock of ``out_dir`` for the whole run: a second run on the
@@ -78,10 +81,10 @@ def train(cfg: MidtrainConfig, stage: str = "midtrain", record: Any = None) -> P
     """
     world = init_world(cfg.device, cfg.dist_timeout_s)
     with out_dir_lock(cfg.out_dir, stage, enabled=world.is_main):
-        return _train(cfg, stage, record, world)
+        return _train(cfg, stage, record, world, stop_after)
 
 
-def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
+def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World, stop_after: int | None = None) -> Path:
     out = Path(cfg.out_dir)
     check_shared({"out_dir": out, "data.cache_dir": data_cache_dir(cfg, out)}, world)
     key = _key_config(record if record is not None else cfg)
@@ -103,9 +106,10 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
                            run_config=to_dict(key), flops_per_token=_flops_per_token(run.hf_model, cfg.data.seq_len),
                            peak_flops=peak * world.world_size if peak else None, device=world.device)
     start_step = step
+    stop = total_steps if stop_after is None else min(stop_after, total_steps)
     logger.start_window(step * tokens_per_step)
     try:
-        while step < total_steps:
+        while step < stop:
             micro = [next(iterator) for _ in range(accum)]
             lr = cfg.optim.lr * lr_multiplier(step, total_steps, cfg.schedule)
             log_now = (step + 1) % cfg.logging.every == 0 or step + 1 == total_steps
@@ -121,18 +125,20 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World) -> Path:
                           "grad_norm": res["grad_norm"], **trainer.pop_stats()}
                 logger.log(record)
             logger.advance()
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total_steps:
+            if step < total_steps and (step == stop or cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 _save(run, cfg, world, out, step, tokens_per_step)
     finally:
         logger.close()
     sharded.wait(world)  # an asynchronous checkpoint still being written
+    if step < total_steps:  # stopped early (stop_after): the checkpoint is the output
+        return out
     _save_final(run, cfg, world, out)
     if world.is_main:
         wall = time.time() - t_start  # this invocation (a resumed run counts from its restart)
         trained = (total_steps - start_step) * tokens_per_step
         write_manifest(out, stage, key, inputs=run.inputs, steps=total_steps,
                        tokens=total_steps * tokens_per_step, world_size=world.world_size, wall_s=round(wall, 2),
-                       tokens_per_s=round(trained / max(wall, 1e-9), 1), **run.extra)
+                       tokens_per_s=round(trained / max(wall, 1e-9), 1), resumed_from_step=start_step, **run.extra)
     barrier(world)
     return out
 

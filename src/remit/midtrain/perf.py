@@ -70,8 +70,11 @@ def numerics(precision: str, device: str) -> tuple[str, torch.dtype | None]:
     (what this project did on CUDA before) keeps its norms, embeddings and residual stream in bf16 while
     the policy's are fp32: with identical weights its log-probs differ from the policy's by bf16 rounding
     (issue #20 measured ReMiT weight std 0.024-0.041 in a CPU emulation, as pure noise); under this policy
-    they are equal and the weights are exactly 1 (``tests/midtrain/test_numerics.py``). The price: a frozen
-    model takes 4 bytes per parameter, not 2.
+    they are equal and the weights are exactly 1 (``tests/midtrain/test_numerics.py``, on CPU). On CUDA that
+    holds for the same matmul shapes through the same graph; other rows per forward (a ``score-reference``
+    cache, ``perf.reference_micro_batch_size``) or separately compiled graphs (``perf.compile``) may choose
+    other GEMM tilings and fusions, leaving bf16 rounding noise (``benchmarks/gpu_check.py``, ``noise_floor``).
+    The price: a frozen model takes 4 bytes per parameter, not 2.
     """
     autocast = precision == "bf16" or (precision == "auto" and str(device).startswith("cuda"))
     return "float32", (torch.bfloat16 if autocast else None)

@@ -7,10 +7,12 @@ Offline and in seconds: it reads the model's ``config.json`` (a local folder, th
 the shapes of the recipes' hub models below) and the sizes of local data files, never the data. It prints
 
 * the resolved mix: per source the share of ``data.max_tokens`` the run uses, what is read to get it
-  (the source's token cap, ``remit.data.tokens``) and, for local files, what the source holds;
-* disk: token shards, the reference cache of the cached path, checkpoints (fp32 weights + AdamW moments);
+  (the source's token cap, ``remit.data.tokens``) and, for local files, what the source holds; a note
+  when a cap reads a sample of a multi-file (or hub) source;
+* disk: token shards (and the uint8 loss masks of ``loss=assistant`` sources), the reference cache of the cached path, checkpoints (fp32 weights + AdamW moments);
 * memory per GPU: policy weights, gradients and AdamW moments (sharded under FSDP, whole under DDP), the
-  frozen models (fp32, replicated on every rank: ``perf.numerics``), activations at the configured
+  frozen models loaded by the configured path (fp32, replicated on every rank: ``perf.numerics``; none for
+  what ``reference.cache`` / ``reference.base_cache`` provide), activations at the configured
   micro-batch (34 bytes x seq x micro-batch x hidden per layer: Korthikanti et al. 2022 for 16-bit
   activations with fused attention; 2 with activation checkpointing), log-prob chunks;
 * tokens and GPU-hours at a stated MFU for vanilla, online ReMiT (one extra reference forward per token)
@@ -119,17 +121,29 @@ def _source_row(src, share: int | None, chars: float) -> dict[str, Any]:
         try:
             n = sum(f.stat().st_size for f in token_files(src)) // (2 if src.dtype == "uint16" else 4)
             row.update(holds=n, holds_how="exact (file sizes)")
+            row["files"] = len(token_files(src))
         except Exception:  # noqa: BLE001 - a plan describes; the run reports a bad path as an error
             row["holds_how"] = "not found"
     elif is_hf_dataset_dir(path) or (looks_local(src.path) and path.exists()):
-        size = sum(f.stat().st_size for f in (path.rglob("*") if is_hf_dataset_dir(path) else data_files(path))
-                   if f.is_file())
-        row.update(holds=int(size / chars), holds_how=f"estimate ({chars:g} bytes per token)")
+        files = [f for f in (path.rglob("*") if is_hf_dataset_dir(path) else data_files(path)) if f.is_file()]
+        row.update(holds=int(sum(f.stat().st_size for f in files) / chars),
+                   holds_how=f"estimate ({chars:g} bytes per token)", files=len(files))
     elif not looks_local(src.path):
         row["holds_how"] = "hub dataset (streamed; size not read offline)"
     if share is not None and src.max_tokens is not None and src.max_tokens < share:
         row["epochs"] = share / src.max_tokens
     return row
+
+
+def _sample_note(row: dict[str, Any]) -> str | None:
+    """A warning when a cap reads only part of a local source made of several files (sub-sources)."""
+    if row["read"] is None:
+        return None
+    if row.get("files", 0) > 1 and row["holds"] is not None and row["read"] < row["holds"]:
+        return (f"{row['path']}: capped at {row['read']:,} of about {row['holds']:,} tokens in {row['files']} files: "
+                f"the run reads the files in a seeded shuffled order until the cap, so each file's (sub-source's) "
+                f"share is sampled, not exact")
+    return None
 
 
 def make_plan(cfg: PlanConfig) -> dict[str, Any]:
@@ -146,7 +160,12 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
     sources = [_source_row(s, q, opt.bytes_per_token) for s, q in zip(data.sources, shares)]
     packed = data.max_tokens
     rows = None if packed is None else max(1, -(-(packed - 1) // seq))
-    notes = []
+    notes = [n for n in map(_sample_note, sources) if n]
+    hub = [r["path"] for r in sources if r["read"] is not None and r["holds_how"].startswith("hub")]
+    if hub:
+        notes.append(f"{len(hub)} capped hub source(s) ({', '.join(hub)}): sizes are not known offline; where one "
+                     f"holds more than its cap, the run reads a seeded sample (shuffled shards through a shuffle "
+                     f"buffer, DataSource.shuffle_buffer), so its sub-sources' shares are sampled, not exact")
     if packed is None:
         notes.append("data.max_tokens is unset: every source is read whole and packed; set it to what the run "
                      f"uses ({train_tokens + 1:,} tokens) to read and score only that")
@@ -157,11 +176,15 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
                      f"{rows * seq / train_tokens:.2f}x is read, tokenised and (cached path) scored")
 
     method = get_method(cfg.method.name)
-    frozen = int(method.reference in ("logps", "logits")) + int(cfg.method.frozen_base)
+    # Frozen models loaded on each GPU: none for what is read from a score-reference cache.
+    ref_loaded = method.reference in ("logps", "logits") and not cfg.reference.cache
+    base_loaded = cfg.method.frozen_base and not cfg.reference.base_cache
+    frozen = int(ref_loaded) + int(base_loaded)
     N = p["total"]
     id_bytes = 2 if p["vocab"] <= 2 ** 16 else 4
     read = sum(s["read"] or 0 for s in sources if s["kind"] != "tokens")
-    disk = {"token_shards": read * id_bytes, "reference_cache": (rows or 0) * seq * 4,
+    masked = sum(s["read"] or 0 for s, src in zip(sources, data.sources) if src.loss == "assistant")
+    disk = {"token_shards": read * id_bytes + masked, "reference_cache": (rows or 0) * seq * 4,
             "checkpoints": cfg.keep_checkpoints * 12 * N + 4 * N}
     G = opt.gpus if cfg.parallel == "fsdp" else 1
     act_per_layer = (2 if cfg.perf.activation_checkpointing else 34) * seq * cfg.optim.micro_batch_size * h

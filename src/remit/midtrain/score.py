@@ -102,6 +102,7 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     from tqdm.auto import tqdm
 
     from remit.data import packed_batch
+    from remit.data.iterator import check_document_attention
     from remit.midtrain import perf
     from remit.midtrain.distributed import barrier, check_shared
     from remit.midtrain.reference import CACHE_META, CachedReference, OnlineReference, shard_error, shard_table
@@ -141,6 +142,8 @@ def _run(cfg: ScoreConfig, world: World) -> Path:
     model = load_model(cfg.reference, dtype=weights, device=device)
     check_positions(model.config, cfg.data.seq_len, where=f"reference={cfg.reference}",
                     allow=cfg.extrapolate_positions, option="extrapolate_positions")
+    check_document_attention(model.config, cfg.batch_size, cfg.data.cross_document_attention,
+                             f"reference={cfg.reference}")
     ref = OnlineReference(model, chunk_size=cfg.chunk_size, autocast_dtype=autocast,
                           vocab_limit=check_vocab_rows(model, tokenizer, f"reference={cfg.reference}"))
     np_dtype = np.float16 if cfg.dtype == "float16" else np.float32

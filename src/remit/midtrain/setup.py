@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from remit.data import BatchIterator, build_packed, read_texts, source_key, tokenizer_fingerprint
+from remit.data.iterator import check_document_attention
 from remit.data.packing import capped_sources
 from remit.errors import ConfigError
 from remit.methods.base import Method, PrepareContext
@@ -91,7 +92,7 @@ def build_dataset(cfg, tokenizer, world: World, out: Path):
     """The packed dataset. Several processes: rank 0 hashes the data (once, memoised by (path, size, mtime))
     and builds any missing cache; the others get its keys, then only open the cache, never build or clean it."""
     cache = data_cache_dir(cfg, out)
-    sources = capped_sources(list(cfg.data.sources), cfg.data.max_tokens)  # the keys are those of what is read
+    sources = capped_sources(list(cfg.data.sources), cfg.data.max_tokens, cfg.data.pack_seed)  # keyed as read
     keys = None
     if world.distributed:
         keys = broadcast_object([source_key(s, tokenizer, cache / "tokens") for s in sources]
@@ -134,6 +135,8 @@ def _load_frozen(path: str, world: World, tokenizer, policy_model, check: bool, 
     model = load_model(path, dtype=weights, device=world.device)
     vocab_limit = check_vocab_rows(model, tokenizer, f"{key}={path}")
     check_positions(model.config, cfg.data.seq_len, where=f"{key}={path}", allow=cfg.model.extrapolate_positions)
+    check_document_attention(model.config, max(cfg.optim.micro_batch_size, cfg.perf.reference_micro_batch_size or 0),
+                             cfg.data.cross_document_attention, f"{key}={path}")
     model = perf.apply_to_model(model, cfg.perf, frozen=True)  # compile only a model that passed the checks
     return OnlineReference(model, vocab_limit=vocab_limit, chunk_size=chunk, want_logits=want_logits,
                            autocast_dtype=autocast)
@@ -186,6 +189,8 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
                            device=world.device)
         check_positions(model.config, cfg.data.seq_len, where=f"model.path={cfg.model.path}",
                         allow=cfg.model.extrapolate_positions)
+        check_document_attention(model.config, cfg.optim.micro_batch_size, cfg.data.cross_document_attention,
+                                 f"model.path={cfg.model.path}")
     else:
         model = cfg.model.fresh.build(tokenizer, seed=cfg.seed).to(world.device)
     model.train()

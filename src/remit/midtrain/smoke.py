@@ -9,8 +9,10 @@ layer padded past the tokenizer as OLMo-2's is), a small tokenizer with a chat t
 source a local fixture with the same schema (the same text / template fields, a ``messages`` list for a
 chat source, uint token files for a token source), 32-token rows and ``data.max_tokens`` scaled to what
 3 steps use (so every source is read up to a cap). A reference (a second tiny model) and, for
-``reference.cache``, a ``score-reference`` cache are made the same way. It trains 2 steps with a
-checkpoint, resumes to 3 (``resume=true``) and returns the output folder.
+``reference.cache``, a ``score-reference`` cache are made the same way. It trains the 3-step run, stopped
+after step 2 with a checkpoint (``engine.train``'s ``stop_after``: the schedule stays the 3-step one),
+resumes it to step 3 (``resume=true``; the manifest's ``resumed_from_step`` is 2) and returns the output
+folder.
 """
 
 from __future__ import annotations
@@ -127,10 +129,10 @@ def _score(cfg: MidtrainConfig, model: str, out: Path) -> str:
 
 
 def run_smoke(cfg: MidtrainConfig) -> Path:
-    """Train the scaled-down recipe 2 steps (a checkpoint), then resume it to ``SMOKE_STEPS``."""
-    from remit.midtrain.stage import run
+    """Train the scaled-down recipe, stopped after step 2 (a checkpoint), then resume it to ``SMOKE_STEPS``."""
+    from remit.midtrain.engine import train
 
     work = Path(f"{cfg.out_dir.rstrip('/')}-smoke")
     small = smoke_config(cfg, work)
-    run(dataclasses.replace(small, max_steps=SMOKE_STEPS - 1))
-    return run(dataclasses.replace(small, resume=True, overwrite=False))
+    train(small, "midtrain", stop_after=SMOKE_STEPS - 1)
+    return train(dataclasses.replace(small, resume=True, overwrite=False), "midtrain")
