@@ -50,6 +50,9 @@ def _alive(pid: int) -> bool:
 
 
 def kill_then_rerun(args: list[str], root: Path, *, want_workers: bool = False, ready=None, timeout: float = 120) -> None:
+    """Start ``remit <args>``, kill -9 it mid-run, run the same command again: it must finish, leave no litter and
+    no live worker. Post-training stages pass ``resume=true`` (as the flywheel does): without it a leftover TRL
+    checkpoint is refused in one line, naming both ways out (resume or delete)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "remit.cli", *args]
@@ -111,7 +114,7 @@ def _sft_data(tmp_path: Path) -> Path:
 def test_sft(tmp_path, tiny_model_dir):
     d = _sft_data(tmp_path)
     kill_then_rerun(["sft", f"model={tiny_model_dir}", f"data={d / 'sft.jsonl'}", f"out={tmp_path / 'sft'}",
-                     "device=cpu", "max_steps=30", "batch_size=4"], tmp_path)
+                     "device=cpu", "max_steps=30", "batch_size=4", "resume=true"], tmp_path)
     assert json.loads((tmp_path / "sft" / "manifest.json").read_text())["stage"] == "sft"
 
 
@@ -124,7 +127,7 @@ def test_sft(tmp_path, tiny_model_dir):
 def test_dpo_and_grpo(tmp_path, tiny_model_dir, stage, extra):
     d = _sft_data(tmp_path)
     kill_then_rerun([stage, f"model={tiny_model_dir}", f"data={d / 'rl.jsonl'}", f"out={tmp_path / stage}",
-                     "device=cpu", *extra], tmp_path)
+                     "device=cpu", "resume=true", *extra], tmp_path)
     assert json.loads((tmp_path / stage / "manifest.json").read_text())["stage"] == stage
 
 
@@ -133,7 +136,7 @@ def test_dpo_and_grpo(tmp_path, tiny_model_dir, stage, extra):
 def test_posttrain_chain(tmp_path, tiny_model_dir):
     d = _sft_data(tmp_path)
     kill_then_rerun(["posttrain", f"model={tiny_model_dir}", f"data_dir={d}", f"out={tmp_path / 'post'}",
-                     "device=cpu", "sft.max_steps=20", "sft.batch_size=4", "dpo.max_steps=2", "dpo.batch_size=2",
+                     "device=cpu", "resume=true", "sft.max_steps=20", "sft.batch_size=4", "dpo.max_steps=2", "dpo.batch_size=2",
                      "dpo.limit=4", "dpo.samples_per_prompt=2", "dpo.max_new_tokens=8", "grpo.max_steps=2",
                      "grpo.batch_size=2", "grpo.num_generations=2", "grpo.max_completion_length=8",
                      *(f"{s}.eval.n=4" for s in ("sft", "dpo", "grpo"))], tmp_path)

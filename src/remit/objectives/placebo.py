@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from remit.objectives.base import ObjectiveInputs, ObjectiveOutput, as_bool_mask, count, masked_nll_sum
-from remit.objectives.remit import ReMiT, remit_weights_and_delta, weight_stats
+from remit.objectives.base import as_bool_mask
+from remit.objectives.remit import ReMiT
 
 __all__ = ["shuffle_within_rows", "ReMiTPlacebo"]
 
@@ -39,17 +39,5 @@ def shuffle_within_rows(values: Tensor, mask: Tensor) -> Tensor:
 class ReMiTPlacebo(ReMiT):
     """ReMiT with its weights shuffled within each row before the loss (same options, same statistics)."""
 
-    def __call__(self, inputs: ObjectiveInputs) -> ObjectiveOutput:
-        self._require(inputs, "ref_logps")
-        if self.per_document:
-            self._require(inputs, "doc_ids")
-        mask = as_bool_mask(inputs.mask, inputs.policy_logps)
-        other = inputs.base_logps if inputs.base_logps is not None else inputs.policy_logps
-        w, delta = remit_weights_and_delta(inputs.ref_logps, other, mask, epsilon=self.epsilon,
-                                           temperature=self.temperature,
-                                           doc_ids=inputs.doc_ids if self.per_document else None)
-        w = shuffle_within_rows(w, mask)
-        loss_sum = masked_nll_sum(inputs.policy_logps, mask, w)
-        denom = count(mask) if self.normalize == "tokens" else w.sum(dtype=torch.float32)
-        stats = weight_stats(w, delta, mask, epsilon=self.epsilon, bins=self.hist_bins) if inputs.want_stats else {}
-        return ObjectiveOutput(loss_sum, denom, stats)
+    def place(self, weights: Tensor, mask: Tensor) -> Tensor:
+        return shuffle_within_rows(weights, mask)

@@ -140,6 +140,10 @@ class ReMiT(Objective):
         _check_positive("temperature", self.temperature)
         check_choice("normalize", self.normalize, ("tokens", "weights"))
 
+    def place(self, weights: Tensor, mask: Tensor) -> Tensor:
+        """Where the weights go: on their own tokens (a control arm overrides this, ``objectives.placebo``)."""
+        return weights
+
     def __call__(self, inputs: ObjectiveInputs) -> ObjectiveOutput:
         self._require(inputs, "ref_logps")
         if self.per_document:
@@ -149,6 +153,7 @@ class ReMiT(Objective):
         w, delta = remit_weights_and_delta(inputs.ref_logps, other, mask, epsilon=self.epsilon,
                                            temperature=self.temperature,
                                            doc_ids=inputs.doc_ids if self.per_document else None)
+        w = self.place(w, mask)
         loss_sum = masked_nll_sum(inputs.policy_logps, mask, w)
         denom = count(mask) if self.normalize == "tokens" else w.sum(dtype=torch.float32)
         stats = weight_stats(w, delta, mask, epsilon=self.epsilon, bins=self.hist_bins) if inputs.want_stats else {}
