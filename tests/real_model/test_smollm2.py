@@ -143,3 +143,36 @@ def test_posttrain_chain_and_generation_with_its_chat_template(tmp_path, smollm2
     trained.save_pretrained(tmp_path / "again")
     assert torch.equal(_logits(load_model(tmp_path / "again", device="cpu"), ids), _logits(trained, ids))
     assert not torch.equal(_logits(trained, ids), _logits(model, ids))  # post-training moved the weights
+
+
+def test_eval_of_the_gguf_path_matches_a_direct_computation(tmp_path, smollm2_gguf, smollm2):
+    """`remit eval` on a .gguf path (lm-eval's ARC prompt, local documents): its margin is log p(gold) - max
+    log p(wrong) of the continuations " <choice>" after "Question: q\\nAnswer:", computed here by hand."""
+    from remit.eval.run import EvalConfig, run
+    from remit.manifest import read_manifest
+
+    qs = [("What color is the sky on a clear day?", ["blue", "green", "purple", "red"], "A"),
+          ("How many legs does a dog have?", ["two", "four", "six", "eight"], "B")]
+    (tmp_path / "data" / "arc").mkdir(parents=True)
+    (tmp_path / "data" / "arc" / "ARC-Easy-Test.jsonl").write_text("".join(json.dumps(
+        {"id": f"q{i}", "question": {"stem": q, "choices": [{"text": c, "label": "ABCD"[j]} for j, c in enumerate(ch)]},
+         "answerKey": key}) + "\n" for i, (q, ch, key) in enumerate(qs)))
+    out = run(EvalConfig(model=str(smollm2_gguf), tasks=["arc_easy"], data_dir=str(tmp_path / "data"),
+                         out_dir=str(tmp_path / "eval"), device="cpu"))
+    res = json.loads((out / "results.json").read_text())
+    assert read_manifest(out)["gguf"]["model"]["sha256"].startswith("b179c952")
+    model, tok = smollm2
+
+    def loglik(ctx: str, cont: str) -> float:
+        c, w = tok(ctx)["input_ids"], tok(ctx + cont)["input_ids"]
+        assert w[:len(c)] == c
+        logps = torch.log_softmax(_logits(model, w).double(), -1)
+        return float(sum(logps[i - 1, w[i]] for i in range(len(c), len(w))))
+
+    for i, (q, ch, key) in enumerate(qs):
+        lls = [loglik(f"Question: {q}\nAnswer:", " " + c) for c in ch]
+        gold = "ABCD".index(key)
+        margin = lls[gold] - max(v for j, v in enumerate(lls) if j != gold)
+        assert res["per_example"]["arc_easy"]["margin"][i] == pytest.approx(margin, abs=1e-3)
+    per = res["per_example"]["arc_easy"]
+    assert per["acc"] == [float(m > 0) for m in per["margin"]]
