@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e ".[test,gguf]"
 	touch $(STAMP)
 
 demo: setup

@@ -24,14 +24,18 @@ MANIFEST = "manifest.json"
 
 def write_manifest(out_dir: str | Path, stage: str, config: Any = None, inputs: dict[str, Any] | None = None,
                    **extra: Any) -> Path:
-    """Write ``manifest.json`` describing a finished stage output."""
+    """Write ``manifest.json`` describing a finished stage output (a GGUF input also gets its sha256)."""
+    from remit.models.gguf import gguf_inputs
+
     out_dir = Path(out_dir)
+    ggufs = gguf_inputs(inputs or {})
     data = {
         "stage": stage,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config_hash": config_hash(config) if config is not None else None,
         "config": to_dict(config) if config is not None else None,
         "inputs": inputs or {},
+        **({"gguf": ggufs} if ggufs else {}),
         **extra,
     }
     return atomic_write_json(out_dir / MANIFEST, data)

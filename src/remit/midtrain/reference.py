@@ -264,8 +264,11 @@ def shard_problem(path: Path, rows: int, seq_len: int, dtype: str) -> str | None
 
 
 def model_fingerprint(name_or_path: str | Path) -> str:
-    """sha256 of a local model's weight files; a hub id is keyed by its name (no download here)."""
-    p = Path(str(name_or_path)).expanduser()
+    """sha256 of a local model's weight files (a GGUF: of its converted folder's, so either path gives the same);
+    a hub id is keyed by its name (no download here)."""
+    from remit.models.gguf import resolve_model_path
+
+    p = Path(resolve_model_path(name_or_path)).expanduser()
     if not p.is_dir():
         return fingerprint({"hub": str(name_or_path)})
     files = sorted(q for q in p.iterdir() if q.is_file() and q.suffix in _WEIGHT_SUFFIXES)

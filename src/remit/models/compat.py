@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from remit.errors import ConfigError, IncompatibleModelsError, RemitError
+from remit.models.gguf import resolve_model_path
 from remit.models.load import _check_model_dir, load_tokenizer
 
 _NAMED = ("bos_token", "eos_token", "pad_token", "unk_token")
@@ -33,6 +34,7 @@ def _describe(obj: Any, role: str) -> _Side:
     if isinstance(obj, (str, Path)):
         from transformers import AutoConfig
 
+        obj = resolve_model_path(obj)
         path = Path(obj).expanduser()
         if path.exists() or path.is_absolute():
             _check_model_dir(path)

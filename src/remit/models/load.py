@@ -4,6 +4,7 @@
     model = load_model("runs/x/midtrain")          # dtype/device default: fp32 on CPU, bf16 on GPU
     tok = load_tokenizer("HuggingFaceTB/SmolLM3-3B")
     pre = load_model("allenai/OLMo-2-0425-1B@stage1-step1907359-tokens4001B")  # hub id @ revision
+    smol = load_model("SmolLM2-135M-Instruct.Q4_1.gguf")   # a GGUF file: converted once (remit.models.gguf)
 
 A failure is a ``RemitError`` naming the path and the reason (missing directory, no
 config.json, not a causal LM, no tokenizer files, ...), never a deep stack trace.
@@ -18,6 +19,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from remit.errors import RemitError
+from remit.models.gguf import resolve_model_path
 from remit.utils.integrations import default_device, default_dtype
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -77,7 +79,7 @@ def load_model(name_or_path: str | Path, *, dtype=None, device: str | None = Non
     """``AutoModelForCausalLM.from_pretrained`` with clear errors; returns the model in eval mode."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    name, revision = split_revision(str(name_or_path))
+    name, revision = split_revision(resolve_model_path(name_or_path))
     device = device or default_device()
     torch_dtype = _torch_dtype(dtype or default_dtype(device))
     local = _is_local(name)
@@ -122,7 +124,7 @@ def load_tokenizer(name_or_path: str | Path):
     """
     from transformers import AutoTokenizer
 
-    name, revision = split_revision(str(name_or_path))
+    name, revision = split_revision(resolve_model_path(name_or_path))
     local = _is_local(name)
     where = f"directory {name}" if local else f"hub model '{name}'"
     if local:

@@ -2,8 +2,19 @@
 
     remit sft model=runs/x/midtrain data=runs/x/world/sft.jsonl out=runs/x/sft [learning_rate=5e-4 ...]
 
-Each row ``{"prompt", "response", ...}`` becomes a two-turn chat; the loss counts only the
-assistant's tokens (the chat template's ``{% generation %}`` block, closing eos included).
+Each row ``{"prompt", "response", ...}`` becomes a two-turn chat, given to TRL in its conversational
+prompt/completion form: the prompt is every turn before the last assistant turn, the completion that turn.
+With ``assistant_only_loss`` (default) the loss counts only the completion's tokens: TRL renders the prompt
+with ``add_generation_prompt=True`` and the whole chat, and masks their common prefix. This works with any
+chat template, hub templates without ``{% generation %}`` markers (SmolLM2, Llama 3, Qwen 2.5) included
+(TRL's ``assistant_only_loss`` needs the markers); with remit's own template it gives the same mask as the
+markers (the completion is the assistant's text and its closing eos; tests/posttrain/test_sft.py).
+The chat is rendered exactly as the template renders it: a default system prompt that the template injects
+is kept (docs/ARCHITECTURE.md, "Chat rendering").
+
+The loss is TRL's ``loss_type="nll"``, pinned (TRL has changed its default before): summed over the
+completion tokens of the optimizer step and divided once by their count across accumulation steps, so
+1 x 8 and 8 x 1 micro-batches give the same update (tested).
 Writes an HF checkpoint + ``config.yaml`` + ``metrics.jsonl`` + ``manifest.json`` into ``out``.
 """
 
@@ -13,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from remit.config import check_choice
 from remit.posttrain.common import PosttrainStage, StageConfig, common_values, trl_args
 from remit.posttrain.data import SFT_FIELDS, read_rows, sft_dataset
 from remit.utils.lock import locks_out_dir
@@ -25,7 +37,12 @@ class SFTStageConfig(StageConfig):
     learning_rate: float = 1e-3
     max_steps: int = 80
     batch_size: int = 16
-    assistant_only_loss: bool = True
+    assistant_only_loss: bool = True  # loss on the last assistant turn only (TRL's completion_only_loss)
+    loss_type: str = "nll"  # nll | dft (TRL's SFT loss; pinned here, not left to TRL's default)
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("loss_type", self.loss_type, ("nll", "dft"))
 
 
 class SFTStage(PosttrainStage):
@@ -42,15 +59,25 @@ class SFTStage(PosttrainStage):
         args = trl_args(SFTConfig, STAGE, {
             **common_values(cfg, self.device, scratch),
             "max_length": cfg.max_length,
-            "assistant_only_loss": cfg.assistant_only_loss,
+            "completion_only_loss": cfg.assistant_only_loss,
+            "assistant_only_loss": False,  # needs {% generation %} markers; the prompt/completion split does not
+            "loss_type": cfg.loss_type,
             "packing": False,
         }, cfg.trl)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(self.rows), processing_class=tokenizer)
+        dataset = sft_dataset(self.rows).map(prompt_completion, remove_columns=["messages"])
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         return trainer, (f"{len(self.rows)} examples, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} "
                          f"on {self.device}")
 
     def extras(self, log_history: list[dict[str, Any]]) -> dict[str, Any]:
         return {"examples": len(self.rows)}
+
+
+def prompt_completion(row: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """A ``messages`` chat as TRL's conversational prompt/completion: the last assistant turn is the completion."""
+    messages = row["messages"]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"prompt": messages[:last], "completion": messages[last:last + 1]}
 
 
 @locks_out_dir("out", STAGE, main_only=True)
