@@ -28,7 +28,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "extrapolate_positions", "precision", "dist_timeout_s"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
     "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "smoke", "plan"]),
-    "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss", "loss_type"]),
+    "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss", "loss_type", "source"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
         *_POST, "beta", "samples_per_prompt", "pairs_per_prompt", "temperature", "top_p", "max_new_tokens",
         "gen_batch_size", "rewards", "reward_weights", "correct_threshold", "min_pairs", "on_no_pairs"]),

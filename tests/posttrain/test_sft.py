@@ -100,3 +100,30 @@ def test_one_by_eight_equals_eight_by_one(tmp_path, tiny_model_dir):
     diff = max((big[k] - small[k]).abs().max().item() for k in w0)
     assert step > 1e-3  # the step moved the weights
     assert diff <= 1e-5 * step + 1e-7, (diff, step)  # a per-micro-batch mean would differ by ~10% of the step
+
+
+def test_a_chat_source_feeds_sft(tmp_path, tiny_model_dir):
+    """`sft.source` (a remit.data chat source, as in pre-/mid-training) instead of a prompt/response file:
+    multi-turn conversations, the loss on each one's last assistant turn."""
+    import pytest as _pytest
+
+    from remit.errors import ConfigError
+    from remit.posttrain.data import sft_dataset
+    from remit.posttrain.sft import prompt_completion
+
+    chats = [{"conv": [{"role": "user", "content": f"What is {i} + 1?"}, {"role": "assistant", "content": "Let me see."},
+                       {"role": "user", "content": "And?"}, {"role": "assistant", "content": f"{i + 1}."}]}
+             for i in range(6)]
+    f = tmp_path / "chats.jsonl"
+    f.write_text("".join(json.dumps(c) + "\n" for c in chats), encoding="utf-8")
+    src = {"path": str(f), "kind": "chat", "messages_field": "conv"}
+    cfg = SFTStageConfig(model=str(tiny_model_dir), source=src, out=str(tmp_path / "out"), device="cpu",
+                         max_steps=1, batch_size=2, limit=4, logging_steps=1)
+    cfg.eval.n = 0
+    run(cfg)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["examples"] == 4 and manifest["steps"] == 1 and manifest["config"]["source"]["kind"] == "chat"
+    row = prompt_completion(sft_dataset([{"messages": chats[0]["conv"]}])[0])
+    assert [m["content"] for m in row["completion"]] == ["1."] and len(row["prompt"]) == 3
+    with _pytest.raises(ConfigError, match="source.kind='text'"):
+        SFTStageConfig(model=str(tiny_model_dir), source={"path": str(f)}, out=str(tmp_path / "o2")).validate()

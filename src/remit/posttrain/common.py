@@ -149,6 +149,8 @@ def stage_inputs(cfg: StageConfig) -> dict[str, Any]:
 def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
     """Check the required paths; ``None`` if ``cfg.out`` is already a finished output of the same work."""
     for key in ("model", "data", "out"):
+        if key == "data" and getattr(cfg, "source", None):  # SFT reading a chat data source instead
+            continue
         if not getattr(cfg, key):
             raise ConfigError(f"{stage}: `{key}` is not set (give {key}=...)")
     inputs = stage_inputs(cfg)

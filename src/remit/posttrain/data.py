@@ -77,10 +77,12 @@ def user_turn(prompt: str) -> list[dict[str, str]]:
 
 
 def sft_dataset(rows: list[dict[str, Any]]):
-    """A ``datasets.Dataset`` with one ``messages`` column (user prompt, assistant response)."""
+    """A ``datasets.Dataset`` with one ``messages`` column: a row's own ``messages`` (a chat source), else its
+    user prompt and assistant response."""
     from datasets import Dataset
 
     return Dataset.from_list([
+        {"messages": [{"role": m["role"], "content": m["content"]} for m in r["messages"]]} if "messages" in r else
         {"messages": [*user_turn(r["prompt"]), {"role": "assistant", "content": r["response"]}]} for r in rows
     ])
 

@@ -20,14 +20,32 @@ Writes an HF checkpoint + ``config.yaml`` + ``metrics.jsonl`` + ``manifest.json`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from remit.config import check_choice
+from remit.data.sources import iter_limited
 from remit.posttrain.common import PosttrainStage, StageConfig, common_values, trl_args
 from remit.posttrain.data import SFT_FIELDS, read_rows, sft_dataset
 from remit.utils.lock import locks_out_dir
+
+
+def chat_source(spec: dict[str, Any]):
+    """``sft.source`` as a ``DataSource`` of kind chat (one line naming the key when it is not one)."""
+    from remit.config import from_dict, validate_config
+    from remit.data.sources import DataSource
+    from remit.errors import ConfigError
+
+    try:
+        src = from_dict(DataSource, dict(spec))
+        validate_config(src)
+    except ConfigError as e:
+        raise ConfigError(f"source: {e}") from None
+    if src.kind != "chat":
+        raise ConfigError(f"source.kind={src.kind!r}: SFT reads conversations; give kind: chat (and messages_field)")
+    return src
 
 STAGE = "sft"
 
@@ -39,10 +57,16 @@ class SFTStageConfig(StageConfig):
     batch_size: int = 16
     assistant_only_loss: bool = True  # loss on the last assistant turn only (TRL's completion_only_loss)
     loss_type: str = "nll"  # nll | dft (TRL's SFT loss; pinned here, not left to TRL's default)
+    # A chat data source instead of `data` (a remit.data DataSource mapping with kind: chat: a local file or a
+    # hub dataset of [{role, content}, ...] conversations, e.g. {path: HuggingFaceTB/smoltalk2, subset: SFT,
+    # split: ..., kind: chat}); the loss is on each conversation's last assistant turn.
+    source: dict[str, Any] = field(default_factory=dict, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         super().validate()
         check_choice("loss_type", self.loss_type, ("nll", "dft"))
+        if self.source:
+            chat_source(self.source)  # a bad key or kind is one line now, not after the model loads
 
 
 class SFTStage(PosttrainStage):
@@ -50,6 +74,12 @@ class SFTStage(PosttrainStage):
     cfg: SFTStageConfig
 
     def read(self) -> None:
+        if self.cfg.source:
+            src = chat_source(self.cfg.source)
+            if self.cfg.limit is not None and (src.limit is None or src.limit > self.cfg.limit):
+                src = dataclasses.replace(src, limit=self.cfg.limit)
+            self.rows = [{"messages": m} for m in iter_limited(src)]
+            return
         self.rows = read_rows(self.cfg.data, required=SFT_FIELDS, limit=self.cfg.limit)
 
     def build(self, model, tokenizer, scratch: Path) -> tuple[Any, str]:
@@ -64,7 +94,7 @@ class SFTStage(PosttrainStage):
             "loss_type": cfg.loss_type,
             "packing": False,
         }, cfg.trl)
-        dataset = sft_dataset(self.rows).map(prompt_completion, remove_columns=["messages"])
+        dataset = sft_dataset(self.rows).map(prompt_completion, remove_columns=["messages"])  # chats or pairs
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         return trainer, (f"{len(self.rows)} examples, {cfg.max_steps} steps of {cfg.batch_size * cfg.grad_accum} "
                          f"on {self.device}")
