@@ -234,6 +234,16 @@ def validate_config(cfg: Any, prefix: str = "") -> None:
             raise
 
 
+def build_config(cls: type[T], data: dict[str, Any], section: str) -> T:
+    """A validated ``cls`` from a mapping; an error is prefixed with ``section`` (the config key it came from)."""
+    try:
+        cfg = from_dict(cls, data)
+        validate_config(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{section}: {e}") from None
+    return cfg
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """YAML file (optional) + overrides -> validated instance of ``cls``."""
     data: dict[str, Any] = {}

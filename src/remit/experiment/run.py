@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from remit.config import from_dict, save_config, validate_config
+from remit.config import build_config, save_config
 from remit.errors import ConfigError, RemitError
 from remit.experiment.analyze import analyze
 from remit.experiment.config import Contrast, ExperimentConfig
@@ -52,12 +52,7 @@ def _base_flywheel(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def _flywheel(data: dict[str, Any], section: str) -> FlywheelConfig:
-    try:
-        fw = from_dict(FlywheelConfig, data)
-        validate_config(fw)
-    except ConfigError as e:
-        raise ConfigError(f"{section}: {e}") from None
-    return fw
+    return build_config(FlywheelConfig, data, section)
 
 
 def seed_flywheel(cfg: ExperimentConfig, seed: int, start: str) -> dict[str, Any]:

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remit.config import from_dict, save_config, validate_config
-from remit.errors import ConfigError
+from remit.config import build_config, save_config
 from remit.eval import run as ev
 from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.flywheel.launch import LAUNCHED, launch_prefix, launched_runner
@@ -54,15 +53,6 @@ class Stage:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _build(cls: type, section: str, data: dict[str, Any]):
-    try:
-        cfg = from_dict(cls, data)
-        validate_config(cfg)
-    except ConfigError as e:
-        raise ConfigError(f"{section}: {e}") from None
-    return cfg
-
-
 class _Planner:
     """Turns a FlywheelConfig into the ordered list of stage configs (no work done here)."""
 
@@ -79,7 +69,7 @@ class _Planner:
     def world(self) -> None:
         data = deep_merge({"seed": self.cfg.seed}, self.cfg.world)
         data["out_dir"] = str(self.world_dir)
-        self.add(Stage("world", "world", _build(world_stage.WorldConfig, "world", data), world_stage.run))
+        self.add(Stage("world", "world", build_config(world_stage.WorldConfig, data, "world"), world_stage.run))
 
     def _data(self, section: dict[str, Any], file: str) -> dict[str, Any]:
         if self.cfg.use_world and not section.get("data", {}).get("sources"):
@@ -94,7 +84,7 @@ class _Planner:
 
         data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.pretrain), "pretrain.jsonl")
         data = deep_merge(data, {"out_dir": str(self.root / "pretrain"), "resume": True})
-        st = self.add(Stage("pretrain", "pretrain", _build(mt.PretrainConfig, "pretrain", data), mt.run_pretrain,
+        st = self.add(Stage("pretrain", "pretrain", build_config(mt.PretrainConfig, data, "pretrain"), mt.run_pretrain,
                             label="pre-annealing"))
         return st.config.out_dir
 
@@ -116,7 +106,7 @@ class _Planner:
             over["reference"] = {"path": reference}
         data = deep_merge(data, over)
         data["method"] = method  # replaced, not merged: an arm gets only the keys its method reads
-        st = self.add(Stage(sid, "midtrain", _build(mt.MidtrainConfig, f"midtrain ({sid})", data), mt.run,
+        st = self.add(Stage(sid, "midtrain", build_config(mt.MidtrainConfig, data, f"midtrain ({sid})"), mt.run,
                             label=label, info={"method": method["name"], "arm": arm.name, "round": rnd,
                                                "reference": reference}))
         return st.config.out_dir
@@ -126,7 +116,7 @@ class _Planner:
         over = {"model": model, "out": str(self.root / sid), "resume": True}  # a killed stage continues
         if self.cfg.use_world and not data.get("data_dir"):
             over["data_dir"] = str(self.world_dir)
-        cfg = _build(chain.PosttrainConfig, f"posttrain ({sid})", deep_merge(data, over))
+        cfg = build_config(chain.PosttrainConfig, deep_merge(data, over), f"posttrain ({sid})")
         self.add(Stage(sid, "posttrain", cfg, chain.run, label=label + "+post", info={"round": rnd}))
         outs = {name: str(Path(cfg.out) / name) for name in cfg.stages}
         outs["final"] = outs[cfg.stages[-1]] if cfg.stages else model
@@ -144,7 +134,7 @@ class _Planner:
                     # A chat model is asked the question itself (as in post-training and its held-out reward),
                     # not the pre-training "Question: ...\nAnswer:" page inside a user turn.
                     over["world_template"] = "{prompt}"
-                cfg = _build(ev.EvalConfig, f"eval ({label}, {suite})", deep_merge(data, over))
+                cfg = build_config(ev.EvalConfig, deep_merge(data, over), f"eval ({label}, {suite})")
                 self.add(Stage(f"eval-{label}-{suite}", "eval", cfg, ev.run, label=label, info={"suite": suite}))
 
 

@@ -34,15 +34,11 @@ from remit.utils.lock import locks_out_dir
 
 def chat_source(spec: dict[str, Any]):
     """``sft.source`` as a ``DataSource`` of kind chat (one line naming the key when it is not one)."""
-    from remit.config import from_dict, validate_config
+    from remit.config import build_config
     from remit.data.sources import DataSource
     from remit.errors import ConfigError
 
-    try:
-        src = from_dict(DataSource, dict(spec))
-        validate_config(src)
-    except ConfigError as e:
-        raise ConfigError(f"source: {e}") from None
+    src = build_config(DataSource, dict(spec), "source")
     if src.kind != "chat":
         raise ConfigError(f"source.kind={src.kind!r}: SFT reads conversations; give kind: chat (and messages_field)")
     return src

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from remit.errors import DataError
+from remit.utils.io import fsync_dir
 
 __all__ = ["check_once", "crc32_file", "write_durable"]
 
@@ -43,13 +44,7 @@ def write_durable(final: str | Path, write: Callable[[BinaryIO], object]) -> str
         os.fsync(f.fileno())
     crc = crc32_file(tmp)  # from the page cache: what is on disk now
     os.replace(tmp, final)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(final.parent)
     return crc
 
 

@@ -69,7 +69,7 @@ def atomic_dir(path: str | Path, *, keep_existing: bool = False) -> Iterator[Pat
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not path.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
@@ -77,7 +77,7 @@ def atomic_dir(path: str | Path, *, keep_existing: bool = False) -> Iterator[Pat
     os.replace(tmp, path)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _clean_dead_siblings(path: Path) -> None:
@@ -112,7 +112,7 @@ def fsync_tree(root: Path) -> None:
             finally:
                 os.close(fd)
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        _fsync_dir(d)
+        fsync_dir(d)
 
 
 _TEMP = re.compile(r"^\..+\.(?:tmp|old)-(\d+)(?:\.[A-Za-z0-9]+)?$")
@@ -141,7 +141,8 @@ def remove_stale_temps(root: str | Path) -> list[Path]:
     return removed
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (best effort: some filesystems refuse a directory fsync)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
