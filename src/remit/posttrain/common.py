@@ -95,6 +95,10 @@ class StageConfig:
     save_steps: int = 200  # optimizer steps between resumable TRL checkpoints (0: none; remit.posttrain.launch)
     resume: bool = False  # continue from the last checkpoint of an interrupted run of this stage
 
+    def required_keys(self) -> tuple[str, ...]:
+        """The keys a run cannot start without (a stage with another input drops ``data``)."""
+        return ("model", "data", "out")
+
     def validate(self) -> None:
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         check_range("save_steps", self.save_steps, lo=0)
@@ -148,9 +152,7 @@ def stage_inputs(cfg: StageConfig) -> dict[str, Any]:
 
 def begin(cfg: StageConfig, stage: str) -> dict[str, Any] | None:
     """Check the required paths; ``None`` if ``cfg.out`` is already a finished output of the same work."""
-    for key in ("model", "data", "out"):
-        if key == "data" and getattr(cfg, "source", None):  # SFT reading a chat data source instead
-            continue
+    for key in cfg.required_keys():
         if not getattr(cfg, key):
             raise ConfigError(f"{stage}: `{key}` is not set (give {key}=...)")
     inputs = stage_inputs(cfg)

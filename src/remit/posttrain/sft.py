@@ -58,6 +58,9 @@ class SFTStageConfig(StageConfig):
     # split: ..., kind: chat}); the loss is on each conversation's last assistant turn.
     source: dict[str, Any] = field(default_factory=dict, metadata={"omit_if_empty": True})
 
+    def required_keys(self) -> tuple[str, ...]:
+        return ("model", "out") if self.source else super().required_keys()
+
     def validate(self) -> None:
         super().validate()
         check_choice("loss_type", self.loss_type, ("nll", "dft"))
