@@ -84,7 +84,10 @@ def kill_then_rerun(args: list[str], root: Path, *, want_workers: bool = False, 
 
 
 def test_world(tmp_path):
-    kill_then_rerun(["world", f"out_dir={tmp_path / 'w'}", *WORLD], tmp_path)
+    # Large enough that writing the files (the only time its temp folder exists) takes longer than one poll:
+    # a small world is written before the test can see it, and the run ends before it is killed.
+    big = [*WORLD, "n_pretrain_docs=100000", "n_midtrain_docs=20000"]
+    kill_then_rerun(["world", f"out_dir={tmp_path / 'w'}", *big], tmp_path)
     assert json.loads((tmp_path / "w" / "manifest.json").read_text())["stage"] == "world"
 
 
@@ -114,7 +117,10 @@ def _sft_data(tmp_path: Path) -> Path:
 def test_sft(tmp_path, tiny_model_dir):
     d = _sft_data(tmp_path)
     kill_then_rerun(["sft", f"model={tiny_model_dir}", f"data={d / 'sft.jsonl'}", f"out={tmp_path / 'sft'}",
-                     "device=cpu", "max_steps=30", "batch_size=4", "resume=true"], tmp_path)
+                     "device=cpu", "max_steps=300", "batch_size=4", "resume=true"], tmp_path,
+                    # post-training writes its output folder only at the end (TRL trains beside it): killed once
+                    # the stage holds its lock, the run cannot finish first however fast the machine is
+                    ready=lambda: (tmp_path / ".sft.lock").exists() or (tmp_path / ".sft.trl").exists())
     assert json.loads((tmp_path / "sft" / "manifest.json").read_text())["stage"] == "sft"
 
 
