@@ -146,7 +146,8 @@ def one_variant(ctx, method: str, compiled: bool, mb: int, cache_root: Path) -> 
     batches = make_batches((a.warmup + a.steps) * a.accum, mb, a.seq, ctx["shape"]["vocab_size"])
     cache = cache_root / f"cache-{mb}"
     if method == "remit_cached" and not cache.exists():
-        rows = [ctx["reference"](b)[0].float().cpu().numpy() for b in batches]
+        # the trainer moves its batches to the device; this direct call must do it itself
+        rows = [ctx["reference"]({k: v.to(device) for k, v in b.items()})[0].float().cpu().numpy() for b in batches]
         write_rows_cache(cache, np.concatenate(rows))
     model = trainer = None
     try:
@@ -344,7 +345,16 @@ def section_fsdp2(ctx) -> dict:
 
     plain = trainer(False)
     _, want = run_steps(plain, batches[:3 * accum], accum, device, lr=1e-3)
+    w_want = {k: v.detach().clone() for k, v in plain.policy.state_dict().items()}
     del plain
+    # A/A noise floor: the same unsharded steps again. CUDA kernels (atomics in bf16 backward) are not bit-
+    # deterministic run to run, and AdamW turns a tiny gradient difference on a near-zero gradient into up to
+    # ~lr of weight; on CPU the floor is 0 and the plain tolerance applies.
+    again_plain = trainer(False)
+    _, want2 = run_steps(again_plain, batches[:3 * accum], accum, device, lr=1e-3)
+    noise_loss = max(abs(x - y) for x, y in zip(want, want2))
+    noise_w = max(float((v - w_want[k]).abs().max()) for k, v in again_plain.policy.state_dict().items())
+    del again_plain, w_want
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", store=dist.HashStore(), rank=0,
                             world_size=1)
     try:
@@ -366,10 +376,14 @@ def section_fsdp2(ctx) -> dict:
     shard_diff = max(abs(x - y) for x, y in zip(got, want))
     resume_diff = max(abs(x - y) for x, y in zip(again, cont))
     weight_diff = max(float((w_again[k] - w_cont[k]).abs().max()) for k in w_cont)
+    tol_loss, tol_w = tol + 2 * noise_loss, tol + 2 * noise_w
     return {"unsharded_losses": want, "fsdp_losses": got, "continued_losses": cont, "resumed_losses": again,
             "fsdp_vs_unsharded_max_diff": shard_diff, "resumed_vs_continued_max_diff": resume_diff,
-            "resumed_weights_max_diff": weight_diff, "tolerance": tol, "params_are_dtensors": is_dtensor,
-            "ok": bool(shard_diff <= tol and resume_diff <= tol and weight_diff <= tol and is_dtensor)}
+            "resumed_weights_max_diff": weight_diff, "tolerance": tol,
+            "noise_floor": {"unsharded_rerun_loss_max_diff": noise_loss, "unsharded_rerun_weights_max_diff": noise_w},
+            "tolerance_used": {"loss": tol_loss, "weights": tol_w, "rule": "tolerance + 2 x the A/A noise floor"},
+            "params_are_dtensors": is_dtensor,
+            "ok": bool(shard_diff <= tol_loss and resume_diff <= tol_loss and weight_diff <= tol_w and is_dtensor)}
 
 
 def section_scoring(ctx) -> dict:
