@@ -291,3 +291,25 @@ def test_a_capped_token_folder_is_a_seeded_sample_of_its_files(tmp_path, tiny_to
     picked = [_topics(tokenize_source(DataSource(str(tmp_path / "ids"), kind="tokens", max_tokens=cap, seed=s),
                                       tiny_tokenizer, cache_dir=tmp_path / "c"), tiny_tokenizer) for s in range(4)]
     assert all(len(p) == 1 for p in picked) and len(set().union(*picked)) > 1
+
+
+def test_chat_source_from_prompt_response_records(tmp_path, tiny_tokenizer):
+    """kind=chat with response_field: each prompt/response record is one user turn and one assistant turn,
+    rendered exactly as the same conversation given as messages (a different cache key than plain text)."""
+    rows = [{"prompt": f"What is {i} + 1?", "response": f"The answer is {i + 1}.", "kind": "chain"} for i in range(4)]
+    pr = tmp_path / "sft.jsonl"
+    pr.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    msgs = tmp_path / "msgs.jsonl"
+    msgs.write_text("".join(json.dumps({"messages": [{"role": "user", "content": r["prompt"]},
+                                                     {"role": "assistant", "content": r["response"]}]}) + "\n"
+                            for r in rows))
+    src = DataSource(str(pr), kind="chat", response_field="response")
+    src.validate()
+    a = tokenize_source(src, tiny_tokenizer, cache_dir=tmp_path / "a")
+    b = tokenize_source(DataSource(str(msgs), kind="chat"), tiny_tokenizer, cache_dir=tmp_path / "b")
+    assert a.num_docs == 4 and [a.doc(i).tolist() for i in range(4)] == [b.doc(i).tolist() for i in range(4)]
+    with pytest.raises(ConfigError, match="response_field builds a chat turn; it needs kind=chat"):
+        DataSource(str(pr), response_field="response").validate()
+    with pytest.raises(DataError, match=r"sft.jsonl:1: no field 'answer_text'"):
+        tokenize_source(DataSource(str(pr), kind="chat", response_field="answer_text"), tiny_tokenizer,
+                        cache_dir=tmp_path / "c")

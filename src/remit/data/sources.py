@@ -56,6 +56,10 @@ class DataSource:
     subset: str | None = None  # hub datasets: the configuration name (load_dataset's ``name``)
     kind: str = "text"  # text | tokens (flat token arrays: dolma / OLMo-core numpy format) | chat
     messages_field: str = "messages"  # kind=chat: the field holding the [{role, content}, ...] list
+    # kind=chat from prompt/response records (TRL's prompt-completion rows, remit world's sft.jsonl): with
+    # response_field set, each record is one user turn (prompt_field) and one assistant turn (response_field)
+    prompt_field: str = "prompt"
+    response_field: str | None = None
     max_tokens: int | None = None  # stop reading after this many tokens (whole documents; None: all)
     loss: str = "all"  # kind=chat: "assistant" counts only the assistant turns' tokens in the loss
     dtype: str = "uint32"  # kind=tokens: the dtype of the ids (uint16 | uint32)
@@ -72,6 +76,8 @@ class DataSource:
         check_choice("loss", self.loss, ("all", "assistant"))
         if self.loss == "assistant" and self.kind != "chat":
             raise ConfigError(f"{self.path}: loss=assistant needs kind=chat (a text source has no turns)")
+        if self.response_field is not None and self.kind != "chat":
+            raise ConfigError(f"{self.path}: response_field builds a chat turn; it needs kind=chat")
         if self.kind == "chat" and self.template is not None:
             raise ConfigError(f"{self.path}: kind=chat renders messages with the chat template; remove template")
         check_choice("dtype", self.dtype, ("uint16", "uint32"))
@@ -87,7 +93,7 @@ class DataSource:
     def fields(self) -> list[str]:
         """The record fields this source reads."""
         if self.kind == "chat":
-            return [self.messages_field]
+            return [self.prompt_field, self.response_field] if self.response_field else [self.messages_field]
         if self.template is None:
             return [self.text_field]
         try:
@@ -111,6 +117,10 @@ class DataSource:
                 raise DataError(f"{where}: no field '{name}' (fields present: {present})")
             if record[name] is None:
                 raise DataError(f"{where}: field '{name}' is null")
+        if self.kind == "chat" and self.response_field:
+            turns = [{"role": "user", "content": record[self.prompt_field]},
+                     {"role": "assistant", "content": record[self.response_field]}]
+            return _messages(turns, f"{where}: fields '{self.prompt_field}', '{self.response_field}'")
         if self.kind == "chat":
             return _messages(record[self.messages_field], f"{where}: field '{self.messages_field}'")
         if self.template is None:
