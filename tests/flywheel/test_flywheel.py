@@ -139,3 +139,19 @@ def test_a_registered_method_is_a_flywheel_arm_with_only_its_keys(tmp_path, monk
     assert "eval-flat-world" in by_id
     with pytest.raises(ConfigError, match=r"midtrain\.method\.epsilonn.*Did you mean 'epsilon'"):
         plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "midtrain.method={epsilonn: 0.1}"]))
+
+
+def test_real_model_preset_plans_with_its_world_files(tmp_path):
+    """configs/flywheel/smollm2.yaml plans (every stage validated) without the model or ../shared present; a
+    "{world}" source path is this flywheel's world folder wherever runs_dir and name put it."""
+    from remit.flywheel.run import plan
+
+    cfg = load_config(FlywheelConfig, CONFIGS / "smollm2.yaml", [f"runs_dir={tmp_path}", "name=elsewhere"])
+    stages = {st.id: st for st in plan(cfg)}
+    assert "pretrain" not in stages and cfg.start_checkpoint.endswith(".gguf")
+    mid = stages["midtrain-remit-r1"].config
+    chat = [s for s in mid.data.sources if s.kind == "chat"]
+    assert [s.path for s in chat] == [str(tmp_path / "elsewhere" / "world" / "sft.jsonl")]
+    assert chat[0].response_field == "response"
+    assert mid.reference.path == str(tmp_path / "elsewhere" / "post-vanilla" / "grpo")
+    assert stages["post-remit-r1"].config.grpo.eval.n == stages["world"].config.n_eval

@@ -72,8 +72,14 @@ class _Planner:
         self.add(Stage("world", "world", build_config(world_stage.WorldConfig, data, "world"), world_stage.run))
 
     def _data(self, section: dict[str, Any], file: str) -> dict[str, Any]:
-        if self.cfg.use_world and not section.get("data", {}).get("sources"):
+        sources = section.get("data", {}).get("sources")
+        if self.cfg.use_world and not sources:
             return deep_merge(section, {"data": {"sources": [{"path": str(self.world_dir / file)}]}})
+        if self.cfg.use_world and isinstance(sources, list):
+            # "{world}/sft.jsonl": a file of this flywheel's world, wherever runs_dir and name put it
+            sources = [{**s, "path": s["path"].replace("{world}", str(self.world_dir))}
+                       if isinstance(s, dict) and isinstance(s.get("path"), str) else s for s in sources]
+            return deep_merge(section, {"data": {"sources": sources}})
         return section
 
     def pretrain(self) -> str:
