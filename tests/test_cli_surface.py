@@ -17,7 +17,7 @@ _POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps",
          "resume"]  # every post-training stage
 _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
           "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf",
-          "dist_timeout_s", "save_dtype", "fsdp", "checkpoint_async"]
+          "dist_timeout_s", "save_dtype", "fsdp", "checkpoint_async", "snapshot_tokens"]
 
 # stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
 SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
@@ -44,8 +44,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "world_max_gen_toks", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
-        "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "metric",
-        "hypotheses", "exploratory", "alpha", "confidence", "power", "n_boot", "analyze_only"]),
+        "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "arms",
+        "curves", "metric", "hypotheses", "exploratory", "alpha", "confidence", "power", "n_boot", "analyze_only"]),
     "stats": ("remit.eval.seeds", "SeedStatsConfig", "files", ["files", "confidence", "alpha", "power", "out"]),
     "world": ("remit.world.stage", "WorldConfig", None, [
         "out_dir", "seed", "n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval", "difficulty", "kinds",
@@ -53,7 +53,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "general_doc_chars"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet",
+        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "eval_suites", "report", "quiet",
         "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",

@@ -40,6 +40,8 @@ __all__ = ["Contrast", "ExperimentConfig", "run", "seed_flywheel"]
 
 
 def _base_flywheel(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The flywheel every seed runs (before its seed and paths): the YAML, the ``flywheel`` keys, the arms
+    and the curves."""
     data: dict[str, Any] = {}
     if cfg.flywheel_config:
         p = Path(cfg.flywheel_config)
@@ -48,7 +50,12 @@ def _base_flywheel(cfg: ExperimentConfig) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of flywheel keys")
-    return deep_merge(data, cfg.flywheel)
+    data = deep_merge(data, cfg.flywheel)
+    if cfg.arms:
+        data["arms"] = list(cfg.arms)
+    if cfg.curves:
+        data["curves"] = cfg.curves.flywheel(cfg.curve_metrics)
+    return data
 
 
 def _flywheel(data: dict[str, Any], section: str) -> FlywheelConfig:
