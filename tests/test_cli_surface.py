@@ -27,6 +27,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
         "extrapolate_positions", "precision", "dist_timeout_s"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
+    "prepare": ("remit.corpus.stage", "CorpusConfig", None, ["recipe", "out_dir", "shared_data", "seed",
+                                                              "pretrain_chars"]),
     "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "smoke", "plan"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss", "loss_type", "source"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
