@@ -156,6 +156,7 @@ class BuildOptions:
     code_workers: int = 2
     world_template: str = "Question: {prompt}\nAnswer:"
     world_max_gen_toks: int = 128
+    world_probe: bool = False           # the style probe: scoring.world_style_results, world_forced_results
     tokenizer: Any = None
     limit: int | None = None            # keep only the first N test docs (what lm-eval's limit scores)
 
@@ -262,7 +263,7 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
         return opts.world_template.format(prompt=d["prompt"])
 
     gen = {"until": ["\n\n", "Question:"], "do_sample": False, "max_gen_toks": _gen_budget(opts.world_max_gen_toks, opts)}
-    return {
+    out = {
         "world": _make("world", docs, output_type="generate_until", doc_to_text=prompt, doc_to_target=gold,
                        target_delimiter=" ", num_fewshot=0, generation_kwargs=gen,
                        process_results=scoring.world_results, metric_names=("exact_match",)),
@@ -271,4 +272,31 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
                             metric_names=("bpb", "token_loss"),
                             process_results=scoring.gold_loss_results(opts.tokenizer, prompt, gold, " ",
                                                                       opts.max_length)),
+    }
+    if opts.world_probe:
+        out.update(_world_probe_tasks(docs, prompt, gold, gen))
+    return out
+
+
+def _world_probe_tasks(docs: Callable[[], dict], prompt: Callable[[dict], str], gold: Callable[[dict], str],
+                       gen: dict) -> dict[str, Any]:
+    """The style probe: which start the model prefers (teacher-forced, the first word of the worked gold
+    solution vs of ``The answer is X.``) and its accuracy when its answer is made to start either way (greedy,
+    the start given as lm-eval's ``gen_prefix``, after the chat template's assistant turn in chat mode)."""
+
+    def with_starts() -> dict:
+        return {k: [{**d, **scoring.world_starts(d["answer"], gold(d))} for d in rows] for k, rows in docs().items()}
+
+    probe = {"doc_to_text": prompt, "doc_to_target": gold, "target_delimiter": " ", "num_fewshot": 0}
+    return {
+        "world:style": _make("world:style", with_starts, output_type="multiple_choice",
+                             doc_to_choice=lambda d: [d["worked_start"], d["direct_start"]],
+                             metric_names=scoring.WORLD_STYLE_METRICS, process_results=scoring.world_style_results,
+                             **(probe | {"doc_to_target": 0})),
+        "world:worked": _make("world:worked", with_starts, output_type="generate_until", gen_prefix="worked_start",
+                              generation_kwargs=gen, metric_names=("worked_exact_match",),
+                              process_results=scoring.world_forced_results("worked"), **probe),
+        "world:direct": _make("world:direct", with_starts, output_type="generate_until", gen_prefix="direct_prefix",
+                              generation_kwargs=gen, metric_names=("direct_exact_match",),
+                              process_results=scoring.world_forced_results("direct"), **probe),
     }
