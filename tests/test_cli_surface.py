@@ -41,7 +41,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "resume", "sft",
         "dpo", "grpo"]),
     "eval": ("remit.eval.run", "EvalConfig", None, [
-        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
+        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "gold_file", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
         "world_max_gen_toks", "world_probe", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),

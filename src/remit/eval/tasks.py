@@ -34,11 +34,11 @@ from typing import Any, Literal
 
 from remit.errors import ConfigError
 from remit.eval import scoring
-from remit.eval.data import load_docs, load_world_docs
+from remit.eval.data import load_docs, load_gold_docs, load_world_docs
 
 PAPER10 = ["gsm8k", "math", "humaneval", "mbpp", "arc_easy", "arc_challenge", "mmlu", "boolq", "piqa", "winogrande"]
 EXTRA = ["bbh", "openbookqa", "siqa", "copa"]
-SUITES = {"paper10": PAPER10, "world": ["world"], "extra": EXTRA}
+SUITES = {"paper10": PAPER10, "world": ["world"], "extra": EXTRA, "gold": ["gold"]}
 
 
 def _letters(doc: dict) -> str:
@@ -138,7 +138,7 @@ TASKS: dict[str, TaskSpec] = {
                     lambda d: d["target"], results=scoring.bbh_results, metrics=("exact_match",),
                     until=("</s>", "Q:", "\n\n"), max_gen_toks=1024),
 }
-KNOWN = sorted([*TASKS, "world"])
+KNOWN = sorted([*TASKS, "world", "gold"])
 
 
 @dataclass
@@ -147,6 +147,7 @@ class BuildOptions:
 
     data_dir: str | None = None
     world_dir: str | None = None
+    gold_file: str = ""                 # task 'gold': a jsonl of {"context", "target"} rows
     max_length: int = 2048
     max_gen_toks: int | None = None     # cap on every task's generation budget
     code_samples: int = 0               # > 0: extra sampled run for pass@k
@@ -199,6 +200,8 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
     """lm-eval Task objects for one benchmark: ``{lm_eval_task_name: Task}`` (main + companions)."""
     if name == "world":
         return _world_tasks(opts)
+    if name == "gold":
+        return _gold_tasks(opts)
     spec = TASKS[name]
     cache: dict[str, dict] = {}
 
@@ -244,6 +247,28 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
                                                       opts.max_length),
             metric_names=("bpb", "token_loss"))
     return out
+
+
+def _gold_tasks(opts: BuildOptions) -> dict[str, Any]:
+    """Bits per byte of given held-out (context, target) pairs: the target verbatim after its context (cut to
+    the window as every gold set is, ``scoring.fit_target``)."""
+    if not opts.gold_file:
+        raise ConfigError("gold_file: required by the 'gold' task (a jsonl of {\"context\", \"target\"} rows)")
+    cache: dict[str, dict] = {}
+
+    def docs() -> dict:
+        if "d" not in cache:
+            cache["d"] = _first(load_gold_docs(opts.gold_file), opts.limit)
+        return cache["d"]
+
+    def context(d: dict) -> str:
+        return d["context"]
+
+    target = scoring.fit_target(opts.tokenizer, lambda d: d["target"], opts.max_length)
+    return {"gold": _make("gold", docs, output_type="loglikelihood", doc_to_text=context, doc_to_target=target,
+                          target_delimiter="", num_fewshot=0, metric_names=("bpb", "token_loss"),
+                          process_results=scoring.gold_loss_results(opts.tokenizer, context, target, "",
+                                                                    opts.max_length))}
 
 
 def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
