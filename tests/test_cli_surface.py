@@ -27,6 +27,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
         "extrapolate_positions", "precision", "dist_timeout_s"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
+    "prepare": ("remit.corpus.stage", "CorpusConfig", None, ["recipe", "out_dir", "shared_data", "seed",
+                                                              "pretrain_chars"]),
     "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "smoke", "plan"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss", "loss_type", "source"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
@@ -39,9 +41,9 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "resume", "sft",
         "dpo", "grpo"]),
     "eval": ("remit.eval.run", "EvalConfig", None, [
-        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
+        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "gold_file", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
-        "world_max_gen_toks", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
+        "world_max_gen_toks", "world_probe", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
         "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "arms",
@@ -50,7 +52,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "world": ("remit.world.stage", "WorldConfig", None, [
         "out_dir", "seed", "n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval", "difficulty", "kinds",
         "direct_frac", "pretrain_reasoning_frac", "midtrain_general_frac", "qa_per_doc", "qa_per_doc_midtrain",
-        "general_doc_chars"]),
+        "general_doc_chars", "midtrain_chat_frac"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
         "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "eval_suites", "report", "quiet",

@@ -94,23 +94,3 @@ def test_variant_table_states_its_verdicts():
     assert "| vanilla | +0.72 [-1.32, +2.56] (not significant) |" in md
     assert "| perdoc | 0.500 / 0.250 | 0.500 / 0.250 |" in md
 
-
-def test_chatmix_rewrites_task_documents_as_chats(tmp_path, tiny_tokenizer_dir):
-    """chatmix.py: every Question/Answer pair of a chosen task document becomes one chat; other text stays."""
-    import shutil
-
-    from chatmix import chatmix
-
-    shutil.copytree(tiny_tokenizer_dir, tmp_path / "shared" / "pretrain")
-    world = tmp_path / "seed0" / "world"
-    world.mkdir(parents=True)
-    task = "Question: What is 2 + 2?\nAnswer: 2 + 2 = 4. The answer is 4.\n\nQuestion: What is 3 + 1?\nAnswer: The answer is 4."
-    story = "There once was a bear. Question: none here."
-    (world / "midtrain.jsonl").write_text(json.dumps({"text": story}) + "\n" + json.dumps({"text": task}) + "\n")
-    out = chatmix(tmp_path, frac=1.0)
-    rows = [json.loads(x)["text"] for x in out.read_text().splitlines()]
-    assert rows[0] == story
-    assert rows[1].count("<|user|>") == 2 and "What is 3 + 1?" in rows[1] and "Question:" not in rows[1]
-    assert "2 + 2 = 4. The answer is 4." in rows[1] and rows[1].count("<|assistant|>") == 2
-    counts = json.loads((out.parent / "counts.json").read_text())
-    assert (counts["task_docs"], counts["chat_docs"], counts["chat_pairs"]) == (1, 1, 2)
