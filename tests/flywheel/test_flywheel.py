@@ -146,7 +146,9 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
 
     arms = ("arms=[{name: remit-tau3, from: remit-r1, overrides: {method.temperature: 3.0}},"
             " {name: vanilla-half, from: vanilla, overrides: {token_budget: 250000}, posttrain: true},"
-            " {name: placebo, from: remit-r1, overrides: {method.name: remit_placebo}}]")
+            " {name: placebo, from: remit-r1, overrides: {method.name: remit_placebo}},"
+            " {name: chat-remit, from: remit-r1, world: {midtrain_chat_frac: 0.5}},"
+            " {name: chat-sft, from: remit-r1, world: {midtrain_chat_frac: 0.5}, overrides: {reference.path: s0}}]")
     cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", arms,
                                              "curves={arms: [vanilla, vanilla-half], points: 3, eval: {limit: 50}}"])
     by_id = {s.id: s for s in plan(cfg)}
@@ -160,6 +162,13 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
     assert half.data == van.data and half.seed == van.seed
     assert "post-vanilla-half" in by_id and "post-remit-tau3" not in by_id
     assert {"eval-remit-tau3-world", "eval-vanilla-half+post-world", "eval-placebo-world"} <= set(by_id)
+    # a world arm: the flywheel's world with its keys changed, generated once, its midtrain.jsonl the arm's data
+    worlds = [s for s in by_id.values() if s.kind == "world" and s.id != "world"]
+    assert len(worlds) == 1 and worlds[0].config.midtrain_chat_frac == 0.5 and worlds[0].config.seed == 0
+    chat, chat_sft = by_id["midtrain-chat-remit"].config, by_id["midtrain-chat-sft"].config
+    assert chat.data.sources[0].path == str(Path(worlds[0].config.out_dir) / "midtrain.jsonl")
+    assert chat_sft.data.sources == chat.data.sources and chat_sft.reference.path == "s0"
+    assert chat.reference.path == r1.reference.path and by_id["world"].config.midtrain_chat_frac == 0
     # curves: snapshots at the middle of each arm's own budget (a whole number of steps), scored with the curve
     # eval overrides, the start and the end too; the other arms write none
     per = 16 * 256
@@ -182,6 +191,8 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
     ("arms=[{name: vanilla, from: vanilla}]", r"arms\[0\].name='vanilla'.*already has an arm"),
     ("arms=[{name: t, from: vanilla, overrides: {out_dir: x}}]", r"arms\[0\].overrides.out_dir: set by the flywheel"),
     ("curves={arms: [kd], points: 3}", r"curves.arms: 'kd' is not a mid-trained arm"),
+    ("arms=[{name: t, from: vanilla, world: {midtrain_chat_fraction: 0.5}}]",
+     r"'arms\[0\].world.midtrain_chat_fraction'.*Did you mean 'midtrain_chat_frac'"),
     ("curves={arms: [vanilla], points: 3, tokens: [10]}", r"curves.tokens: give tokens .* or points"),
 ])
 def test_extra_arm_and_curve_errors_name_the_key(tmp_path, over, msg):

@@ -25,3 +25,14 @@ def test_snapshots_hold_the_weights_of_their_step(make_cfg):
         assert w and all(torch.equal(w[k], ref[k]) for k in w)
     final = load_file(str(out / "model.safetensors"))
     assert not all(torch.equal(final[k], w[k]) for k in w)  # the last snapshot is not the end
+
+
+def test_snapshots_do_not_change_training(make_cfg):
+    from safetensors.torch import load_file
+
+    from remit.midtrain.engine import train
+
+    a = train(make_cfg("ntp", out="plain"))
+    b = train(make_cfg("ntp", "snapshot_tokens=[128, 256]", out="snap"))
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

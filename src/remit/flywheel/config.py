@@ -16,6 +16,7 @@ from typing import Any
 from remit.config import ConfigError, check_range, from_dict, set_dotted
 from remit.methods.registry import arm_names
 from remit.midtrain.config import MethodConfig, MidtrainConfig
+from remit.world.config import WorldConfig
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -72,18 +73,21 @@ def default_posttrain() -> dict[str, Any]:
 
 # Keys of an extra arm's mid-training that the flywheel sets itself.
 _ARM_FIXED = ("out_dir", "resume", "overwrite")
-_ARM_KEYS = ("name", "from", "overrides", "posttrain")
+_ARM_KEYS = ("name", "from", "overrides", "posttrain", "world")
 
 
 @dataclass(frozen=True)
 class ExtraArm:
     """One more mid-training arm: the config of arm ``base`` (same start checkpoint, reference, data order and
-    schedule shape) with dotted ``overrides``, evaluated like every arm, post-trained when ``posttrain``."""
+    schedule shape) with dotted ``overrides``, evaluated like every arm, post-trained when ``posttrain``;
+    with ``world``, mid-trained on the ``midtrain.jsonl`` of the flywheel's world with those keys changed
+    (e.g. ``midtrain_chat_frac: 0.5``), every other split (post-training, held-out tasks) the flywheel's own."""
 
     name: str
     base: str
     overrides: dict[str, Any]
     posttrain: bool = False
+    world: dict[str, Any] = field(default_factory=dict)  # world keys: mid-train on that world's midtrain.jsonl
 
 
 def extra_arms(items: list[Any]) -> list[ExtraArm]:
@@ -116,7 +120,18 @@ def extra_arms(items: list[Any]) -> list[ExtraArm]:
         posttrain = item.get("posttrain", False)
         if not isinstance(posttrain, bool):
             raise ConfigError(f"{where}.posttrain={posttrain!r}: give true or false")
-        out.append(ExtraArm(name, base, {str(k): v for k, v in overrides.items()}, posttrain))
+        world = item.get("world") or {}
+        if not isinstance(world, dict):
+            raise ConfigError(f"{where}.world: expected a mapping of world keys, e.g. {{midtrain_chat_frac: 0.5}}")
+        for key, value in world.items():
+            if str(key) in ("out_dir", "seed"):
+                raise ConfigError(f"{where}.world.{key}: set by the flywheel (the flywheel's world seed); leave it out")
+            set_dotted({}, str(key), value, WorldConfig, shown=f"{where}.world.{key}")
+        if world and any(str(k).startswith("data.sources") for k in overrides):
+            raise ConfigError(f"{where}: give world (its midtrain.jsonl becomes the arm's data) or "
+                              f"overrides.data.sources, not both")
+        out.append(ExtraArm(name, base, {str(k): v for k, v in overrides.items()}, posttrain,
+                            {str(k): v for k, v in world.items()}))
     return out
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remit.config import build_config, save_config, set_dotted
+from remit.config import build_config, config_hash, save_config, set_dotted
 from remit.errors import ConfigError, RemitError
 from remit.eval import run as ev
 from remit.flywheel.config import ExtraArm, FlywheelConfig, deep_merge, extra_arms
@@ -126,6 +126,8 @@ class _Planner:
         data = copy.deepcopy(base)
         sid = f"midtrain-{spec.name}"
         data["out_dir"] = str(self.root / sid)
+        if spec.world:
+            data["data"] = {**data.get("data", {}), "sources": [{"path": str(self.arm_world(i, spec) / "midtrain.jsonl")}]}
         for key, value in spec.overrides.items():
             set_dotted(data, key, value, MidtrainConfig, shown=f"arms[{i}].overrides.{key}")
         # the method section: the keys the (possibly new) method reads, from midtrain.method and the overrides
@@ -142,6 +144,18 @@ class _Planner:
         info = {**base_stage.info, "method": name, "arm": spec.name, "from": spec.base,
                 "overrides": dict(spec.overrides)}
         return self._add_midtrain(sid, spec.name, data, f"arms[{i}] ({spec.name})", info)
+
+    def arm_world(self, i: int, spec: ExtraArm) -> Path:
+        """The world of an arm's ``world`` keys: generated once per distinct set of keys, beside the flywheel's."""
+        if not self.cfg.use_world:
+            raise ConfigError(f"arms[{i}].world: needs the flywheel's world (use_world=true)")
+        data = deep_merge(deep_merge({"seed": self.cfg.seed}, self.cfg.world), spec.world)
+        probe = build_config(world_stage.WorldConfig, {**data, "out_dir": "x"}, f"arms[{i}].world")
+        out = self.root / f"world-{config_hash(probe)[:8]}"
+        if not any(st.kind == "world" and st.config.out_dir == str(out) for st in self.stages):
+            cfg = build_config(world_stage.WorldConfig, {**data, "out_dir": str(out)}, f"arms[{i}].world")
+            self.add(Stage(out.name, "world", cfg, world_stage.run))
+        return out
 
     def _add_midtrain(self, sid: str, label: str, data: dict[str, Any], section: str, info: dict[str, Any]) -> str:
         from remit.midtrain import stage as mt  # imports torch: only when a flywheel is planned
