@@ -55,7 +55,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "general_doc_chars", "midtrain_chat_frac"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "eval_suites", "report", "quiet",
+        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "eval_suites", "report", "quiet",
         "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",

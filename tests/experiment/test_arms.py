@@ -14,20 +14,12 @@ from remit.errors import ConfigError
 from remit.experiment.run import ExperimentConfig, run
 
 REPO = Path(__file__).resolve().parents[2]
-SMOKE = REPO / "configs" / "experiments" / "smoke.yaml"
-ARMS = ("arms=[{name: vanilla-half, from: vanilla, overrides: {token_budget: 1024}, posttrain: true},"
-        " {name: placebo, from: remit-r1, overrides: {method.name: remit_placebo}}]")
-
-CURVES = ("curves={arms: [vanilla, vanilla-half], points: 3, metrics: [world/world/bpb],"
-          " efficiency: [{name: half, treatment: vanilla-half, baseline: vanilla}]}")
+CONFIG = REPO / "configs" / "experiments" / "smoke-arms.yaml"
 
 
 def _cfg(tmp_path, *over):
-    return load_config(ExperimentConfig, SMOKE, [
-        f"runs_dir={tmp_path}", f"flywheel_config={REPO / 'configs/flywheel/smoke.yaml'}", "seeds=[0]", "jobs=1",
-        "flywheel.posttrain.stages=[sft]", ARMS, "exploratory=[]",
-        "hypotheses=[{name: half, treatment: vanilla-half, baseline: vanilla, alternative: two-sided},"
-        " {name: placebo, treatment: remit-r1, baseline: placebo}]", CURVES, *over])
+    return load_config(ExperimentConfig, CONFIG, [f"runs_dir={tmp_path}",
+                                                  f"flywheel_config={REPO / 'configs/flywheel/smoke.yaml'}", *over])
 
 
 def _metrics(d: Path) -> list[dict]:
@@ -46,7 +38,7 @@ def test_arm_errors_name_the_key(tmp_path):
 def test_budget_and_placebo_arms_train_from_their_arm_and_are_reused(tmp_path, capfd):
     cfg = _cfg(tmp_path)
     run(cfg)
-    seed = tmp_path / "smoke" / "seed0"
+    seed = tmp_path / "smoke-arms" / "seed0"
     man = {d: json.loads((seed / d / "manifest.json").read_text())
            for d in ("midtrain-vanilla", "midtrain-vanilla-half", "midtrain-placebo", "midtrain-remit-r1")}
     # the budget arm trained half the tokens, its LR decayed to the minimum at its own end (as vanilla's at its)
@@ -58,7 +50,7 @@ def test_budget_and_placebo_arms_train_from_their_arm_and_are_reused(tmp_path, c
     assert half[0]["loss"] == pytest.approx(van[0]["loss"])  # same start, data order: the same first batch
     assert man["midtrain-placebo"]["method"] == "remit_placebo"
     assert man["midtrain-placebo"]["inputs"]["reference"] == man["midtrain-remit-r1"]["inputs"]["reference"]
-    s = json.loads((tmp_path / "smoke" / "summary.json").read_text())
+    s = json.loads((tmp_path / "smoke-arms" / "summary.json").read_text())
     assert {"vanilla-half", "placebo", "vanilla", "remit-r1"} <= set(s["arms"])
     assert (seed / "eval-vanilla-half+post-world" / "manifest.json").is_file()
     res = json.loads((seed / "eval-vanilla-half-world" / "results.json").read_text())
@@ -81,11 +73,11 @@ def test_budget_and_placebo_arms_train_from_their_arm_and_are_reused(tmp_path, c
     assert bpb["vanilla"]["0"][2][1] < bpb["vanilla"]["0"][0][1]  # mid-training lowers the held-out bpb
     eff = s["efficiency"]["half"]
     assert eff["per_seed"][0]["target"] == bpb["vanilla"]["0"][2][1] and eff["per_seed"][0]["baseline_tokens"] == 2048
-    assert (tmp_path / "smoke" / "curves.png").is_file() and "Sample efficiency" in (tmp_path / "smoke" / "results.md").read_text()
+    assert (tmp_path / "smoke-arms" / "curves.png").is_file() and "Sample efficiency" in (tmp_path / "smoke-arms" / "results.md").read_text()
     # a rerun trains nothing and scores no point again
     capfd.readouterr()
     run(cfg)
-    second = (tmp_path / "smoke" / "logs" / "seed0.log").read_text().split("$ ")[-1].splitlines()
+    second = (tmp_path / "smoke-arms" / "logs" / "seed0.log").read_text().split("$ ")[-1].splitlines()
     done = [ln for ln in second if ln.startswith("[flywheel] [") and " ... (elapsed" not in ln]
     assert done and all(ln.endswith(": reused (finished earlier)") for ln in done)
     assert any("midtrain-vanilla-half: reused" in ln for ln in done)

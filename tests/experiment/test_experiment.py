@@ -88,7 +88,10 @@ def test_chain_followups_are_arms_of_the_chain_experiment():
     arm chain.yaml trained; its arms are valid and every contrast names one of them."""
     exp = REPO / "configs" / "experiments"
     chain, follow = load_config(ExperimentConfig, exp / "chain.yaml"), load_config(ExperimentConfig, exp / "chain-followups.yaml")
-    for key in ("name", "seeds", "start_seed", "flywheel", "curves", "metric", "start_checkpoint", "flywheel_config"):
+    for key in ("name", "seeds", "start_seed", "curves", "metric", "start_checkpoint", "flywheel_config"):
         assert getattr(follow, key) == getattr(chain, key), key
+    assert {k: v for k, v in follow.flywheel.items() if k != "chat_evals"} == chain.flywheel  # only evals added
     assert [a["name"] for a in follow.arms] == ["perdoc", "tau3", "chat-vanilla", "chat-remit", "chat-sft"]
-    assert not follow.hypotheses and len(follow.exploratory) == 10  # decided after the main results: exploratory
+    assert not follow.hypotheses and len(follow.exploratory) == 13  # decided after the main results: exploratory
+    labels = {c.treatment for c in follow.exploratory} | {c.baseline for c in follow.exploratory}
+    assert "chat-remit@chat" in labels and "chat-sft+post" in labels

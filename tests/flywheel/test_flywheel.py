@@ -149,7 +149,7 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
             " {name: placebo, from: remit-r1, overrides: {method.name: remit_placebo}},"
             " {name: chat-remit, from: remit-r1, world: {midtrain_chat_frac: 0.5}},"
             " {name: chat-sft, from: remit-r1, world: {midtrain_chat_frac: 0.5}, overrides: {reference.path: s0}}]")
-    cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", arms,
+    cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", arms, "chat_evals=[vanilla, chat-remit]",
                                              "curves={arms: [vanilla, vanilla-half], points: 3, eval: {limit: 50}}"])
     by_id = {s.id: s for s in plan(cfg)}
     r1, van = by_id["midtrain-remit-r1"].config, by_id["midtrain-vanilla"].config
@@ -169,6 +169,10 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
     assert chat.data.sources[0].path == str(Path(worlds[0].config.out_dir) / "midtrain.jsonl")
     assert chat_sft.data.sources == chat.data.sources and chat_sft.reference.path == "s0"
     assert chat.reference.path == r1.reference.path and by_id["world"].config.midtrain_chat_frac == 0
+    # chat_evals: the base model asked as chats, beside its pre-training-format evaluation
+    ask = by_id["eval-chat-remit@chat-world"].config
+    assert ask.model == chat.out_dir and ask.chat and ask.world_template == "{prompt}"
+    assert not by_id["eval-chat-remit-world"].config.chat and "eval-vanilla@chat-world" in by_id
     # curves: snapshots at the middle of each arm's own budget (a whole number of steps), scored with the curve
     # eval overrides, the start and the end too; the other arms write none
     per = 16 * 256
@@ -191,6 +195,7 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
     ("arms=[{name: vanilla, from: vanilla}]", r"arms\[0\].name='vanilla'.*already has an arm"),
     ("arms=[{name: t, from: vanilla, overrides: {out_dir: x}}]", r"arms\[0\].overrides.out_dir: set by the flywheel"),
     ("curves={arms: [kd], points: 3}", r"curves.arms: 'kd' is not a mid-trained arm"),
+    ("chat_evals=[vanilla+post]", r"chat_evals: 'vanilla\+post' is not a base model"),
     ("arms=[{name: t, from: vanilla, world: {midtrain_chat_fraction: 0.5}}]",
      r"'arms\[0\].world.midtrain_chat_fraction'.*Did you mean 'midtrain_chat_frac'"),
     ("curves={arms: [vanilla], points: 3, tokens: [10]}", r"curves.tokens: give tokens .* or points"),

@@ -8,7 +8,9 @@ Layout of ``<runs_dir>/<name>/``: ``start/`` (world + pre-training, built once f
 unless ``start_checkpoint`` is given), ``seed<s>/`` (one ``remit flywheel`` per seed: ``seed=s``, the
 shared world and start checkpoint; its stages are the arms), ``configs/seed<s>.yaml`` (the exact flywheel
 config each seed ran), ``logs/seed<s>.log``, and the results: ``results.md``, ``summary.json`` (per-seed
-and per-example values of every arm), ``contrasts.png``.
+and per-example values of every arm; with ``curves``, every curve point), ``contrasts.png``, ``curves.png``.
+Extra arms (``arms``: budget, placebo, a method knob, another data mix) and curves at fixed token counts
+(``curves``) are the flywheel's (:mod:`remit.flywheel.run`); docs/experiments.md shows both.
 
 Planning goes through the flywheel's planner (every stage config of every seed validated before anything
 runs); a finished stage is reused and an interrupted one resumes, so re-running the same command after a

@@ -191,6 +191,8 @@ class FlywheelConfig:
     # Extra mid-training arms: [{name, from: <arm label>, overrides: {dotted.key: value}, posttrain: false}]
     arms: list[dict[str, Any]] = field(default_factory=list, metadata={"omit_if_empty": True})
     curves: CurveSpec = field(default_factory=CurveSpec, metadata={"omit_if_empty": True})
+    # Base models (labels) also evaluated asked as chats (chat template, the question itself): label <label>@chat
+    chat_evals: list[str] = field(default_factory=list, metadata={"omit_if_empty": True})
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
     report: bool = True
     quiet: bool = True  # hide the libraries' own progress bars and advisory warnings

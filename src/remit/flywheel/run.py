@@ -8,7 +8,16 @@ Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
     world -> pretrain (P) -> midtrain-vanilla (B0) -> post-vanilla (SFT -> DPO -> GRPO = R0)
           -> midtrain-remit-r1 (P + reference R0 = B1) -> post-remit-r1 (R1) -> ... round k ...
           -> midtrain-<baseline> (P + R0, or the SFT model for sft_guided) [-> post-<baseline>]
-          -> eval-<model>-<suite> for every base and post-trained model -> report
+          -> midtrain-<arm> [-> post-<arm>] for every extra arm (``arms``: from an arm's config + overrides)
+          -> curve-<arm>-<tokens>-<suite> after each curve arm's mid-training (``curves``)
+          -> eval-<model>-<suite> for every base and post-trained model (and <base>@chat: ``chat_evals``) -> report
+
+Extra arms (``arms: [{name, from, overrides, posttrain, world}]``) start from the mid-training config of
+the arm named in ``from`` (same start checkpoint, reference, data order, schedule shape) with dotted
+overrides (a budget arm: ``token_budget``; a placebo: ``method.name: remit_placebo``) and, with ``world``,
+the ``midtrain.jsonl`` of the flywheel's world with those keys changed. Curves (``curves``): each curve
+arm's mid-training writes weights-only snapshots at fixed token counts (``snapshot_tokens``); each is
+scored by ``remit eval`` and deleted once scored; the manifest maps ``curves.<arm>.<tokens>.<suite>``.
 
 Baselines are the arms of role ``baseline`` in the method table (``remit.methods``): ``sft_guided`` and
 every method other than ntp and remit, a plugin's too (guided by R0 when it needs a reference); each
@@ -268,6 +277,11 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
         raise ConfigError(f"curves.arms: {missing[0]!r} is not a mid-trained arm of this flywheel; its arms are: "
                           f"{', '.join(p.mid)}")
     models = {label: (path, False) for label, path in bases.items()}
+    for label in cfg.chat_evals:
+        if label not in bases:
+            raise ConfigError(f"chat_evals: {label!r} is not a base model of this flywheel; its base models are: "
+                              f"{', '.join(bases)}")
+        models[f"{label}@chat"] = (bases[label], True)
     models.update({f"{label}+post": (outs["final"], True) for label, outs in posts.items()})
     p.evals(models)
     p.root.mkdir(parents=True, exist_ok=True)
