@@ -87,6 +87,9 @@ class ExperimentConfig:
     start_checkpoint: str = ""     # a given pre-annealing checkpoint; empty: built once from the flywheel section
     flywheel_config: str = ""      # a flywheel YAML (as `remit flywheel --config`); empty: the embedded default
     flywheel: dict[str, Any] = field(default_factory=dict)  # flywheel keys shared by every seed (override the YAML)
+    # a `remit prepare` config (remit.corpus: recipe, out_dir, ...) run once before the start; the flywheel
+    # section reads its files by path
+    prepare: dict[str, Any] = field(default_factory=dict, metadata={"omit_if_empty": True})
     # extra mid-training arms of every seed's flywheel: [{name, from: <arm>, overrides: {dotted.key: value},
     # posttrain: false}] (a budget arm: overrides {token_budget: ...}; a placebo: {method.name: remit_placebo})
     arms: list[dict[str, Any]] = field(default_factory=list)
@@ -120,6 +123,11 @@ class ExperimentConfig:
                 raise ConfigError(f"flywheel.{key}: set by the experiment for each seed; use the experiment's "
                                   f"{'start_seed/seeds' if key == 'seed' else key} instead")
         extra_arms(self.arms)
+        if self.prepare:
+            from remit.config import build_config
+            from remit.corpus.stage import CorpusConfig
+
+            build_config(CorpusConfig, self.prepare, "prepare")
         for i, c in enumerate(self.curves.efficiency):
             if c.metric and c.metric not in self.curve_metrics:
                 raise ConfigError(f"curves.efficiency[{i}].metric={c.metric!r}: not a curve metric; add it to "

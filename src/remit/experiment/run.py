@@ -4,7 +4,8 @@
     remit experiment --config configs/experiments/chain.yaml jobs=2     # two seeds at once (one process each)
     remit experiment --config configs/experiments/chain.yaml analyze_only=true
 
-Layout of ``<runs_dir>/<name>/``: ``start/`` (world + pre-training, built once from the flywheel section
+``prepare`` (a ``remit prepare`` config) builds a data recipe's files first, once. Layout of
+``<runs_dir>/<name>/``: ``start/`` (world + pre-training, built once from the flywheel section
 unless ``start_checkpoint`` is given), ``seed<s>/`` (one ``remit flywheel`` per seed: ``seed=s``, the
 shared world and start checkpoint; its stages are the arms), ``configs/seed<s>.yaml`` (the exact flywheel
 config each seed ran), ``logs/seed<s>.log``, and the results: ``results.md``, ``summary.json`` (per-seed
@@ -132,6 +133,11 @@ def _run_seed(cfg: ExperimentConfig, seed: int, start: str) -> float:
 
 def run(cfg: ExperimentConfig) -> Path:
     root = Path(cfg.runs_dir) / cfg.name
+    if cfg.prepare and not cfg.analyze_only:
+        from remit.corpus import stage as corpus
+
+        print(f"[experiment] prepare: {corpus.run(build_config(corpus.CorpusConfig, cfg.prepare, 'prepare'))}",
+              flush=True)  # reused when finished with the same config and inputs
     start, labels = _start(cfg, build=not cfg.analyze_only)
     _check_arms(cfg, labels)
     if not cfg.analyze_only:

@@ -194,6 +194,8 @@ class FlywheelConfig:
     # Base models (labels) also evaluated asked as chats (chat template, the question itself): label <label>@chat
     chat_evals: list[str] = field(default_factory=list, metadata={"omit_if_empty": True})
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
+    # eval keys of one suite over the `eval` section, e.g. {gold: {limit: null}} (paper10 keeps eval.limit)
+    suite_eval: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"omit_if_empty": True})
     report: bool = True
     quiet: bool = True  # hide the libraries' own progress bars and advisory warnings
     # Runs pretrain/midtrain/posttrain on several processes, e.g. "torchrun --nproc_per_node 8" (flywheel/launch.py)
@@ -219,5 +221,9 @@ class FlywheelConfig:
                 raise ConfigError(f"baselines: '{b}' is not known. Accepted values: {', '.join(accepted)} "
                                   f"(arms and methods of remit.methods; a plugin's methods too).")
         extra_arms(self.arms)
+        for suite, keys in self.suite_eval.items():
+            if suite not in self.eval_suites or not isinstance(keys, dict):
+                raise ConfigError(f"suite_eval.{suite}: give eval keys of one of eval_suites "
+                                  f"({', '.join(self.eval_suites)}), e.g. suite_eval: {{gold: {{limit: null}}}}")
         if not self.use_world and self.start_checkpoint is None and not self.pretrain.get("data"):
             raise ConfigError("use_world=false needs start_checkpoint or pretrain.data (the data to pre-train on).")

@@ -220,7 +220,8 @@ class _Planner:
         return outs
 
     def eval_config(self, path: str, suite: str, chat: bool, folder: str, extra: dict[str, Any]) -> ev.EvalConfig:
-        data = deep_merge(deep_merge({"seed": self.cfg.seed}, self.cfg.eval), extra)
+        data = deep_merge(deep_merge({"seed": self.cfg.seed}, self.cfg.eval), self.cfg.suite_eval.get(suite) or {})
+        data = deep_merge(data, extra)
         over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat, "out_dir": str(self.root / folder)}
         if self.cfg.use_world and not data.get("world_dir"):
             over["world_dir"] = str(self.world_dir)
