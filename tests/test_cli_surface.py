@@ -17,7 +17,7 @@ _POST = ["model", "data", "out", "device", "seed", "learning_rate", "max_steps",
          "resume"]  # every post-training stage
 _TRAIN = ["out_dir", "model", "data", "optim", "schedule", "logging", "token_budget", "max_steps", "seed",
           "checkpoint_every", "keep_checkpoints", "resume", "overwrite", "parallel", "device", "perf",
-          "dist_timeout_s", "save_dtype", "fsdp", "checkpoint_async"]
+          "dist_timeout_s", "save_dtype", "fsdp", "checkpoint_async", "snapshot_tokens"]
 
 # stage -> (module, config class, positional field, top-level config keys; their order is not pinned)
 SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
@@ -27,6 +27,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "reference", "tokenizer", "data", "out_dir", "dtype", "batch_size", "shard_rows", "chunk_size", "device",
         "extrapolate_positions", "precision", "dist_timeout_s"]),
     "prepare-data": ("remit.midtrain.prepare", "PrepareConfig", None, ["tokenizer", "data", "out_dir"]),
+    "prepare": ("remit.corpus.stage", "CorpusConfig", None, ["recipe", "out_dir", "shared_data", "seed",
+                                                              "pretrain_chars"]),
     "plan": ("remit.midtrain.plan", "PlanConfig", None, [*_TRAIN, "method", "reference", "smoke", "plan"]),
     "sft": ("remit.posttrain.sft", "SFTStageConfig", None, [*_POST, "assistant_only_loss", "loss_type", "source"]),
     "dpo": ("remit.posttrain.dpo", "DPOStageConfig", None, [
@@ -39,21 +41,22 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "model", "out", "stages", "data_dir", "sft_data", "rl_data", "eval_data", "device", "seed", "resume", "sft",
         "dpo", "grpo"]),
     "eval": ("remit.eval.run", "EvalConfig", None, [
-        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "out_dir", "limit", "batch_size",
+        "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "gold_file", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
-        "world_max_gen_toks", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
+        "world_max_gen_toks", "world_probe", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
-        "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "metric",
-        "hypotheses", "exploratory", "alpha", "confidence", "power", "n_boot", "analyze_only"]),
+        "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "arms",
+        "curves", "prepare", "metric", "hypotheses", "exploratory", "alpha", "confidence", "power", "n_boot", "analyze_only"]),
     "stats": ("remit.eval.seeds", "SeedStatsConfig", "files", ["files", "confidence", "alpha", "power", "out"]),
     "world": ("remit.world.stage", "WorldConfig", None, [
         "out_dir", "seed", "n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval", "difficulty", "kinds",
         "direct_frac", "pretrain_reasoning_frac", "midtrain_general_frac", "qa_per_doc", "qa_per_doc_midtrain",
-        "general_doc_chars"]),
+        "general_doc_chars", "midtrain_chat_frac"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "eval_suites", "report", "quiet",
+        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "eval_suites", "suite_eval", "report",
+        "quiet",
         "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from prepare import PrepError, prepare, shared_data  # noqa: E402
+from remit.corpus import stage as corpus  # noqa: E402
 
 T0 = time.time()
 
@@ -90,7 +90,7 @@ class Experiment:
     def __init__(self, rec: dict[str, Any], work: Path):
         self.rec, self.work = rec, work
         self.data = work / "data"
-        self.shared = shared_data()
+        self.shared = corpus.resolve_shared_data()
         self.ledger = Ledger(work / "ledger.json")
         from remit.utils.integrations import default_device
 
@@ -216,6 +216,18 @@ class Experiment:
         return models
 
 
+def prepare(work: Path, pretrain_chars: int) -> dict[str, Any]:
+    """``remit prepare`` (configs/data/quality.yaml) into ``<work>/data``; its statistics also as prep.json."""
+    from remit.config import load_config
+    from remit.manifest import read_manifest
+
+    cfg = load_config(corpus.CorpusConfig, REPO / "configs/data/quality.yaml",
+                      [f"out_dir={work / 'data'}", f"pretrain_chars={pretrain_chars}"])
+    info = read_manifest(corpus.run(cfg))
+    (work / "data" / "prep.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
 def git_head() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
@@ -252,8 +264,8 @@ def main() -> None:
             old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
             meta["first_started"] = old.get("first_started", meta["started"])
             meta_path.write_text(json.dumps(meta, indent=1))
-            say(f"scale={scale} seeds={seeds} work={work} shared data={shared_data()}")
-            info = prepare(work, pretrain_chars=rec["pretrain_chars"])
+            say(f"scale={scale} seeds={seeds} work={work} shared data={corpus.resolve_shared_data()}")
+            info = prepare(work, rec["pretrain_chars"])
             say(f"data: pretrain {info['pretrain']['chars'] / 1e6:.1f}M chars, midtrain {info['midtrain']['chars'] / 1e6:.1f}M "
                 f"chars; decontamination dropped {info['decontamination']['dropped']}")
             Experiment(rec, work).run(seeds)
@@ -264,7 +276,7 @@ def main() -> None:
             from analyze import analyze
 
             say(f"analysis -> {analyze(work, Path(a.results))}")
-    except (PrepError, RemitError) as e:
+    except RemitError as e:
         raise SystemExit(f"error: {e}") from None
 
 

@@ -50,6 +50,7 @@ def _load_stages() -> None:
         "midtrain": Stage("remit.midtrain.stage", "MidtrainConfig", "mid-train (anneal) with ReMiT or a baseline"),
         "score-reference": Stage("remit.midtrain.score", "ScoreConfig", "cache per-token reference log-probs"),
         "prepare-data": Stage("remit.midtrain.prepare", "PrepareConfig", "tokenise and pack the data once (cached)"),
+        "prepare": Stage("remit.corpus.stage", "CorpusConfig", "build a data recipe's jsonl files from raw public data"),
         "plan": Stage("remit.midtrain.plan", "PlanConfig", "offline: a config's mix, disk, memory and GPU-hours"),
         "sft": Stage("remit.posttrain.sft", "SFTStageConfig", "supervised fine-tuning (TRL SFTTrainer)"),
         "dpo": Stage("remit.posttrain.dpo", "DPOStageConfig", "on-policy DPO (TRL DPOTrainer)"),

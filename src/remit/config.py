@@ -33,6 +33,7 @@ __all__ = [
     "from_dict",
     "to_dict",
     "save_config",
+    "set_dotted",
     "apply_overrides",
     "validate_config",
     "check_choice",
@@ -182,26 +183,31 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: type | None
         if "=" not in item:
             raise ConfigError(f"Override '{item}' must look like key=value (for example optim.lr=1e-3).")
         key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = data
-        node_cls = cls
-        for i, part in enumerate(parts):
-            if node_cls is not None and dataclasses.is_dataclass(node_cls):
-                names = [f.name for f in dataclasses.fields(node_cls)]
-                if part not in names:
-                    where = ".".join(parts[:i]) or "the top level"
-                    raise ConfigError(f"Unknown config key '{key}' (no '{part}' in {where}). {_suggest(part, names)}")
-                hint = _type_hints(node_cls)[part]
-                node_cls = _dataclass_in(hint)
-            if i == len(parts) - 1:
-                node[part] = _parse_scalar(raw)
-            else:
-                child = node.get(part)
-                if not isinstance(child, dict):
-                    child = {}
-                    node[part] = child
-                node = child
+        set_dotted(data, key.strip(), _parse_scalar(raw), cls)
     return data
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, cls: type | None = None, *, shown: str = "") -> None:
+    """Set ``a.b.c`` in a nested mapping (in place), checking the key against dataclass ``cls``; an unknown
+    key is one ConfigError that names it as ``shown`` (default: the key itself)."""
+    parts = key.split(".")
+    node, node_cls = data, cls
+    for i, part in enumerate(parts):
+        if node_cls is not None and dataclasses.is_dataclass(node_cls):
+            names = [f.name for f in dataclasses.fields(node_cls)]
+            if part not in names:
+                where = ".".join(parts[:i]) or "the top level"
+                raise ConfigError(f"Unknown config key '{shown or key}' (no '{part}' in {where}). "
+                                  f"{_suggest(part, names)}")
+            node_cls = _dataclass_in(_type_hints(node_cls)[part])
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
 
 
 def _dataclass_in(tp: Any) -> type | None:

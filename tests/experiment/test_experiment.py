@@ -81,3 +81,17 @@ def test_experiment_end_to_end_reuses_and_reads_every_seed(tmp_path, capfd):
     stages = [ln for ln in second if ln.startswith("[flywheel] [") and " ... (elapsed" not in ln]
     assert len(stages) == 10 and all(ln.endswith(": reused (finished earlier)") for ln in stages)
     assert not (root / "seed0" / "report.md").exists()  # per-seed reports only when the experiment asks
+
+
+def test_chain_followups_are_arms_of_the_chain_experiment():
+    """chain-followups.yaml runs in chain.yaml's folder with the same seeds, start and flywheel, so it reuses every
+    arm chain.yaml trained; its arms are valid and every contrast names one of them."""
+    exp = REPO / "configs" / "experiments"
+    chain, follow = load_config(ExperimentConfig, exp / "chain.yaml"), load_config(ExperimentConfig, exp / "chain-followups.yaml")
+    for key in ("name", "seeds", "start_seed", "curves", "metric", "start_checkpoint", "flywheel_config"):
+        assert getattr(follow, key) == getattr(chain, key), key
+    assert {k: v for k, v in follow.flywheel.items() if k != "chat_evals"} == chain.flywheel  # only evals added
+    assert [a["name"] for a in follow.arms] == ["perdoc", "tau3", "chat-vanilla", "chat-remit", "chat-sft"]
+    assert not follow.hypotheses and len(follow.exploratory) == 13  # decided after the main results: exploratory
+    labels = {c.treatment for c in follow.exploratory} | {c.baseline for c in follow.exploratory}
+    assert "chat-remit@chat" in labels and "chat-sft+post" in labels

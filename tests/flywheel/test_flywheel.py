@@ -155,3 +155,73 @@ def test_real_model_preset_plans_with_its_world_files(tmp_path):
     assert chat[0].response_field == "response"
     assert mid.reference.path == str(tmp_path / "elsewhere" / "post-vanilla" / "grpo")
     assert stages["post-remit-r1"].config.grpo.eval.n == stages["world"].config.n_eval
+
+
+def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot_evals(tmp_path):
+    from remit.flywheel.run import plan
+
+    arms = ("arms=[{name: remit-tau3, from: remit-r1, overrides: {method.temperature: 3.0}},"
+            " {name: vanilla-half, from: vanilla, overrides: {token_budget: 250000}, posttrain: true},"
+            " {name: placebo, from: remit-r1, overrides: {method.name: remit_placebo}},"
+            " {name: chat-remit, from: remit-r1, world: {midtrain_chat_frac: 0.5}},"
+            " {name: chat-sft, from: remit-r1, world: {midtrain_chat_frac: 0.5}, overrides: {reference.path: s0}},"
+            " {name: lr, from: remit-r1, overrides: {optim: {lr: 5.0e-4}, method: {temperature: 2.0}}}]")
+    cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", arms, "chat_evals=[vanilla, chat-remit]",
+                                             "curves={arms: [vanilla, vanilla-half], points: 3, eval: {limit: 50}}"])
+    by_id = {s.id: s for s in plan(cfg)}
+    r1, van = by_id["midtrain-remit-r1"].config, by_id["midtrain-vanilla"].config
+    tau, half, placebo = (by_id[f"midtrain-{n}"].config for n in ("remit-tau3", "vanilla-half", "placebo"))
+    assert tau.method.temperature == 3.0 and r1.method.temperature == 1.0
+    lr = by_id["midtrain-lr"].config  # a section given as a mapping merges into the arm's, key by key
+    assert lr.optim.lr == 5e-4 and lr.optim.batch_size == r1.optim.batch_size == 16
+    assert lr.method.name == "remit" and lr.method.temperature == 2.0
+    assert tau.reference.path == r1.reference.path == placebo.reference.path
+    assert placebo.method.name == "remit_placebo" and placebo.method.epsilon == r1.method.epsilon
+    assert half.token_budget == 250_000 and van.token_budget == 500_000 and half.method.name == "ntp"
+    assert to_dict(half.schedule) == to_dict(van.schedule) and half.model.path == van.model.path
+    assert half.data == van.data and half.seed == van.seed
+    assert "post-vanilla-half" in by_id and "post-remit-tau3" not in by_id
+    assert {"eval-remit-tau3-world", "eval-vanilla-half+post-world", "eval-placebo-world"} <= set(by_id)
+    # a world arm: the flywheel's world with its keys changed, generated once, its midtrain.jsonl the arm's data
+    worlds = [s for s in by_id.values() if s.kind == "world" and s.id != "world"]
+    assert len(worlds) == 1 and worlds[0].config.midtrain_chat_frac == 0.5 and worlds[0].config.seed == 0
+    chat, chat_sft = by_id["midtrain-chat-remit"].config, by_id["midtrain-chat-sft"].config
+    assert chat.data.sources[0].path == str(Path(worlds[0].config.out_dir) / "midtrain.jsonl")
+    assert chat_sft.data.sources == chat.data.sources and chat_sft.reference.path == "s0"
+    assert chat.reference.path == r1.reference.path and by_id["world"].config.midtrain_chat_frac == 0
+    # chat_evals: the base model asked as chats, beside its pre-training-format evaluation
+    ask = by_id["eval-chat-remit@chat-world"].config
+    assert ask.model == chat.out_dir and ask.chat and ask.world_template == "{prompt}"
+    assert not by_id["eval-chat-remit-world"].config.chat and "eval-vanilla@chat-world" in by_id
+    # curves: snapshots at the middle of each arm's own budget (a whole number of steps), scored with the curve
+    # eval overrides, the start and the end too; the other arms write none
+    per = 16 * 256
+    assert van.total_steps == 123 and half.total_steps == 62  # ceil(500000 / 4096), ceil(250000 / 4096)
+    assert van.snapshot_tokens == [123 * per // 2] and half.snapshot_tokens == [31 * per] and tau.snapshot_tokens == []
+    assert van.snapshot_steps() == {62: 62 * per}
+    curve = {k: s for k, s in by_id.items() if s.kind == "curve" and s.label == "vanilla"}
+    assert sorted(s.info["tokens"] for s in curve.values()) == [0, 62 * per, 123 * per]
+    snap = curve[f"curve-vanilla-{62 * per}-world"].config
+    assert snap.model.endswith(f"midtrain-vanilla/snapshots/tokens-{62 * per:012d}") and snap.limit == 50
+    assert curve["curve-vanilla-0-world"].config.model == by_id["pretrain"].config.out_dir
+
+
+@pytest.mark.parametrize("over, msg", [
+    ("arms=[{name: t, from: remit-r1, overrides: {method.temprature: 3}}]",
+     r"'arms\[0\].overrides.method.temprature'.*Did you mean 'temperature'"),
+    ("arms=[{name: t, from: vanilla, overrides: {method.temperature: 3}}]",
+     r"arms\[0\].overrides.method.temperature: method ntp does not read it"),
+    ("arms=[{name: t, from: remit-r2}]", r"arms\[0\].from='remit-r2' is not a mid-trained arm.*vanilla, remit-r1"),
+    ("arms=[{name: vanilla, from: vanilla}]", r"arms\[0\].name='vanilla'.*already has an arm"),
+    ("arms=[{name: t, from: vanilla, overrides: {out_dir: x}}]", r"arms\[0\].overrides.out_dir: set by the flywheel"),
+    ("curves={arms: [kd], points: 3}", r"curves.arms: 'kd' is not a mid-trained arm"),
+    ("chat_evals=[vanilla+post]", r"chat_evals: 'vanilla\+post' is not a base model"),
+    ("arms=[{name: t, from: vanilla, world: {midtrain_chat_fraction: 0.5}}]",
+     r"'arms\[0\].world.midtrain_chat_fraction'.*Did you mean 'midtrain_chat_frac'"),
+    ("curves={arms: [vanilla], points: 3, tokens: [10]}", r"curves.tokens: give tokens .* or points"),
+])
+def test_extra_arm_and_curve_errors_name_the_key(tmp_path, over, msg):
+    from remit.flywheel.run import plan
+
+    with pytest.raises(ConfigError, match=msg):
+        plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", over]))

@@ -55,6 +55,9 @@ def test_chat_template_assistant_mask(tiny_tokenizer):
     prompt = tok.apply_chat_template(msgs[1:2], tokenize=False, add_generation_prompt=True)
     assert prompt == "<|bos|><|user|>\nWhat is 2 + 3?<|end|>\n<|assistant|>\n"
     assert text.startswith(tok.apply_chat_template(msgs[:2], tokenize=False, add_generation_prompt=True))
+    from remit.models.tokenizer import chat_text  # the world's renderer, without a tokenizer: the same text
+
+    assert chat_text(msgs) == text and chat_text(msgs[1:3]) == tok.apply_chat_template(msgs[1:3], tokenize=False)
 
 
 def test_bad_role_and_bad_vocab_size(tiny_tokenizer, tiny_texts):

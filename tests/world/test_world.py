@@ -203,3 +203,50 @@ def test_settings_that_would_fail_later_are_refused_up_front():
                                           r"lower n_eval to \d+ or raise difficulty"):
         load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=1100"])
     assert load_config(WorldConfig, None, ["kinds=[chain]", "difficulty=1", "n_eval=500"]).n_eval == 500
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    plain = re.findall(r"Question: (.*?)\nAnswer: (.*?)(?=\n\nQuestion: |\Z)", text, re.S)
+    chat = re.findall(r"<\|bos\|><\|user\|>\n(.*?)<\|end\|>\n<\|assistant\|>\n(.*?)<\|eos\|>", text, re.S)
+    return plain or chat
+
+
+def test_midtrain_chat_frac_rewrites_a_share_of_the_task_documents():
+    base = dict(n_pretrain_docs=0, n_midtrain_docs=400, n_sft=0, n_rl=0, n_eval=20)
+    plain = generate_world(WorldConfig(**base))["midtrain"]
+    half = generate_world(WorldConfig(**base, midtrain_chat_frac=0.5))["midtrain"]
+    every = generate_world(WorldConfig(**base, midtrain_chat_frac=1.0))["midtrain"]
+    tasks = [i for i, r in enumerate(plain) if r["text"].startswith("Question: ")]
+    assert 250 < len(tasks) < 350  # midtrain_general_frac 0.25
+    chat = [i for i, r in enumerate(half) if r["text"].startswith("<|bos|><|user|>\n")]
+    assert set(chat) <= set(tasks) and 0.4 < len(chat) / len(tasks) < 0.6
+    for i, (p, h, e) in enumerate(zip(plain, half, every)):
+        if i in tasks:  # the same tasks and solutions, only the format differs
+            assert _pairs(p["text"]) == _pairs(h["text"]) == _pairs(e["text"]) and _pairs(p["text"])
+            assert e["text"].startswith("<|bos|><|user|>\n") and e["text"].endswith("<|eos|>")
+            assert "\n\n<|bos|>" in e["text"] or len(_pairs(e["text"])) == 1
+        else:
+            assert p == h == e  # general text untouched
+    # 0 leaves the config hash (and so the reuse of worlds made before the key) unchanged
+    from remit.config import to_dict
+
+    assert "midtrain_chat_frac" not in to_dict(WorldConfig())
+    assert to_dict(WorldConfig(midtrain_chat_frac=0.5))["midtrain_chat_frac"] == 0.5
+    with pytest.raises(ConfigError, match="midtrain_chat_frac"):
+        load_config(WorldConfig, None, ["midtrain_chat_frac=1.5"])
+
+
+def test_midtrain_chat_frac_reproduces_the_committed_chat_mix_file(tmp_path):
+    """The flywheel experiment's world (seed 0, 500 held-out tasks) with half of its task documents as chats:
+    the bytes benchmarks/flywheel/chatmix.py --frac 0.5 wrote for the committed chat-mix follow-up (798 of 1594
+    task documents, 3549 tasks: benchmarks/results/flywheel/chatmix.md)."""
+    import hashlib
+
+    from remit.world import run
+
+    out = run(WorldConfig(out_dir=str(tmp_path / "w"), n_eval=500, n_pretrain_docs=0, midtrain_chat_frac=0.5))
+    data = (out / "midtrain.jsonl").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == "38c47c5c2015b9b194a23b140f50b8e435438f77d85581ff5f667b43cac1599d"
+    texts = [json.loads(x)["text"] for x in data.decode().splitlines()]
+    chats = [t for t in texts if t.startswith("<|bos|>")]
+    assert (len(texts), len(chats), sum(len(_pairs(t)) for t in chats)) == (2150, 798, 3549)

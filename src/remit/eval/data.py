@@ -44,6 +44,7 @@ FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "winogrande": {"instruction": _STR, "answer": _STR},
     "openbookqa": {"instruction": _STR, "answer": _STR},
     "siqa": {"instruction": _STR, "answer": _STR},
+    "gold": {"context": _STR, "target": _STR},
 }
 
 
@@ -296,6 +297,11 @@ def load_docs(task: str, data_dir: str | Path | None) -> Docs:
     if d is not None and not d.is_dir():
         raise DataError(f"data_dir not found: {d} (needed by task '{task}')")
     return LOADERS[task](d)
+
+
+def load_gold_docs(path: str | Path) -> Docs:
+    """Rows ``{"context", "target"}`` of a held-out file (task ``gold``: bits per byte of each target)."""
+    return {"test": read_json_records(Path(path), "gold")}
 
 
 def load_world_docs(world_dir: str | Path) -> Docs:

@@ -5,8 +5,11 @@
     remit eval --model DIR tasks=bbh,copa --data-dir ../shared/data
 
 Suites: ``paper10`` (GSM8K, MATH, HumanEval, MBPP, ARC-E/C, MMLU, BoolQ, PIQA, WinoGrande), ``world``
-(the embedded world's held-out tasks), ``extra`` (BBH, OpenBookQA, SIQA, COPA); ``tasks=a,b`` picks
-any of them by name. ``data_dir`` binds every task to local files (offline); without it the usual
+(the embedded world's held-out tasks), ``extra`` (BBH, OpenBookQA, SIQA, COPA), ``gold`` (bits per byte of the targets of ``gold_file``, a jsonl
+of ``{"context", "target"}`` rows: held-out text such as the quality recipe's ``heldout_gold.jsonl``); ``tasks=a,b`` picks
+any of them by name. ``world_probe=true`` adds the world's style probe to the ``world`` entry: ``p_worked``
+(teacher-forced: the probability that the answer starts with the worked steps rather than ``The answer is``)
+and ``worked_exact_match`` / ``direct_exact_match`` (greedy answers forced to start either way). ``data_dir`` binds every task to local files (offline); without it the usual
 hub datasets are loaded. Shots, prompts and metrics: the table in ``remit/eval/tasks.py``.
 Writes ``results.json`` (per task and metric: value, stderr, n, and per-example values for the
 paired bootstrap of ``remit compare``) and ``results.md`` into ``out_dir``.
@@ -37,10 +40,12 @@ from remit.utils.lock import out_dir_lock
 class EvalConfig:
     model: str = ""                      # model directory (HF checkpoint) or hub id
     tokenizer: str | None = None         # default: the model's own
-    suite: str = "paper10"               # paper10 | world | extra
+    suite: str = "paper10"               # paper10 | world | extra | gold
     tasks: list[str] = field(default_factory=list)  # explicit task names (replace the suite's list)
     data_dir: str | None = None          # e.g. ../shared/data; None = hub datasets
     world_dir: str | None = None         # folder with eval.jsonl (suite/task 'world')
+    # suite/task 'gold': bits per byte of the targets of a jsonl of {"context", "target"} rows (held-out text)
+    gold_file: str = field(default="", metadata={"omit_if_empty": True})
     out_dir: str = ""                    # default: runs/eval/<model name>-<suite>
     limit: int | None = None             # first N examples of each task
     batch_size: int = 32                 # lm-eval HFLM batch size (log-likelihood and generation)
@@ -52,6 +57,9 @@ class EvalConfig:
     code_workers: int = 2                # sandbox processes run at once
     world_template: str = "Question: {prompt}\nAnswer:"  # the world's pretraining Q/A format
     world_max_gen_toks: int = 128
+    # The world's style probe: p_worked (teacher-forced: does the answer start with the worked steps or with
+    # "The answer is"?) and the accuracy of answers forced to start either way (two more greedy passes).
+    world_probe: bool = field(default=False, metadata={"omit_if_empty": True})
     chat: bool = False                   # apply the tokenizer's chat template (post-trained models)
     seed: int = 1234
     device: str | None = None            # default: cuda if visible, else cpu
@@ -117,6 +125,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from lm_eval.tasks import TaskManager
 
     names = cfg.task_names()
+    if "gold" in names and not cfg.gold_file:
+        raise ConfigError("gold_file: required by the 'gold' suite (a jsonl of {\"context\", \"target\"} rows)")
     if "world" in names and not cfg.world_dir:
         raise ConfigError("world_dir: required by the 'world' suite (a folder with eval.jsonl, from `remit world`)")
     device = cfg.device or default_device()
@@ -126,11 +136,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         logging.getLogger(name).setLevel(logging.ERROR)  # per-task notices about custom datasets
     model = load_model(cfg.model, dtype=cfg.dtype, device=device)
     max_length = cfg.max_length or _context_length(model.config)
-    opts = BuildOptions(data_dir=cfg.data_dir, world_dir=cfg.world_dir, max_length=max_length,
+    opts = BuildOptions(data_dir=cfg.data_dir, world_dir=cfg.world_dir, gold_file=cfg.gold_file, max_length=max_length,
                         max_gen_toks=cfg.max_gen_toks, code_samples=cfg.code_samples, code_ks=tuple(cfg.code_ks),
                         code_timeout_s=cfg.code_timeout_s, code_workers=cfg.code_workers,
                         world_template=cfg.world_template, world_max_gen_toks=cfg.world_max_gen_toks,
-                        tokenizer=tok, limit=cfg.limit)
+                        world_probe=cfg.world_probe, tokenizer=tok, limit=cfg.limit)
     task_objs: dict[str, Any] = {}
     for name in names:
         task_objs.update(build_tasks(name, opts))

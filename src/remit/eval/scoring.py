@@ -193,6 +193,39 @@ def world_results(doc: dict, results: list[str]) -> dict[str, float]:
     return {"exact_match": float(bool(check_answer(doc["kind"], results[0], doc["answer"])))}
 
 
+WORLD_STYLE_METRICS = ("p_worked", "p_worked_start", "p_direct_start")
+DIRECT_PREFIX = "The answer is"
+
+
+def world_starts(answer: str, solution: str) -> dict[str, str]:
+    """The two ways an answer can start: the first word of the worked gold solution (for chain, its first
+    operand) and of the direct line ``The answer is X.``; and the forced prefix of a direct answer."""
+    return {"worked_start": solution.split()[0], "direct_start": DIRECT_PREFIX.split()[0],
+            "direct_prefix": DIRECT_PREFIX}
+
+
+def world_style_results(doc: dict, results: list) -> dict[str, float]:
+    """Teacher-forced start probabilities: ``p_worked_start`` = p(worked start | prompt), ``p_direct_start`` =
+    p(direct start | prompt), and ``p_worked`` = their ratio p_w / (p_w + p_d): the probability that the model,
+    choosing between the two, starts its answer with the worked steps."""
+    lw, ld = float(results[0][0]), float(results[1][0])
+    m = max(lw, ld)
+    return {"p_worked": math.exp(lw - m) / (math.exp(lw - m) + math.exp(ld - m)),
+            "p_worked_start": math.exp(lw), "p_direct_start": math.exp(ld)}
+
+
+def world_forced_results(style: str) -> Callable[[dict, list[str]], dict[str, float]]:
+    """Exact answer of a generation forced to start worked (``style="worked"``) or directly: the forced start
+    is part of the answer that is checked."""
+    key = "worked_start" if style == "worked" else "direct_prefix"
+
+    def fn(doc: dict, results: list[str]) -> dict[str, float]:
+        text = doc[key] + results[0]
+        return {f"{style}_exact_match": float(bool(check_answer(doc["kind"], text, doc["answer"])))}
+
+    return fn
+
+
 def bbh_results(doc: dict, results: list[str]) -> dict[str, float]:
     m = re.search(r"the answer is (.*?)\.?\s*$", results[0].strip().split("\n")[-1]) or \
         re.search(r"the answer is (.*?)(?:\.|$)", results[0])

@@ -34,11 +34,11 @@ from typing import Any, Literal
 
 from remit.errors import ConfigError
 from remit.eval import scoring
-from remit.eval.data import load_docs, load_world_docs
+from remit.eval.data import load_docs, load_gold_docs, load_world_docs
 
 PAPER10 = ["gsm8k", "math", "humaneval", "mbpp", "arc_easy", "arc_challenge", "mmlu", "boolq", "piqa", "winogrande"]
 EXTRA = ["bbh", "openbookqa", "siqa", "copa"]
-SUITES = {"paper10": PAPER10, "world": ["world"], "extra": EXTRA}
+SUITES = {"paper10": PAPER10, "world": ["world"], "extra": EXTRA, "gold": ["gold"]}
 
 
 def _letters(doc: dict) -> str:
@@ -138,7 +138,7 @@ TASKS: dict[str, TaskSpec] = {
                     lambda d: d["target"], results=scoring.bbh_results, metrics=("exact_match",),
                     until=("</s>", "Q:", "\n\n"), max_gen_toks=1024),
 }
-KNOWN = sorted([*TASKS, "world"])
+KNOWN = sorted([*TASKS, "world", "gold"])
 
 
 @dataclass
@@ -147,6 +147,7 @@ class BuildOptions:
 
     data_dir: str | None = None
     world_dir: str | None = None
+    gold_file: str = ""                 # task 'gold': a jsonl of {"context", "target"} rows
     max_length: int = 2048
     max_gen_toks: int | None = None     # cap on every task's generation budget
     code_samples: int = 0               # > 0: extra sampled run for pass@k
@@ -156,6 +157,7 @@ class BuildOptions:
     code_workers: int = 2
     world_template: str = "Question: {prompt}\nAnswer:"
     world_max_gen_toks: int = 128
+    world_probe: bool = False           # the style probe: scoring.world_style_results, world_forced_results
     tokenizer: Any = None
     limit: int | None = None            # keep only the first N test docs (what lm-eval's limit scores)
 
@@ -198,6 +200,8 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
     """lm-eval Task objects for one benchmark: ``{lm_eval_task_name: Task}`` (main + companions)."""
     if name == "world":
         return _world_tasks(opts)
+    if name == "gold":
+        return _gold_tasks(opts)
     spec = TASKS[name]
     cache: dict[str, dict] = {}
 
@@ -245,6 +249,28 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
     return out
 
 
+def _gold_tasks(opts: BuildOptions) -> dict[str, Any]:
+    """Bits per byte of given held-out (context, target) pairs: the target verbatim after its context (cut to
+    the window as every gold set is, ``scoring.fit_target``)."""
+    if not opts.gold_file:
+        raise ConfigError("gold_file: required by the 'gold' task (a jsonl of {\"context\", \"target\"} rows)")
+    cache: dict[str, dict] = {}
+
+    def docs() -> dict:
+        if "d" not in cache:
+            cache["d"] = _first(load_gold_docs(opts.gold_file), opts.limit)
+        return cache["d"]
+
+    def context(d: dict) -> str:
+        return d["context"]
+
+    target = scoring.fit_target(opts.tokenizer, lambda d: d["target"], opts.max_length)
+    return {"gold": _make("gold", docs, output_type="loglikelihood", doc_to_text=context, doc_to_target=target,
+                          target_delimiter="", num_fewshot=0, metric_names=("bpb", "token_loss"),
+                          process_results=scoring.gold_loss_results(opts.tokenizer, context, target, "",
+                                                                    opts.max_length))}
+
+
 def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
     if not opts.world_dir:
         raise ConfigError("the 'world' suite needs world_dir=DIR (a folder holding eval.jsonl from `remit world`)")
@@ -262,7 +288,7 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
         return opts.world_template.format(prompt=d["prompt"])
 
     gen = {"until": ["\n\n", "Question:"], "do_sample": False, "max_gen_toks": _gen_budget(opts.world_max_gen_toks, opts)}
-    return {
+    out = {
         "world": _make("world", docs, output_type="generate_until", doc_to_text=prompt, doc_to_target=gold,
                        target_delimiter=" ", num_fewshot=0, generation_kwargs=gen,
                        process_results=scoring.world_results, metric_names=("exact_match",)),
@@ -271,4 +297,31 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
                             metric_names=("bpb", "token_loss"),
                             process_results=scoring.gold_loss_results(opts.tokenizer, prompt, gold, " ",
                                                                       opts.max_length)),
+    }
+    if opts.world_probe:
+        out.update(_world_probe_tasks(docs, prompt, gold, gen))
+    return out
+
+
+def _world_probe_tasks(docs: Callable[[], dict], prompt: Callable[[dict], str], gold: Callable[[dict], str],
+                       gen: dict) -> dict[str, Any]:
+    """The style probe: which start the model prefers (teacher-forced, the first word of the worked gold
+    solution vs of ``The answer is X.``) and its accuracy when its answer is made to start either way (greedy,
+    the start given as lm-eval's ``gen_prefix``, after the chat template's assistant turn in chat mode)."""
+
+    def with_starts() -> dict:
+        return {k: [{**d, **scoring.world_starts(d["answer"], gold(d))} for d in rows] for k, rows in docs().items()}
+
+    probe = {"doc_to_text": prompt, "doc_to_target": gold, "target_delimiter": " ", "num_fewshot": 0}
+    return {
+        "world:style": _make("world:style", with_starts, output_type="multiple_choice",
+                             doc_to_choice=lambda d: [d["worked_start"], d["direct_start"]],
+                             metric_names=scoring.WORLD_STYLE_METRICS, process_results=scoring.world_style_results,
+                             **(probe | {"doc_to_target": 0})),
+        "world:worked": _make("world:worked", with_starts, output_type="generate_until", gen_prefix="worked_start",
+                              generation_kwargs=gen, metric_names=("worked_exact_match",),
+                              process_results=scoring.world_forced_results("worked"), **probe),
+        "world:direct": _make("world:direct", with_starts, output_type="generate_until", gen_prefix="direct_prefix",
+                              generation_kwargs=gen, metric_names=("direct_exact_match",),
+                              process_results=scoring.world_forced_results("direct"), **probe),
     }

@@ -21,6 +21,7 @@ import numpy as np
 from remit.errors import DataError
 from remit.eval import stats
 from remit.eval.results import load_results
+from remit.experiment import curves
 from remit.experiment.config import Contrast, ExperimentConfig
 from remit.report.build import load_run
 from remit.report.tables import lower_is_better, scale
@@ -36,7 +37,7 @@ def _arm_values(root: Path, seeds: list[int], labels: set[str], metric: str) -> 
         if not run_dir.is_dir():
             raise DataError(f"{run_dir}: seed {s} has not run (run the experiment without analyze_only)")
         run = load_run(run_dir)
-        for label in labels:
+        for label in sorted(labels):  # a stable order for the tables
             path = (run.evals.get(label) or {}).get(suite)
             if path is None:
                 raise DataError(f"{run_dir}: no '{suite}' evaluation of arm '{label}' (is seed {s} finished?)")
@@ -96,6 +97,10 @@ def analyze(cfg: ExperimentConfig, *, command: str = "") -> Path:
     seeds = list(cfg.seeds)
     groups = {"hypotheses": cfg.hypotheses, "exploratory": cfg.exploratory}
     by_metric: dict[str, set[str]] = {}
+    first = root / f"seed{seeds[0]}"
+    if first.is_dir():  # every arm's primary metric, named by a contrast or not
+        suite = cfg.metric.split("/")[0]
+        by_metric[cfg.metric] = {label for label, by in load_run(first).evals.items() if suite in by}
     for c in [*cfg.hypotheses, *cfg.exploratory]:
         by_metric.setdefault(c.metric or cfg.metric, set()).update({c.treatment, c.baseline})
     values = {m: _arm_values(root, seeds, labels, m) for m, labels in by_metric.items()}
@@ -120,9 +125,14 @@ def analyze(cfg: ExperimentConfig, *, command: str = "") -> Path:
                 ("no test (fewer than 2 seeds)" if r["p"] is None else
                  "exploratory: " + ("nominally p < alpha" if r["p"] < cfg.alpha else "not significant"))
         summary[key] = {r["name"]: r for r in rows}
+    if cfg.curves:
+        summary["curves"] = curves.read_curves(cfg, root, seeds)
+        summary["efficiency"] = {c.label: curves.efficiency(c, summary["curves"], seeds, c.metric or cfg.curve_metrics[0],
+                                                            cfg.confidence) for c in cfg.curves.efficiency}
     atomic_write_json(root / "summary.json", summary)
     atomic_write_text(root / "results.md", to_markdown(summary))
     _figure(summary, root / "contrasts.png")
+    curves.figure(summary, root / "curves.png")
     return root / "results.md"
 
 
@@ -164,6 +174,7 @@ def to_markdown(s: dict) -> str:
             lines.append(f"| {r['name']}: {r['contrast']} ({u}) | {r['alternative']} | {per} | {_fmt(r['mean'], u)} | "
                          f"[{_fmt(r['ci'][0], u)}, {_fmt(r['ci'][1], u)}] | {p} | "
                          f"{'-' if not cb else f'[{_fmt(cb[0], u)}, {_fmt(cb[1], u)}]'} | {mde} | {r['verdict']} |")
+    lines += curves.to_markdown(s)
     return "\n".join(lines) + "\n"
 
 

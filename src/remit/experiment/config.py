@@ -14,6 +14,7 @@ from typing import Any
 from remit.config import check_choice, check_range
 from remit.errors import ConfigError
 from remit.eval.stats import ALTERNATIVES
+from remit.flywheel.config import extra_arms
 
 
 @dataclass
@@ -43,6 +44,40 @@ class Contrast:
 
 
 @dataclass
+class Curves:
+    """Evaluation at fixed token counts during the mid-training of ``arms`` (the flywheel's ``curves``: a
+    weights-only snapshot per count, scored with ``remit eval`` and then deleted), and, per ``efficiency``
+    pair, the tokens the treatment needs to reach the baseline's final value."""
+
+    arms: list[str] = field(default_factory=list)      # mid-trained arm labels, e.g. [vanilla, remit-r1]
+    tokens: list[int] = field(default_factory=list)    # token counts; or
+    points: int = 0                                    # N evenly spaced points from 0 to each arm's budget
+    eval: dict[str, Any] = field(default_factory=dict)  # overrides of the curve evaluations, e.g. {limit: 100}
+    metrics: list[str] = field(default_factory=list)   # suite/task/metric read along the curves; default: primary
+    efficiency: list[Contrast] = field(default_factory=list)  # {treatment, baseline[, metric]}: curve arms
+
+    def __bool__(self) -> bool:
+        return bool(self.arms)
+
+    def validate(self) -> None:
+        for m in self.metrics:
+            if len(m.split("/")) != 3:
+                raise ConfigError(f"metrics: {m!r}: give suite/task/metric, e.g. world/world/bpb")
+        for i, c in enumerate(self.efficiency):
+            for side in ("treatment", "baseline"):
+                if getattr(c, side) not in self.arms:
+                    raise ConfigError(f"efficiency[{i}].{side}={getattr(c, side)!r}: not one of curves.arms "
+                                      f"({', '.join(self.arms) or 'none'}); a sample-efficiency reading needs both curves")
+
+    def flywheel(self, metrics: list[str]) -> dict[str, Any]:
+        """The flywheel's ``curves`` section: scored with the suites of ``metrics``."""
+        if not self.arms:
+            return {}
+        return {"arms": list(self.arms), "tokens": list(self.tokens), "points": self.points, "eval": dict(self.eval),
+                "suites": sorted({m.split("/")[0] for m in metrics})}
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     runs_dir: str = "runs/experiments"
@@ -52,6 +87,13 @@ class ExperimentConfig:
     start_checkpoint: str = ""     # a given pre-annealing checkpoint; empty: built once from the flywheel section
     flywheel_config: str = ""      # a flywheel YAML (as `remit flywheel --config`); empty: the embedded default
     flywheel: dict[str, Any] = field(default_factory=dict)  # flywheel keys shared by every seed (override the YAML)
+    # a `remit prepare` config (remit.corpus: recipe, out_dir, ...) run once before the start; the flywheel
+    # section reads its files by path
+    prepare: dict[str, Any] = field(default_factory=dict, metadata={"omit_if_empty": True})
+    # extra mid-training arms of every seed's flywheel: [{name, from: <arm>, overrides: {dotted.key: value},
+    # posttrain: false}] (a budget arm: overrides {token_budget: ...}; a placebo: {method.name: remit_placebo})
+    arms: list[dict[str, Any]] = field(default_factory=list)
+    curves: Curves = field(default_factory=Curves)  # evaluation at fixed token counts during mid-training
     metric: str = "world/world/exact_match"  # the primary metric: suite/task/metric of `remit eval` results
     hypotheses: list[Contrast] = field(default_factory=list)   # pre-registered, ordered: fixed-sequence at alpha
     exploratory: list[Contrast] = field(default_factory=list)  # follow-ups: Holm-adjusted, labelled exploratory
@@ -76,7 +118,21 @@ class ExperimentConfig:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"hypotheses/exploratory: the name {dup[0]!r} is used twice")
-        for key in ("runs_dir", "name", "seed", "start_checkpoint"):
+        for key in ("runs_dir", "name", "seed", "start_checkpoint", "arms", "curves"):
             if key in self.flywheel:
                 raise ConfigError(f"flywheel.{key}: set by the experiment for each seed; use the experiment's "
                                   f"{'start_seed/seeds' if key == 'seed' else key} instead")
+        extra_arms(self.arms)
+        if self.prepare:
+            from remit.config import build_config
+            from remit.corpus.stage import CorpusConfig
+
+            build_config(CorpusConfig, self.prepare, "prepare")
+        for i, c in enumerate(self.curves.efficiency):
+            if c.metric and c.metric not in self.curve_metrics:
+                raise ConfigError(f"curves.efficiency[{i}].metric={c.metric!r}: not a curve metric; add it to "
+                                  f"curves.metrics (now: {', '.join(self.curve_metrics)})")
+
+    @property
+    def curve_metrics(self) -> list[str]:
+        return list(self.curves.metrics) or [self.metric]

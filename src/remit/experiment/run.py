@@ -4,11 +4,14 @@
     remit experiment --config configs/experiments/chain.yaml jobs=2     # two seeds at once (one process each)
     remit experiment --config configs/experiments/chain.yaml analyze_only=true
 
-Layout of ``<runs_dir>/<name>/``: ``start/`` (world + pre-training, built once from the flywheel section
+``prepare`` (a ``remit prepare`` config) builds a data recipe's files first, once. Layout of
+``<runs_dir>/<name>/``: ``start/`` (world + pre-training, built once from the flywheel section
 unless ``start_checkpoint`` is given), ``seed<s>/`` (one ``remit flywheel`` per seed: ``seed=s``, the
 shared world and start checkpoint; its stages are the arms), ``configs/seed<s>.yaml`` (the exact flywheel
 config each seed ran), ``logs/seed<s>.log``, and the results: ``results.md``, ``summary.json`` (per-seed
-and per-example values of every arm), ``contrasts.png``.
+and per-example values of every arm; with ``curves``, every curve point), ``contrasts.png``, ``curves.png``.
+Extra arms (``arms``: budget, placebo, a method knob, another data mix) and curves at fixed token counts
+(``curves``) are the flywheel's (:mod:`remit.flywheel.run`); docs/experiments.md shows both.
 
 Planning goes through the flywheel's planner (every stage config of every seed validated before anything
 runs); a finished stage is reused and an interrupted one resumes, so re-running the same command after a
@@ -40,6 +43,8 @@ __all__ = ["Contrast", "ExperimentConfig", "run", "seed_flywheel"]
 
 
 def _base_flywheel(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The flywheel every seed runs (before its seed and paths): the YAML, the ``flywheel`` keys, the arms
+    and the curves."""
     data: dict[str, Any] = {}
     if cfg.flywheel_config:
         p = Path(cfg.flywheel_config)
@@ -48,7 +53,12 @@ def _base_flywheel(cfg: ExperimentConfig) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of flywheel keys")
-    return deep_merge(data, cfg.flywheel)
+    data = deep_merge(data, cfg.flywheel)
+    if cfg.arms:
+        data["arms"] = list(cfg.arms)
+    if cfg.curves:
+        data["curves"] = cfg.curves.flywheel(cfg.curve_metrics)
+    return data
 
 
 def _flywheel(data: dict[str, Any], section: str) -> FlywheelConfig:
@@ -123,6 +133,11 @@ def _run_seed(cfg: ExperimentConfig, seed: int, start: str) -> float:
 
 def run(cfg: ExperimentConfig) -> Path:
     root = Path(cfg.runs_dir) / cfg.name
+    if cfg.prepare and not cfg.analyze_only:
+        from remit.corpus import stage as corpus
+
+        print(f"[experiment] prepare: {corpus.run(build_config(corpus.CorpusConfig, cfg.prepare, 'prepare'))}",
+              flush=True)  # reused when finished with the same config and inputs
     start, labels = _start(cfg, build=not cfg.analyze_only)
     _check_arms(cfg, labels)
     if not cfg.analyze_only:

@@ -9,12 +9,14 @@ anything runs, so a typo deep in a section fails in the first second, naming the
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from remit.config import ConfigError, check_range, from_dict
+from remit.config import ConfigError, check_range, from_dict, set_dotted
 from remit.methods.registry import arm_names
-from remit.midtrain.config import MethodConfig
+from remit.midtrain.config import MethodConfig, MidtrainConfig
+from remit.world.config import WorldConfig
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +71,103 @@ def default_posttrain() -> dict[str, Any]:
             "grpo": {"temperature": 1.0, "eval": {"n": 500}}}
 
 
+# Keys of an extra arm's mid-training that the flywheel sets itself.
+_ARM_FIXED = ("out_dir", "resume", "overwrite")
+_ARM_KEYS = ("name", "from", "overrides", "posttrain", "world")
+
+
+@dataclass(frozen=True)
+class ExtraArm:
+    """One more mid-training arm: the config of arm ``base`` (same start checkpoint, reference, data order and
+    schedule shape) with dotted ``overrides``, evaluated like every arm, post-trained when ``posttrain``;
+    with ``world``, mid-trained on the ``midtrain.jsonl`` of the flywheel's world with those keys changed
+    (e.g. ``midtrain_chat_frac: 0.5``), every other split (post-training, held-out tasks) the flywheel's own."""
+
+    name: str
+    base: str
+    overrides: dict[str, Any]
+    posttrain: bool = False
+    world: dict[str, Any] = field(default_factory=dict)  # world keys: mid-train on that world's midtrain.jsonl
+
+
+def extra_arms(items: list[Any]) -> list[ExtraArm]:
+    """The ``arms`` key parsed and checked (every override key against the mid-training config); an error
+    names ``arms[i].<key>``. Whether ``from`` names an arm of the flywheel is checked when it is planned."""
+    out: list[ExtraArm] = []
+    for i, item in enumerate(items):
+        where = f"arms[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a mapping such as {{name: remit-tau3, from: remit-r1, "
+                              f"overrides: {{method.temperature: 3.0}}}}, got {item!r}")
+        unknown = [k for k in item if k not in _ARM_KEYS]
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: not a key of an arm. Accepted keys: {', '.join(_ARM_KEYS)}")
+        name, base = str(item.get("name") or ""), str(item.get("from") or "")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ConfigError(f"{where}.name={name!r}: give a label of letters, digits, '.', '_' or '-' "
+                              f"(it names the arm's folders, e.g. remit-tau3)")
+        if name in [a.name for a in out]:
+            raise ConfigError(f"{where}.name={name!r}: used by an earlier arm")
+        if not base:
+            raise ConfigError(f"{where}.from: name the arm it starts from, e.g. from: remit-r1")
+        overrides = item.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{where}.overrides: expected a mapping of dotted keys, e.g. {{token_budget: 250000}}")
+        for key, value in overrides.items():
+            if str(key).split(".")[0] in _ARM_FIXED:
+                raise ConfigError(f"{where}.overrides.{key}: set by the flywheel for every arm; leave it out")
+            set_dotted({}, str(key), value, MidtrainConfig, shown=f"{where}.overrides.{key}")
+        posttrain = item.get("posttrain", False)
+        if not isinstance(posttrain, bool):
+            raise ConfigError(f"{where}.posttrain={posttrain!r}: give true or false")
+        world = item.get("world") or {}
+        if not isinstance(world, dict):
+            raise ConfigError(f"{where}.world: expected a mapping of world keys, e.g. {{midtrain_chat_frac: 0.5}}")
+        for key, value in world.items():
+            if str(key) in ("out_dir", "seed"):
+                raise ConfigError(f"{where}.world.{key}: set by the flywheel (the flywheel's world seed); leave it out")
+            set_dotted({}, str(key), value, WorldConfig, shown=f"{where}.world.{key}")
+        if world and any(str(k).startswith("data.sources") for k in overrides):
+            raise ConfigError(f"{where}: give world (its midtrain.jsonl becomes the arm's data) or "
+                              f"overrides.data.sources, not both")
+        out.append(ExtraArm(name, base, {str(k): v for k, v in overrides.items()}, posttrain,
+                            {str(k): v for k, v in world.items()}))
+    return out
+
+
+@dataclass
+class CurveSpec:
+    """Evaluation at fixed token counts along mid-training, for curves (``remit.flywheel.run``'s curve stages).
+
+    Each arm in ``arms`` writes a weights-only snapshot (``snapshot_tokens`` of its mid-training) at each
+    count; each snapshot is scored with ``remit eval`` and deleted once scored. Token 0 (the pre-annealing
+    checkpoint) and the arm's end are points too. ``tokens`` are counts; ``points`` = N evenly spaced points
+    from 0 to each arm's own budget instead (N >= 2). ``eval``: overrides of the curve evaluations (e.g.
+    ``limit: 100``); with none, the 0 and end points are the arms' own evaluations."""
+
+    arms: list[str] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    points: int = 0
+    eval: dict[str, Any] = field(default_factory=dict)
+    suites: list[str] = field(default_factory=list)  # default: the flywheel's eval_suites
+
+    def __bool__(self) -> bool:  # empty (no curve arms): left out of the saved config, so old hashes hold
+        return bool(self.arms)
+
+    def validate(self) -> None:
+        if not self.arms:
+            return
+        if bool(self.tokens) == bool(self.points):
+            raise ConfigError("tokens: give tokens (token counts) or points (evenly spaced, >= 2), one of the two")
+        if self.points:
+            check_range("points", self.points, 2, 1000)
+        for t in self.tokens:
+            check_range("tokens", t, 1)
+        for key in ("model", "out_dir", "suite", "chat"):
+            if key in self.eval:
+                raise ConfigError(f"eval.{key}: set by the flywheel for every curve point; leave it out")
+
+
 @dataclass
 class FlywheelConfig:
     name: str = "default"
@@ -89,7 +188,14 @@ class FlywheelConfig:
     # Baselines mid-trained from the same checkpoint with the round-0 references.
     baselines: list[str] = field(default_factory=list)
     posttrain_baselines: bool = False
+    # Extra mid-training arms: [{name, from: <arm label>, overrides: {dotted.key: value}, posttrain: false}]
+    arms: list[dict[str, Any]] = field(default_factory=list, metadata={"omit_if_empty": True})
+    curves: CurveSpec = field(default_factory=CurveSpec, metadata={"omit_if_empty": True})
+    # Base models (labels) also evaluated asked as chats (chat template, the question itself): label <label>@chat
+    chat_evals: list[str] = field(default_factory=list, metadata={"omit_if_empty": True})
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
+    # eval keys of one suite over the `eval` section, e.g. {gold: {limit: null}} (paper10 keeps eval.limit)
+    suite_eval: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"omit_if_empty": True})
     report: bool = True
     quiet: bool = True  # hide the libraries' own progress bars and advisory warnings
     # Runs pretrain/midtrain/posttrain on several processes, e.g. "torchrun --nproc_per_node 8" (flywheel/launch.py)
@@ -114,5 +220,10 @@ class FlywheelConfig:
             if b not in accepted:
                 raise ConfigError(f"baselines: '{b}' is not known. Accepted values: {', '.join(accepted)} "
                                   f"(arms and methods of remit.methods; a plugin's methods too).")
+        extra_arms(self.arms)
+        for suite, keys in self.suite_eval.items():
+            if suite not in self.eval_suites or not isinstance(keys, dict):
+                raise ConfigError(f"suite_eval.{suite}: give eval keys of one of eval_suites "
+                                  f"({', '.join(self.eval_suites)}), e.g. suite_eval: {{gold: {{limit: null}}}}")
         if not self.use_world and self.start_checkpoint is None and not self.pretrain.get("data"):
             raise ConfigError("use_world=false needs start_checkpoint or pretrain.data (the data to pre-train on).")

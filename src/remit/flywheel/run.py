@@ -8,7 +8,16 @@ Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
     world -> pretrain (P) -> midtrain-vanilla (B0) -> post-vanilla (SFT -> DPO -> GRPO = R0)
           -> midtrain-remit-r1 (P + reference R0 = B1) -> post-remit-r1 (R1) -> ... round k ...
           -> midtrain-<baseline> (P + R0, or the SFT model for sft_guided) [-> post-<baseline>]
-          -> eval-<model>-<suite> for every base and post-trained model -> report
+          -> midtrain-<arm> [-> post-<arm>] for every extra arm (``arms``: from an arm's config + overrides)
+          -> curve-<arm>-<tokens>-<suite> after each curve arm's mid-training (``curves``)
+          -> eval-<model>-<suite> for every base and post-trained model (and <base>@chat: ``chat_evals``) -> report
+
+Extra arms (``arms: [{name, from, overrides, posttrain, world}]``) start from the mid-training config of
+the arm named in ``from`` (same start checkpoint, reference, data order, schedule shape) with dotted
+overrides (a budget arm: ``token_budget``; a placebo: ``method.name: remit_placebo``) and, with ``world``,
+the ``midtrain.jsonl`` of the flywheel's world with those keys changed. Curves (``curves``): each curve
+arm's mid-training writes weights-only snapshots at fixed token counts (``snapshot_tokens``); each is
+scored by ``remit eval`` and deleted once scored; the manifest maps ``curves.<arm>.<tokens>.<suite>``.
 
 Baselines are the arms of role ``baseline`` in the method table (``remit.methods``): ``sft_guided`` and
 every method other than ntp and remit, a plugin's too (guided by R0 when it needs a reference); each
@@ -22,19 +31,25 @@ built and validated before the first stage runs.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remit.config import build_config, save_config
+from remit.config import build_config, config_hash, save_config, set_dotted
+from remit.errors import ConfigError, RemitError
 from remit.eval import run as ev
-from remit.flywheel.config import FlywheelConfig, deep_merge
+from remit.flywheel.config import ExtraArm, FlywheelConfig, deep_merge, extra_arms
 from remit.flywheel.launch import LAUNCHED, launch_prefix, launched_runner
-from remit.manifest import read_manifest
+from remit.manifest import is_complete, read_manifest
 from remit.methods.base import Arm
 from remit.methods.registry import get_arm, get_method, remit_arm, vanilla_arm
+from remit.midtrain.config import MidtrainConfig
 from remit.posttrain import chain
 from remit.utils.integrations import quiet_libraries
 from remit.utils.io import atomic_write_json
@@ -61,6 +76,8 @@ class _Planner:
         self.root = Path(cfg.runs_dir) / cfg.name
         self.stages: list[Stage] = []
         self.world_dir = self.root / "world"
+        self.mid: dict[str, tuple[dict[str, Any], Stage]] = {}  # label -> (its config as a mapping, its stage)
+        self.pre = ""
 
     def add(self, stage: Stage) -> Stage:
         self.stages.append(stage)
@@ -102,8 +119,6 @@ class _Planner:
                 **({"params": given["params"]} if "params" in given and method.params else {})}
 
     def midtrain(self, sid: str, arm: Arm, init: str, reference: str | None, rnd: int, label: str | None = None) -> str:
-        from remit.midtrain import stage as mt
-
         label = label or arm.run_label
         data = self._data(deep_merge({"seed": self.cfg.seed}, self.cfg.midtrain), "midtrain.jsonl")
         method = self.method_section(arm)
@@ -112,10 +127,92 @@ class _Planner:
             over["reference"] = {"path": reference}
         data = deep_merge(data, over)
         data["method"] = method  # replaced, not merged: an arm gets only the keys its method reads
-        st = self.add(Stage(sid, "midtrain", build_config(mt.MidtrainConfig, data, f"midtrain ({sid})"), mt.run,
-                            label=label, info={"method": method["name"], "arm": arm.name, "round": rnd,
-                                               "reference": reference}))
-        return st.config.out_dir
+        return self._add_midtrain(sid, label, data, f"midtrain ({sid})",
+                                  {"method": method["name"], "arm": arm.name, "round": rnd, "reference": reference})
+
+    def extra(self, i: int, spec: ExtraArm) -> str:
+        """An extra arm (``arms[i]``): arm ``spec.base``'s mid-training config with ``spec.overrides``."""
+        if spec.base not in self.mid:
+            raise ConfigError(f"arms[{i}].from={spec.base!r} is not a mid-trained arm of this flywheel; its arms "
+                              f"are: {', '.join(self.mid)}")
+        if spec.name in self.mid or spec.name == "pre-annealing":
+            raise ConfigError(f"arms[{i}].name={spec.name!r}: the flywheel already has an arm of that name")
+        base, base_stage = self.mid[spec.base]
+        data = copy.deepcopy(base)
+        sid = f"midtrain-{spec.name}"
+        data["out_dir"] = str(self.root / sid)
+        if spec.world:
+            data["data"] = {**data.get("data", {}), "sources": [{"path": str(self.arm_world(i, spec) / "midtrain.jsonl")}]}
+        for key, value in spec.overrides.items():
+            cur = data
+            for part in key.split("."):
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            if isinstance(value, dict) and isinstance(cur, dict):  # a section (optim: {lr: ...}) merges, key by key
+                value = deep_merge(cur, value)
+            set_dotted(data, key, value, MidtrainConfig, shown=f"arms[{i}].overrides.{key}")
+        # the method section: the keys the (possibly new) method reads, from midtrain.method and the overrides
+        name = data["method"].get("name", "ntp")
+        method = get_method(name, key=f"arms[{i}].overrides.method.name")
+        given = {**self.cfg.midtrain.get("method", {}), **data["method"]}
+        asked = [k.split(".")[1] for k in spec.overrides if k.startswith("method.")]
+        asked += list(spec.overrides["method"]) if isinstance(spec.overrides.get("method"), dict) else []
+        for opt in asked:
+            if opt not in ("name", "params", *method.options):
+                raise ConfigError(f"arms[{i}].overrides.method.{opt}: method {name} does not read it (it reads: "
+                                  f"{', '.join(method.options) or 'no options'})")
+        data["method"] = {"name": name, **{k: v for k, v in given.items() if k in method.options},
+                          **({"params": given["params"]} if "params" in given and method.params else {})}
+        info = {**base_stage.info, "method": name, "arm": spec.name, "from": spec.base,
+                "overrides": dict(spec.overrides)}
+        return self._add_midtrain(sid, spec.name, data, f"arms[{i}] ({spec.name})", info)
+
+    def arm_world(self, i: int, spec: ExtraArm) -> Path:
+        """The world of an arm's ``world`` keys: generated once per distinct set of keys, beside the flywheel's."""
+        if not self.cfg.use_world:
+            raise ConfigError(f"arms[{i}].world: needs the flywheel's world (use_world=true)")
+        data = deep_merge(deep_merge({"seed": self.cfg.seed}, self.cfg.world), spec.world)
+        probe = build_config(world_stage.WorldConfig, {**data, "out_dir": "x"}, f"arms[{i}].world")
+        out = self.root / f"world-{config_hash(probe)[:8]}"
+        if not any(st.kind == "world" and st.config.out_dir == str(out) for st in self.stages):
+            cfg = build_config(world_stage.WorldConfig, {**data, "out_dir": str(out)}, f"arms[{i}].world")
+            self.add(Stage(out.name, "world", cfg, world_stage.run))
+        return out
+
+    def _add_midtrain(self, sid: str, label: str, data: dict[str, Any], section: str, info: dict[str, Any]) -> str:
+        from remit.midtrain import stage as mt  # imports torch: only when a flywheel is planned
+
+        cfg = build_config(mt.MidtrainConfig, data, section)
+        curve = self.cfg.curves
+        if label in curve.arms:
+            total = cfg.total_steps * cfg.tokens_per_step
+            tokens = curve.tokens or [round(total * k / (curve.points - 1)) for k in range(1, curve.points - 1)]
+            cfg = dataclasses.replace(cfg, snapshot_tokens=sorted({int(t) for t in tokens if 0 < t < total}))
+        st = self.add(Stage(sid, "midtrain", cfg, mt.run, label=label, info=info))
+        self.mid[label] = (data, st)
+        if label in curve.arms:
+            self.curve(label, cfg)
+        return cfg.out_dir
+
+    def curve(self, label: str, cfg) -> None:
+        """Curve stages of arm ``label`` (mid-trained with ``cfg``): its snapshots scored by ``remit eval``
+        (each deleted once scored), plus token 0 (the start) and the arm's end."""
+        from remit.midtrain.checkpoint import snapshot_dir
+
+        own = not self.cfg.curves.eval  # no curve overrides: the start and end points are the arms' own evals
+        end = cfg.total_steps * cfg.tokens_per_step
+        points = [(0, self.pre, None), *[(t, str(snapshot_dir(cfg.out_dir, t)), cfg.out_dir)
+                                         for t in cfg.snapshot_steps().values()], (end, cfg.out_dir, None)]
+        for tokens, model, snapshot_of in points:
+            for suite in self.cfg.curves.suites or self.cfg.eval_suites:
+                sid = f"curve-{label}-{tokens}-{suite}"
+                # the same config and folder as the arm's own evaluation: whichever runs second is reused
+                at = "pre-annealing" if tokens == 0 else label
+                folder = f"eval-{at}-{suite}" if own and snapshot_of is None else \
+                    (f"curve-pre-annealing-0-{suite}" if tokens == 0 else sid)
+                ecfg = self.eval_config(model, suite, False, folder, {} if own else self.cfg.curves.eval)
+                runner = ev.run if snapshot_of is None else functools.partial(_score_snapshot, model)
+                self.add(Stage(sid, "curve", ecfg, runner, label=label,
+                               info={"suite": suite, "tokens": tokens, "snapshot": snapshot_of is not None}))
 
     def posttrain(self, sid: str, label: str, model: str, rnd: int) -> dict[str, str]:
         data = deep_merge({"seed": self.cfg.seed}, self.cfg.posttrain)
@@ -128,20 +225,34 @@ class _Planner:
         outs["final"] = outs[cfg.stages[-1]] if cfg.stages else model
         return outs
 
+    def eval_config(self, path: str, suite: str, chat: bool, folder: str, extra: dict[str, Any]) -> ev.EvalConfig:
+        data = deep_merge(deep_merge({"seed": self.cfg.seed}, self.cfg.eval), self.cfg.suite_eval.get(suite) or {})
+        data = deep_merge(data, extra)
+        over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat, "out_dir": str(self.root / folder)}
+        if self.cfg.use_world and not data.get("world_dir"):
+            over["world_dir"] = str(self.world_dir)
+        if chat and "world_template" not in data:
+            # A chat model is asked the question itself (as in post-training and its held-out reward),
+            # not the pre-training "Question: ...\nAnswer:" page inside a user turn.
+            over["world_template"] = "{prompt}"
+        return build_config(ev.EvalConfig, deep_merge(data, over), f"eval ({folder})")
+
     def evals(self, models: dict[str, tuple[str, bool]]) -> None:
         for label, (path, chat) in models.items():
             for suite in self.cfg.eval_suites:
-                data = deep_merge({"seed": self.cfg.seed}, self.cfg.eval)
-                over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat,
-                                        "out_dir": str(self.root / f"eval-{label}-{suite}")}
-                if self.cfg.use_world and not data.get("world_dir"):
-                    over["world_dir"] = str(self.world_dir)
-                if chat and "world_template" not in data:
-                    # A chat model is asked the question itself (as in post-training and its held-out reward),
-                    # not the pre-training "Question: ...\nAnswer:" page inside a user turn.
-                    over["world_template"] = "{prompt}"
-                cfg = build_config(ev.EvalConfig, deep_merge(data, over), f"eval ({label}, {suite})")
-                self.add(Stage(f"eval-{label}-{suite}", "eval", cfg, ev.run, label=label, info={"suite": suite}))
+                sid = f"eval-{label}-{suite}"
+                self.add(Stage(sid, "eval", self.eval_config(path, suite, chat, sid, {}), ev.run, label=label,
+                               info={"suite": suite}))
+
+
+def _score_snapshot(snapshot: str, cfg: ev.EvalConfig) -> Path:
+    """``remit eval`` of a mid-training snapshot, then the snapshot is deleted (a scored point is reused)."""
+    if not is_complete(cfg.out_dir, cfg) and not Path(snapshot).is_dir():
+        raise RemitError(f"{snapshot}: the snapshot to score is gone; delete its mid-training folder "
+                         f"({Path(snapshot).parents[1]}) to train it again with its snapshots")
+    out = ev.run(cfg)
+    shutil.rmtree(snapshot, ignore_errors=True)
+    return out
 
 
 def plan(cfg: FlywheelConfig) -> list[Stage]:
@@ -149,7 +260,7 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
     p = _Planner(cfg)
     if cfg.use_world:
         p.world()
-    pre = p.pretrain()
+    pre = p.pre = p.pretrain()
     bases: dict[str, str] = {"pre-annealing": pre}
     posts: dict[str, dict[str, str]] = {}
     vanilla = vanilla_arm()
@@ -170,7 +281,20 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
         bases[label] = p.midtrain(f"midtrain-{label}", arm, pre, guides[arm.guide], 1)
         if cfg.posttrain_baselines:
             posts[label] = p.posttrain(f"post-{label}", label, bases[label], 1)
+    for i, spec in enumerate(extra_arms(cfg.arms)):
+        bases[spec.name] = p.extra(i, spec)
+        if spec.posttrain:
+            posts[spec.name] = p.posttrain(f"post-{spec.name}", spec.name, bases[spec.name], p.mid[spec.name][1].info["round"])
+    missing = [a for a in cfg.curves.arms if a not in p.mid]
+    if missing:
+        raise ConfigError(f"curves.arms: {missing[0]!r} is not a mid-trained arm of this flywheel; its arms are: "
+                          f"{', '.join(p.mid)}")
     models = {label: (path, False) for label, path in bases.items()}
+    for label in cfg.chat_evals:
+        if label not in bases:
+            raise ConfigError(f"chat_evals: {label!r} is not a base model of this flywheel; its base models are: "
+                              f"{', '.join(bases)}")
+        models[f"{label}@chat"] = (bases[label], True)
     models.update({f"{label}+post": (outs["final"], True) for label, outs in posts.items()})
     p.evals(models)
     p.root.mkdir(parents=True, exist_ok=True)
@@ -190,6 +314,9 @@ def _write_manifest(cfg: FlywheelConfig, stages: list[Stage], walls: dict[str, f
             doc["models"][st.label] = str(Path(out) / st.config.stages[-1]) if st.config.stages else st.config.model
         elif st.kind == "eval":
             doc["evals"].setdefault(st.label, {})[st.info["suite"]] = out
+        elif st.kind == "curve":
+            doc.setdefault("curves", {}).setdefault(st.label, {}).setdefault(str(st.info["tokens"]), {})[
+                st.info["suite"]] = out
     if cfg.start_checkpoint:
         doc["models"].setdefault("pre-annealing", cfg.start_checkpoint)
     doc["roles"] = _roles(doc["models"], posts_sft)

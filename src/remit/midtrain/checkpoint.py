@@ -32,7 +32,7 @@ from remit.errors import TrainingError
 from remit.utils.io import atomic_dir, remove_stale_temps
 
 __all__ = ["save_checkpoint", "latest", "load_checkpoint", "rng_state", "set_rng_state", "list_checkpoints",
-           "remove_stale_temps", "write_failure"]
+           "remove_stale_temps", "write_failure", "snapshot_dir"]
 
 _NAME = re.compile(r"^step-(\d{8})$")
 
@@ -51,6 +51,11 @@ def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
         if m and p.is_dir() and (p / "state.pt").is_file():
             out.append((int(m.group(1)), p))
     return sorted(out)
+
+
+def snapshot_dir(out_dir: str | Path, tokens: int) -> Path:
+    """Where a run writes its weights-only snapshot at ``tokens`` trained tokens (``snapshot_tokens``)."""
+    return Path(out_dir) / "snapshots" / f"tokens-{int(tokens):012d}"
 
 
 def latest(root: str | Path) -> Path | None:

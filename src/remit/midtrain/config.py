@@ -259,6 +259,25 @@ class TrainConfig:
     dist_timeout_s: int = 1800  # several processes: how long a collective waits for the slowest rank
     save_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # of the final HF checkpoint's weights
     checkpoint_async: bool = False  # parallel=fsdp: write checkpoints in the background while training goes on
+    # Weights-only HF snapshots (model + tokenizer, save_dtype) at these training-token counts, for curves:
+    # out_dir/snapshots/tokens-<n>, n = the first optimizer step's count that reaches the given one. No optimizer
+    # state: they cannot be resumed from. Whoever scores them deletes them (the flywheel's curve stages do).
+    snapshot_tokens: list[int] = field(default_factory=list, metadata={"omit_if_empty": True})
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.optim.batch_size * self.data.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        return self.max_steps or max(1, -(-self.token_budget // self.tokens_per_step))
+
+    def snapshot_steps(self) -> dict[int, int]:
+        """{optimizer step: tokens trained} of the snapshots; counts at or past the run's end are left out
+        (the final model is that point)."""
+        per, total = self.tokens_per_step, self.total_steps
+        steps = {max(1, -(-int(t) // per)) for t in self.snapshot_tokens}
+        return {s: s * per for s in sorted(steps) if s < total}
 
     def validate(self) -> None:
         check_range("token_budget", self.token_budget, lo=1)
@@ -268,6 +287,8 @@ class TrainConfig:
             check_range("max_steps", self.max_steps, lo=1)
         check_range("checkpoint_every", self.checkpoint_every, lo=0)
         check_range("keep_checkpoints", self.keep_checkpoints, lo=1)
+        for t in self.snapshot_tokens:
+            check_range("snapshot_tokens", t, lo=1)
         if self.model.path is None:  # a fresh model: its window is known now (a loaded one: in setup)
 
             check_positions(self.model.fresh, self.data.seq_len, where="model.fresh",

@@ -39,7 +39,7 @@ from remit.midtrain.setup import build_run, data_cache_dir
 from remit.midtrain.trainer import NonFiniteLoss
 from remit.models import param_count
 from remit.utils.integrations import bf16_peak_flops
-from remit.utils.io import atomic_write_json
+from remit.utils.io import atomic_dir, atomic_write_json
 from remit.utils.lock import out_dir_lock
 
 __all__ = ["train"]
@@ -51,12 +51,13 @@ def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | No
     if world.is_main:  # what a kill during a save left behind
         ckpt.remove_stale_temps(root)
         ckpt.remove_stale_temps(out)
+        ckpt.remove_stale_temps(out / "snapshots")
     found = ckpt.latest(root)
     if found is not None and not cfg.resume and not cfg.overwrite:
         raise ConfigError(f"out_dir={out} holds checkpoints of an earlier run ({found.name}): pass resume=true "
                           f"(--resume) to continue it, overwrite=true to start afresh, or choose another out_dir")
     if cfg.overwrite and world.is_main:
-        for name in ("checkpoints", "tb"):
+        for name in ("checkpoints", "tb", "snapshots"):
             shutil.rmtree(out / name, ignore_errors=True)
         for name in ("metrics.jsonl", "manifest.json"):
             (out / name).unlink(missing_ok=True)
@@ -94,7 +95,8 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World, stop_afte
     out, resume_from = _prepare_out_dir(cfg, world)
     run = build_run(cfg, world, out)
     trainer, iterator, total_steps, accum = run.trainer, run.iterator, run.total_steps, run.accum
-    tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
+    tokens_per_step = cfg.tokens_per_step
+    snapshots = cfg.snapshot_steps()
     step = 0
     if resume_from is not None:
         step = _resume(run, cfg, world, resume_from)
@@ -125,6 +127,8 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World, stop_afte
                           "grad_norm": res["grad_norm"], **trainer.pop_stats()}
                 logger.log(record)
             logger.advance()
+            if step in snapshots:
+                _snapshot(run, cfg, world, ckpt.snapshot_dir(out, snapshots[step]))
             if step < total_steps and (step == stop or cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 _save(run, cfg, world, out, step, tokens_per_step)
     finally:
@@ -195,29 +199,55 @@ def _save(run, cfg: MidtrainConfig, world: World, out: Path, step: int, tokens_p
     barrier(world)
 
 
-def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
-    """save_pretrained of the policy (and tokenizer) into ``out``; the manifest, written after, marks completion."""
+def _hf_state_dict(run, cfg: MidtrainConfig, world: World) -> dict | None:
+    """The weights to save as an HF checkpoint (a collective under FSDP: gathered on rank 0, on CPU), in
+    ``save_dtype``; None: the live model's own (fp32, not distributed)."""
     state_dict = None
     if cfg.parallel == "fsdp" and world.distributed:  # gathered on rank 0 (CPU), the model only
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         msd = get_model_state_dict(run.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         state_dict = {k.removeprefix("model."): v for k, v in msd.items()}
-    if world.is_main:
-        model = run.hf_model
-        if cfg.save_dtype != "float32":
-            dtype = getattr(torch, cfg.save_dtype)
-            state_dict = {k: v.to(dtype) if v.is_floating_point() else v
-                          for k, v in (state_dict or model.state_dict()).items()}
+    if world.is_main and cfg.save_dtype != "float32":
+        dtype = getattr(torch, cfg.save_dtype)
+        state_dict = {k: v.to(dtype) if v.is_floating_point() else v
+                      for k, v in (state_dict or run.hf_model.state_dict()).items()}
+    return state_dict
+
+
+def _write_hf(run, cfg: MidtrainConfig, state_dict: dict | None, out: Path) -> None:
+    """save_pretrained of the model and tokenizer into ``out`` (rank 0)."""
+    model = run.hf_model
+    if state_dict is not None:
+        model.save_pretrained(out, state_dict=state_dict)
+    else:
+        model.save_pretrained(out)
+    run.tokenizer.save_pretrained(out)
+    if cfg.save_dtype != "float32":  # save_pretrained records the live model's dtype (fp32)
+        conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        atomic_write_json(out / "config.json", {**conf, "dtype": cfg.save_dtype})
+
+
+def _snapshot(run, cfg: MidtrainConfig, world: World, path: Path) -> None:
+    """A weights-only HF snapshot (``snapshot_tokens``), written whole or not at all; kept if it exists (a
+    resumed run passes the same step again with the same weights)."""
+    state_dict = _hf_state_dict(run, cfg, world)
+    if world.is_main and not path.is_dir():
         try:
-            if state_dict is not None:
-                model.save_pretrained(out, state_dict=state_dict)
-            else:
-                model.save_pretrained(out)
-            run.tokenizer.save_pretrained(out)
-            if cfg.save_dtype != "float32":  # save_pretrained records the live model's dtype (fp32)
-                conf = json.loads((out / "config.json").read_text(encoding="utf-8"))
-                atomic_write_json(out / "config.json", {**conf, "dtype": cfg.save_dtype})
+            with atomic_dir(path) as tmp:
+                _write_hf(run, cfg, state_dict, tmp)
+        except (OSError, RuntimeError, SafetensorError) as e:
+            raise TrainingError(f"writing the snapshot {path} failed: {ckpt.write_failure(e, path.parent)}; "
+                                f"training stopped (resume=true continues from the last checkpoint)") from None
+    barrier(world)
+
+
+def _save_final(run, cfg: MidtrainConfig, world: World, out: Path) -> None:
+    """save_pretrained of the policy (and tokenizer) into ``out``; the manifest, written after, marks completion."""
+    state_dict = _hf_state_dict(run, cfg, world)
+    if world.is_main:
+        try:
+            _write_hf(run, cfg, state_dict, out)
         except (OSError, RuntimeError, SafetensorError) as e:
             last = ckpt.latest(out / "checkpoints")
             keep = f"the last checkpoint {last} is intact (resume=true)" if last else "no checkpoint was kept"

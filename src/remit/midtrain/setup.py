@@ -217,8 +217,7 @@ def build_run(cfg: MidtrainConfig, world: World, out: Path) -> Run:
         raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} must be a multiple of optim.micro_batch_size "
                           f"x processes = {cfg.optim.micro_batch_size} x {world.world_size}")
     accum = cfg.optim.batch_size // per_rank
-    tokens_per_step = cfg.optim.batch_size * cfg.data.seq_len
-    total_steps = cfg.max_steps or max(1, -(-cfg.token_budget // tokens_per_step))
+    total_steps = cfg.total_steps
 
     # the frozen models' vocab_limit too: every model normalises over the tokenizer's rows, not padding rows
     policy = PolicyLogps(model, vocab_limit=check_vocab_rows(model, tokenizer, "the policy"),

@@ -38,6 +38,20 @@ CHAT_TEMPLATE = (
 )
 
 
+def chat_text(messages: list[dict[str, str]]) -> str:
+    """``messages`` as :data:`CHAT_TEMPLATE` renders them (no generation prompt), without loading a tokenizer:
+    the world writes chat-formatted training text before any tokenizer exists. A test keeps the two equal."""
+    parts = [BOS]
+    for m in messages:
+        if m["role"] == "assistant":
+            parts.append(f"<|assistant|>\n{m['content']}{EOS}")
+        elif m["role"] in ("system", "user"):
+            parts.append(f"<|{m['role']}|>\n{m['content']}<|end|>\n")
+        else:
+            raise ConfigError(f"unknown chat role: {m['role']} (accepted: system, user, assistant)")
+    return "".join(parts)
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int, *, out_dir: str | Path | None = None,
                     model_max_length: int = 2048, split_digits: bool = False):
     """Byte-level BPE trained on ``texts``; deterministic for the same texts and vocab size.

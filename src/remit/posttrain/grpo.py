@@ -11,9 +11,10 @@ on the held-out prompts is measured before and after training and written to the
 (``eval.pre``, ``eval.post``). Generation uses vLLM on GPU when it is installed (``use_vllm``
 unset), plain batched ``model.generate`` otherwise.
 
-Measured (``python benchmarks/grpo_quality.py``: a 1.09M-param Llama SFT'd 200 steps on 150
+Measured at commit 0ecb976 (``benchmarks/grpo_quality.py``, an experiment script removed in issue #21:
+``git show 4c9892f:benchmarks/grpo_quality.py``): a 1.09M-param Llama SFT'd 200 steps on 150
 additions "What is a + b?" (a, b <= 20), GRPO on 150 other additions, greedy reward on 100 held-out
-ones): T=0.7, lr 5e-5: 0.20 -> 0.23 (60 steps), 0.20 -> 0.28 (150 steps); T=1.0: 0.20 -> 0.18 (lr
+ones: T=0.7, lr 5e-5: 0.20 -> 0.23 (60 steps), 0.20 -> 0.28 (150 steps); T=1.0: 0.20 -> 0.18 (lr
 5e-5), 0.13 (lr 1e-4), 0.02 (lr 5e-4). n=100, so one standard error is about 0.04.
 """
 

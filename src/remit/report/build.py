@@ -89,6 +89,8 @@ class Run:
     verdicts: list[list[str]]
     data: dict[str, Path]
     notes: list[str]
+    # curve points of the flywheel's ``curves``: {arm: {tokens trained: {suite: eval folder}}}
+    curves: dict[str, dict[int, dict[str, Path]]] = field(default_factory=dict)
 
     def model(self, role: str) -> tuple[str, Path] | None:
         label = self.roles.get(role)
@@ -217,7 +219,9 @@ def load_run(run_dir: str | Path) -> Run:
         if base and label != base:
             baselines.setdefault(label, base)
     data = {k: _abs(root, v) for k, v in (top.get("data") or {}).items() if v} or _infer_data(stages, root)
-    return Run(root, top.get("name") or root.name, stages, models, evals, roles, baselines, verdicts, data, notes)
+    curves = {arm: {int(t): _abs(root, by) for t, by in points.items()} for arm, points in (top.get("curves") or {}).items()}
+    return Run(root, top.get("name") or root.name, stages, models, evals, roles, baselines, verdicts, data, notes,
+               curves)
 
 
 def _discover(root: Path) -> dict:

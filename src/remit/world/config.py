@@ -35,6 +35,10 @@ class WorldConfig:
     qa_per_doc: list[int] = field(default_factory=lambda: [2, 4])  # solved tasks per pretrain document (min, max)
     qa_per_doc_midtrain: list[int] = field(default_factory=lambda: [3, 6])
     general_doc_chars: int = 500  # a general document grows by paragraphs until it has this many characters
+    # Share of the solved-task documents of midtrain.jsonl written as one-turn chats in the post-training format
+    # (remit's chat template), as real mid-training mixes hold instruction data. Left out of the config hash
+    # while 0, so worlds made before the key existed are reused.
+    midtrain_chat_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         for key in ("n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval"):
@@ -44,6 +48,7 @@ class WorldConfig:
         check_range("midtrain_general_frac", self.midtrain_general_frac, 0.0, 1.0)
         check_range("general_doc_chars", self.general_doc_chars, 1)
         check_range("direct_frac", self.direct_frac, 0.0, 1.0)
+        check_range("midtrain_chat_frac", self.midtrain_chat_frac, 0.0, 1.0)
         for key in ("qa_per_doc", "qa_per_doc_midtrain"):
             v = getattr(self, key)
             if len(v) != 2 or not 1 <= v[0] <= v[1]:

@@ -3,7 +3,10 @@
 Splits: ``pretrain`` and ``midtrain`` (``{"text"}`` documents), ``sft`` (``{"prompt", "response",
 "kind", "answer"}``; a share ``direct_frac`` of the solutions in these three splits is the
 answer alone, the rest worked step by step), ``rl`` (``{"prompt", "answer", "kind"}``) and ``eval`` (the same plus the worked
-``"solution"``, scored for bits per byte). Held-out ``eval``
+``"solution"``, scored for bits per byte). A share ``midtrain_chat_frac`` of the solved-task documents of
+``midtrain`` has every ``Question: q / Answer: a`` pair written as a one-turn chat in remit's chat template
+(``remit.models.tokenizer.chat_text``: what a tokenizer trained by the pretrain stage renders; a start
+checkpoint with another template sees remit's). Held-out ``eval``
 prompts are drawn first; no training split (including the worked solutions inside the
 pretrain/midtrain text) ever contains one of them.
 
@@ -18,6 +21,7 @@ import random
 from typing import Any
 
 from remit.errors import ConfigError
+from remit.models.tokenizer import chat_text
 from remit.world.config import WorldConfig
 from remit.world.tasks import Task, final_line, make_task
 from remit.world.text import general_doc
@@ -75,23 +79,42 @@ def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
     return out
 
 
-def _reasoning_doc(src: _TaskSource, n: int, style: random.Random, direct_frac: float) -> str:
-    return "\n\n".join(qa_text(t, written(t, style, direct_frac)) for t in (src.draw() for _ in range(n)))
+def _reasoning_pairs(src: _TaskSource, n: int, style: random.Random, direct_frac: float) -> list[tuple[Task, str]]:
+    return [(t, written(t, style, direct_frac)) for t in (src.draw() for _ in range(n))]
 
 
 def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_range: tuple[int, int],
-          forbidden: set[str]) -> list[dict[str, str]]:
+          forbidden: set[str]) -> list[list[tuple[Task, str]] | str]:
+    """Each document: its solved tasks (task, solution as written), or a general text."""
     rng = _rng(cfg.seed, name)
     src = _TaskSource(_rng(cfg.seed, name + "/tasks"), list(cfg.kinds), cfg.difficulty, forbidden)
     style = _rng(cfg.seed, name + "/style")
-    docs = []
+    docs: list[list[tuple[Task, str]] | str] = []
     for _ in range(n_docs):
         if cfg.kinds and rng.random() < reasoning_frac:
-            text = _reasoning_doc(src, rng.randint(*qa_range), style, cfg.direct_frac)
+            docs.append(_reasoning_pairs(src, rng.randint(*qa_range), style, cfg.direct_frac))
         else:
-            text = general_doc(rng, cfg.general_doc_chars)
-        docs.append({"text": text})
+            docs.append(general_doc(rng, cfg.general_doc_chars))
     return docs
+
+
+def _texts(docs: list[list[tuple[Task, str]] | str], chat_frac: float = 0.0, seed: int = 0) -> list[dict[str, str]]:
+    """``{"text"}`` rows; a share ``chat_frac`` of the solved-task documents written as one-turn chats.
+
+    The chat draws come from ``random.Random(seed)``, one per solved-task document in order: the stream of
+    the former ``benchmarks/flywheel/chatmix.py``, so its committed chat-mix file (world seed 0, 0.5) is
+    reproduced byte for byte."""
+    rng = random.Random(seed)
+    rows = []
+    for d in docs:
+        if isinstance(d, str):
+            rows.append({"text": d})
+        elif chat_frac > 0 and rng.random() < chat_frac:
+            rows.append({"text": "\n\n".join(chat_text([{"role": "user", "content": t.prompt},
+                                                         {"role": "assistant", "content": a}]) for t, a in d)})
+        else:
+            rows.append({"text": "\n\n".join(qa_text(t, a) for t, a in d)})
+    return rows
 
 
 def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -101,10 +124,10 @@ def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, A
     eval_rows = held_out(cfg)
     forbidden = {r["prompt"] for r in eval_rows}
     world: dict[str, list[dict[str, Any]]] = {"eval": eval_rows}
-    world["pretrain"] = _docs(cfg, "pretrain", cfg.n_pretrain_docs, cfg.pretrain_reasoning_frac,
-                              tuple(cfg.qa_per_doc), forbidden)
-    world["midtrain"] = _docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac,
-                              tuple(cfg.qa_per_doc_midtrain), forbidden)
+    world["pretrain"] = _texts(_docs(cfg, "pretrain", cfg.n_pretrain_docs, cfg.pretrain_reasoning_frac,
+                                     tuple(cfg.qa_per_doc), forbidden))
+    world["midtrain"] = _texts(_docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac,
+                                     tuple(cfg.qa_per_doc_midtrain), forbidden), cfg.midtrain_chat_frac, cfg.seed)
     kinds = list(cfg.kinds)
     sft_src = _TaskSource(_rng(cfg.seed, "sft"), kinds, cfg.difficulty, forbidden)
     # Kinds are cycled so every kind gets the same share of SFT and RL prompts.

@@ -1,68 +1,48 @@
-"""Data preparation for the quality experiment: ``../shared/data`` -> the jsonl files the stages read.
+"""The quality experiment's data recipe: public datasets of ``../shared/data`` -> the jsonl files its stages read.
 
-    python benchmarks/quality/prepare.py --work runs/quality [--scale 1.0]
+Outputs (names without ``.jsonl`` are the keys of :data:`OUTPUTS`):
 
-Writes into ``<work>/data/`` (outside the repository's tracked files; ``runs/`` is git-ignored):
-
-* ``pretrain.jsonl``  general text (Gutenberg children's books, tiny Shakespeare) + some math and code,
-* ``midtrain.jsonl``  reasoning-rich text: GSM8K / MATH train solutions, MBPP 601-974, ARC / OpenBookQA /
-  BoolQ train sets, MAWPS train set (all as ``Question: ...\\nAnswer: ...`` worked solutions),
-* ``sft.jsonl``       GSM8K-train questions with their cleaned solutions + generated arithmetic,
-* ``rl.jsonl``        GSM8K-train questions with numeric answers + generated arithmetic (math reward),
-* ``eval.jsonl``      held-out GSM8K-train rows + held-out generated arithmetic (post-training reward only),
-* ``heldout_gold.jsonl``  GSM8K / MATH *test* question + gold solution pairs: evaluation only (the
-  sample-efficiency curve scores their bits per byte; they are never trained on),
-* ``prep.json``       counts, sizes and the decontamination check.
+* ``pretrain``  general text (Gutenberg children's books, tiny Shakespeare) + some math and code,
+* ``midtrain``  reasoning-rich text: GSM8K / MATH train solutions, MBPP 601-974, ARC / OpenBookQA / BoolQ
+  train sets, MAWPS train set (``Question: ...\\nAnswer: ...`` worked solutions),
+* ``sft``       GSM8K-train questions with their cleaned solutions + generated arithmetic,
+* ``rl``        GSM8K-train questions with numeric answers + generated arithmetic (math reward),
+* ``eval``      held-out GSM8K-train rows + held-out generated arithmetic (post-training reward only),
+* ``heldout_gold``  GSM8K / MATH *test* question + gold solution pairs: evaluation only (bits per byte of
+  the sample-efficiency curve; never trained on).
 
 Test splits are never read into a training file: only ``*train*`` files (and MBPP task ids 601-974) feed
 training; the decontamination check then looks for every evaluated question (paper10 test sets) inside the
-training texts and drops any training document that contains one (the count is in ``prep.json``).
+training texts and drops any training document that contains one (counts in the stage's manifest).
+The code is the former ``benchmarks/quality/prepare.py`` (version 2): it writes byte-identical files.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import json
-import os
 import random
 import re
 from pathlib import Path
 from typing import Any
 
-from remit.errors import DataError
+from remit.eval.data import read_json_records
 
-REPO = Path(__file__).resolve().parents[2]
 GSM8K_HELDOUT = 256  # last rows of GSM8K train: post-training reward evaluation only
-
-
-class PrepError(RuntimeError):
-    pass
-
-
-def shared_data() -> Path:
-    """``$REMIT_SHARED_DATA`` or ``../shared/data`` relative to the repository root."""
-    env = os.environ.get("REMIT_SHARED_DATA")
-    path = Path(env) if env else REPO.parent / "shared" / "data"
-    if not (path / "gsm8k").is_dir():
-        raise PrepError(f"shared data not found at {path} (no gsm8k/ folder). Set REMIT_SHARED_DATA to the folder "
-                        "holding gsm8k/, math/, mbpp/, arc/, ... (see ../shared/data/SOURCES.md).")
-    return path
+OUTPUTS = ("pretrain", "midtrain", "sft", "rl", "eval", "heldout_gold")
+# Every file the recipe reads, relative to the shared data folder (checked before any work).
+INPUTS = (
+    "gsm8k/train.jsonl.gz", "gsm8k/test.jsonl", "math/train.jsonl.gz", "math/test.jsonl.gz", "mbpp/mbpp.jsonl",
+    "commonsense_llm_adapters/ARC-Easy_train.json", "commonsense_llm_adapters/ARC-Challenge_train.json",
+    "commonsense_llm_adapters/openbookqa_train.json.gz", "commonsense_llm_adapters/boolq_train.json.gz",
+    "math_word_problems/mawps_trainset.json", "gutenberg_children/gutenberg_children.jsonl.gz",
+    "tinyshakespeare/input.txt.gz", "arc/ARC-Easy-Test.jsonl", "arc/ARC-Challenge-Test.jsonl",
+    "humaneval/HumanEval.jsonl.gz", "superglue/BoolQ/val.jsonl",
+)
 
 
 def _read(path: Path) -> list[Any]:
-    """Rows of a .json/.jsonl(.gz) file of shared/data (remit's own reader: errors name the file and line)."""
-    from remit.eval.data import read_json_records
-
+    """Rows of a .json/.jsonl(.gz) file (remit's reader: errors name the file and line)."""
     return read_json_records(path, task="quality data")
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def clean_gsm8k(answer: str) -> tuple[str, str]:
@@ -119,7 +99,7 @@ def eval_questions(d: Path) -> list[str]:
     return [n for n in (_norm(q)[:120] for q in qs) if len(n) >= 40]
 
 
-def _decontaminate_fast(rows: list[dict], key: str, probes: list[str]) -> tuple[list[dict], dict[str, int]]:
+def decontaminate(rows: list[dict], key: str, probes: list[str]) -> tuple[list[dict], dict[str, int]]:
     """Drop rows whose normalised ``key`` text contains an evaluated question (its first <= 120 chars)."""
     heads: dict[str, list[str]] = {}
     for p in probes:
@@ -140,30 +120,13 @@ def _decontaminate_fast(rows: list[dict], key: str, probes: list[str]) -> tuple[
     return kept, dropped
 
 
-def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]:
-    d = shared_data()
-    out = work / "data"
-    done = out / "prep.json"
-    if done.is_file():
-        info = json.loads(done.read_text())
-        if info.get("pretrain_chars") == pretrain_chars and info.get("seed") == seed and info.get("version") == 2:
-            return info
-    out.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    gsm = _read(d / "gsm8k/train.jsonl.gz")
-    gsm_train, gsm_held = gsm[:-GSM8K_HELDOUT], gsm[-GSM8K_HELDOUT:]
-    gsm_docs = []
-    for r in gsm_train:
-        sol, ans = clean_gsm8k(r["answer"])
-        gsm_docs.append({"q": r["question"], "sol": sol, "ans": ans})
-
-    # -- mid-training: reasoning-rich text (train splits only)
+def _midtrain(d: Path, gsm_docs: list[dict], mbpp_train: list[dict]) -> list[dict]:
+    """Reasoning-rich text, train splits only."""
     mid = [{"text": f"Question: {g['q']}\nAnswer: {g['sol']}", "src": "gsm8k_train"} for g in gsm_docs]
     mid += [{"text": f"Problem:\n{r['problem']}\n\nSolution: {r['solution']}", "src": "math_train"}
             for r in _read(d / "math/train.jsonl.gz")]
-    mbpp_train = [r for r in _read(d / "mbpp/mbpp.jsonl") if 601 <= int(r["task_id"]) <= 974]
-    mid += [{"text": f"{r['text']}\n{r['code'].replace(chr(13), '')}\n" + "\n".join(r["test_list"]), "src": "mbpp_601_974"}
-            for r in mbpp_train]
+    mid += [{"text": f"{r['text']}\n{r['code'].replace(chr(13), '')}\n" + "\n".join(r["test_list"]),
+             "src": "mbpp_601_974"} for r in mbpp_train]
     for name in ("ARC-Easy_train.json", "ARC-Challenge_train.json", "openbookqa_train.json.gz"):
         for r in _read(d / "commonsense_llm_adapters" / name):
             qa = _choice_text(r)
@@ -178,8 +141,12 @@ def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]
         ans = int(ans) if float(ans).is_integer() else ans
         mid.append({"text": f"Question: {r['original_text']}\nAnswer: {r['equation'].replace('X=', '')} = {ans}.\n"
                             f"The answer is {ans}.", "src": "mawps_train"})
+    return mid
 
-    # -- pre-training: general text + some math (arithmetic, GSM8K train) and code (MBPP 601-974)
+
+def _pretrain(d: Path, rng: random.Random, pretrain_chars: int, seed: int, gsm_docs: list[dict],
+              mbpp_train: list[dict]) -> list[dict]:
+    """General text + some math (arithmetic, GSM8K train) and code (MBPP 601-974)."""
     books = [r["text"] for r in _read(d / "gutenberg_children/gutenberg_children.jsonl.gz")]
     rng.shuffle(books)
     pre: list[dict] = []
@@ -192,15 +159,39 @@ def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]
             if len(chunk) > 200:
                 pre.append({"text": chunk, "src": "gutenberg"})
                 budget -= len(chunk)
-    shakes = gzip.open(d / "tinyshakespeare/input.txt.gz", "rt", encoding="utf-8").read()
+    with gzip.open(d / "tinyshakespeare/input.txt.gz", "rt", encoding="utf-8") as f:
+        shakes = f.read()
     pre += [{"text": shakes[i:i + 2000], "src": "tinyshakespeare"}
             for i in range(0, min(len(shakes), int(pretrain_chars * 0.08)), 2000)]
     arith_pre = arithmetic(random.Random(seed + 1), 1500)
     pre += [{"text": f"Question: {a['prompt']}\nAnswer: {a['response']}", "src": "arithmetic"} for a in arith_pre]
     pre += [{"text": f"Question: {g['q']}\nAnswer: {g['sol']}", "src": "gsm8k_train"} for g in gsm_docs[:800]]
     pre += [{"text": r["code"].replace("\r", ""), "src": "mbpp_601_974"} for r in mbpp_train]
+    return pre
 
-    # -- post-training
+
+def _stats(rows: list[dict], key: str = "text") -> dict[str, Any]:
+    by: dict[str, int] = {}
+    for r in rows:
+        by[r.get("src", "-")] = by.get(r.get("src", "-"), 0) + 1
+    return {"rows": len(rows), "chars": sum(len(r[key]) for r in rows), "by_source": by}
+
+
+def build(d: Path, *, pretrain_chars: int, seed: int) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """({output name: rows}, statistics) from the shared data folder ``d``. The order of the random draws
+    is the old script's: the same seed gives the same files."""
+    rng = random.Random(seed)
+    gsm = _read(d / "gsm8k/train.jsonl.gz")
+    gsm_train, gsm_held = gsm[:-GSM8K_HELDOUT], gsm[-GSM8K_HELDOUT:]
+    gsm_docs = []
+    for r in gsm_train:
+        sol, ans = clean_gsm8k(r["answer"])
+        gsm_docs.append({"q": r["question"], "sol": sol, "ans": ans})
+    mbpp_train = [r for r in _read(d / "mbpp/mbpp.jsonl") if 601 <= int(r["task_id"]) <= 974]
+    mid = _midtrain(d, gsm_docs, mbpp_train)
+    pre = _pretrain(d, rng, pretrain_chars, seed, gsm_docs, mbpp_train)
+
+    # post-training
     arith = arithmetic(random.Random(seed + 2), 3000)
     sft = [{"prompt": g["q"], "response": g["sol"]} for g in gsm_docs[:3000]]
     sft += [{"prompt": a["prompt"], "response": a["response"]} for a in arith[:1500]]
@@ -212,47 +203,21 @@ def prepare(work: Path, *, pretrain_chars: int, seed: int = 0) -> dict[str, Any]
     ev += [{"prompt": r["question"], "answer": clean_gsm8k(r["answer"])[1], "kind": "math"} for r in gsm_held[:100]]
     rng.shuffle(ev)
 
-    # -- held-out gold solutions (TEST splits: evaluation only, the sample-efficiency curve)
+    # held-out gold solutions (TEST splits: evaluation only)
     gold = [{"context": f"Question: {r['question']}\nAnswer:", "target": " " + r["answer"], "src": "gsm8k_test"}
             for r in _read(d / "gsm8k/test.jsonl")[:60]]
     gold += [{"context": f"Problem:\n{r['problem']}\n\nSolution:", "target": " " + r["solution"], "src": "math_test"}
              for r in _read(d / "math/test.jsonl.gz")[:60]]
 
     probes = eval_questions(d)
-    mid, drop_mid = _decontaminate_fast(mid, "text", probes)
-    pre, drop_pre = _decontaminate_fast(pre, "text", probes)
-    sft, drop_sft = _decontaminate_fast(sft, "prompt", probes)
-    rl, drop_rl = _decontaminate_fast(rl, "prompt", probes)
+    mid, drop_mid = decontaminate(mid, "text", probes)
+    pre, drop_pre = decontaminate(pre, "text", probes)
+    sft, drop_sft = decontaminate(sft, "prompt", probes)
+    rl, drop_rl = decontaminate(rl, "prompt", probes)
     rng.shuffle(mid)
-    for name, rows in (("pretrain", pre), ("midtrain", mid), ("sft", sft), ("rl", rl), ("eval", ev),
-                       ("heldout_gold", gold)):
-        _write(out / f"{name}.jsonl", rows)
-
-    def stats(rows: list[dict], key: str = "text") -> dict[str, Any]:
-        by: dict[str, int] = {}
-        for r in rows:
-            by[r.get("src", "-")] = by.get(r.get("src", "-"), 0) + 1
-        return {"rows": len(rows), "chars": sum(len(r[key]) for r in rows), "by_source": by}
-
-    info = {"version": 2, "shared_data": str(d), "seed": seed, "pretrain_chars": pretrain_chars,
-            "pretrain": stats(pre), "midtrain": stats(mid), "sft": stats(sft, "prompt"), "rl": stats(rl, "prompt"),
-            "eval": stats(ev, "prompt"), "heldout_gold": stats(gold, "target"),
+    files = {"pretrain": pre, "midtrain": mid, "sft": sft, "rl": rl, "eval": ev, "heldout_gold": gold}
+    info = {"pretrain": _stats(pre), "midtrain": _stats(mid), "sft": _stats(sft, "prompt"),
+            "rl": _stats(rl, "prompt"), "eval": _stats(ev, "prompt"), "heldout_gold": _stats(gold, "target"),
             "decontamination": {"probes": len(probes), "dropped": {"pretrain": drop_pre, "midtrain": drop_mid,
                                                                    "sft": drop_sft, "rl": drop_rl}}}
-    done.write_text(json.dumps(info, indent=1))
-    return info
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", default=str(REPO / "runs" / "quality"))
-    ap.add_argument("--pretrain-chars", type=int, default=6_000_000)
-    a = ap.parse_args()
-    try:
-        print(json.dumps(prepare(Path(a.work), pretrain_chars=a.pretrain_chars), indent=1))
-    except (PrepError, DataError) as e:
-        raise SystemExit(f"error: {e}") from None
-
-
-if __name__ == "__main__":
-    main()
+    return files, info
