@@ -148,13 +148,17 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
             " {name: vanilla-half, from: vanilla, overrides: {token_budget: 250000}, posttrain: true},"
             " {name: placebo, from: remit-r1, overrides: {method.name: remit_placebo}},"
             " {name: chat-remit, from: remit-r1, world: {midtrain_chat_frac: 0.5}},"
-            " {name: chat-sft, from: remit-r1, world: {midtrain_chat_frac: 0.5}, overrides: {reference.path: s0}}]")
+            " {name: chat-sft, from: remit-r1, world: {midtrain_chat_frac: 0.5}, overrides: {reference.path: s0}},"
+            " {name: lr, from: remit-r1, overrides: {optim: {lr: 5.0e-4}, method: {temperature: 2.0}}}]")
     cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", arms, "chat_evals=[vanilla, chat-remit]",
                                              "curves={arms: [vanilla, vanilla-half], points: 3, eval: {limit: 50}}"])
     by_id = {s.id: s for s in plan(cfg)}
     r1, van = by_id["midtrain-remit-r1"].config, by_id["midtrain-vanilla"].config
     tau, half, placebo = (by_id[f"midtrain-{n}"].config for n in ("remit-tau3", "vanilla-half", "placebo"))
     assert tau.method.temperature == 3.0 and r1.method.temperature == 1.0
+    lr = by_id["midtrain-lr"].config  # a section given as a mapping merges into the arm's, key by key
+    assert lr.optim.lr == 5e-4 and lr.optim.batch_size == r1.optim.batch_size == 16
+    assert lr.method.name == "remit" and lr.method.temperature == 2.0
     assert tau.reference.path == r1.reference.path == placebo.reference.path
     assert placebo.method.name == "remit_placebo" and placebo.method.epsilon == r1.method.epsilon
     assert half.token_budget == 250_000 and van.token_budget == 500_000 and half.method.name == "ntp"

@@ -37,7 +37,7 @@ def _arm_values(root: Path, seeds: list[int], labels: set[str], metric: str) -> 
         if not run_dir.is_dir():
             raise DataError(f"{run_dir}: seed {s} has not run (run the experiment without analyze_only)")
         run = load_run(run_dir)
-        for label in labels:
+        for label in sorted(labels):  # a stable order for the tables
             path = (run.evals.get(label) or {}).get(suite)
             if path is None:
                 raise DataError(f"{run_dir}: no '{suite}' evaluation of arm '{label}' (is seed {s} finished?)")

@@ -138,15 +138,21 @@ class _Planner:
         if spec.world:
             data["data"] = {**data.get("data", {}), "sources": [{"path": str(self.arm_world(i, spec) / "midtrain.jsonl")}]}
         for key, value in spec.overrides.items():
+            cur = data
+            for part in key.split("."):
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            if isinstance(value, dict) and isinstance(cur, dict):  # a section (optim: {lr: ...}) merges, key by key
+                value = deep_merge(cur, value)
             set_dotted(data, key, value, MidtrainConfig, shown=f"arms[{i}].overrides.{key}")
         # the method section: the keys the (possibly new) method reads, from midtrain.method and the overrides
         name = data["method"].get("name", "ntp")
         method = get_method(name, key=f"arms[{i}].overrides.method.name")
         given = {**self.cfg.midtrain.get("method", {}), **data["method"]}
-        for key in spec.overrides:
-            opt = key.split(".", 1)[1] if key.startswith("method.") else None
-            if opt and opt.split(".")[0] not in ("name", "params", *method.options):
-                raise ConfigError(f"arms[{i}].overrides.{key}: method {name} does not read it (it reads: "
+        asked = [k.split(".")[1] for k in spec.overrides if k.startswith("method.")]
+        asked += list(spec.overrides["method"]) if isinstance(spec.overrides.get("method"), dict) else []
+        for opt in asked:
+            if opt not in ("name", "params", *method.options):
+                raise ConfigError(f"arms[{i}].overrides.method.{opt}: method {name} does not read it (it reads: "
                                   f"{', '.join(method.options) or 'no options'})")
         data["method"] = {"name": name, **{k: v for k, v in given.items() if k in method.options},
                           **({"params": given["params"]} if "params" in given and method.params else {})}
