@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remit.config import check_choice, check_range, save_config
+from remit.config import check_choice, check_range, config_hash, save_config
 from remit.errors import DataError
 from remit.manifest import read_manifest, write_manifest
 from remit.utils.io import atomic_dir
@@ -95,18 +95,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def files(cfg: CorpusConfig) -> dict[str, str]:
-    """``{output name: path}`` of a prepared folder (what the stages that read it are given)."""
-    return {name: str(Path(cfg.out_dir) / f"{name}.jsonl") for name in RECIPES[cfg.recipe]().outputs}
-
-
 def run(cfg: CorpusConfig) -> Path:
     recipe = RECIPES[cfg.recipe]()
     shared = resolve_shared_data(cfg.shared_data)
     inputs = _inputs(shared, recipe)
     out = Path(cfg.out_dir)
-    from remit.config import config_hash
-
     done = read_manifest(out)
     if done and done.get("config_hash") == config_hash(cfg) and done.get("input_sha256") == inputs:
         return out
