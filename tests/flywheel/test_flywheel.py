@@ -225,3 +225,12 @@ def test_extra_arm_and_curve_errors_name_the_key(tmp_path, over, msg):
 
     with pytest.raises(ConfigError, match=msg):
         plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", over]))
+
+
+def test_report_options_are_checked_before_any_stage_runs(tmp_path):
+    from remit.flywheel.run import run
+
+    cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "report_options={guidance_textz: 16}"])
+    with pytest.raises(ConfigError, match=r"report_options.*guidance_textz.*Did you mean 'guidance_texts'"):
+        run(cfg)
+    assert not (tmp_path / "default" / "world").exists()

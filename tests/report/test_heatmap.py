@@ -61,6 +61,13 @@ def test_identical_models_give_weight_exactly_one(role_models):
     assert len(s.weight) == len(tok(TEXT)["input_ids"]) + len(tok("12 * 3 = 36")["input_ids"])
     up, down = heatmap.top_tokens(s)
     assert up == [] and down == []
+    # a long document (a book of a real corpus) is scored on its first max_windows windows only
+    bos = tok.bos_token_id is not None
+    two = heatmap.score_texts(a, b, tok, [TEXT, "12 * 3 = 36"], max_length=8, max_windows=2)
+    n_text = len(tok(TEXT)["input_ids"])
+    assert n_text > 2 * (8 - bos)
+    assert two.text_of.count(0) == 2 * (8 - bos)
+    assert two.text_of.count(1) == len(tok("12 * 3 = 36")["input_ids"])
 
 
 def test_top_tokens_aggregates_by_token():

@@ -197,6 +197,8 @@ class FlywheelConfig:
     # eval keys of one suite over the `eval` section, e.g. {gold: {limit: null}} (paper10 keeps eval.limit)
     suite_eval: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"omit_if_empty": True})
     report: bool = True
+    # keys of `remit report` for the report at the end (run_dir is the flywheel's), e.g. {guidance_texts: 16}
+    report_options: dict[str, Any] = field(default_factory=dict, metadata={"omit_if_empty": True})
     quiet: bool = True  # hide the libraries' own progress bars and advisory warnings
     # Runs pretrain/midtrain/posttrain on several processes, e.g. "torchrun --nproc_per_node 8" (flywheel/launch.py)
     launcher: str = ""

@@ -380,6 +380,8 @@ def run(cfg: FlywheelConfig) -> Path:
     if cfg.quiet:
         quiet_libraries()
     root = Path(cfg.runs_dir) / cfg.name
+    # the report's keys checked now, not after an hour of training
+    report_cfg = build_config(build.ReportConfig, {**cfg.report_options, "run_dir": str(root)}, "report_options")
     save_config(cfg, root / "config.yaml")
     walls: dict[str, float] = {}
     fresh: set[str] = set()  # stages run (not reused) in this invocation: their walls predict the rest
@@ -414,7 +416,7 @@ def run(cfg: FlywheelConfig) -> Path:
     table = "\n".join(f"  {sid:<34} {_fmt(w):>8}" for sid, w in walls.items())
     print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}:\n{table}", flush=True)
     if cfg.report:
-        report = build.run(build.ReportConfig(run_dir=str(root)))
+        report = build.run(report_cfg)
         print(f"[flywheel] report: {report}", flush=True)
         return Path(report)
     return root

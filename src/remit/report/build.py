@@ -57,6 +57,7 @@ class ReportConfig:
     probe_file: str | None = None   # default: data.probe, else data.midtrain
     probe_texts: int = 16
     max_length: int = 256
+    text_windows: int = 4           # heat-map and guidance: at most this many max_length windows per document
     batch_size: int = 8
     device: str | None = None
     dtype: str | None = None
@@ -70,7 +71,7 @@ class ReportConfig:
         if not self.run_dir:
             raise ConfigError("run_dir is required (remit report run_dir=runs/<name>)")
         check_range("confidence", self.confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-        for k in ("sample_texts", "probe_texts", "batch_size", "n_boot", "guidance_texts"):
+        for k in ("sample_texts", "probe_texts", "batch_size", "n_boot", "guidance_texts", "text_windows"):
             check_range(k, getattr(self, k), 1)
         check_range("max_length", self.max_length, 2)
 

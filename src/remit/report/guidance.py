@@ -118,12 +118,13 @@ def summarize(w_rl: list[float], w_sft: list[float], d_rl: list[float], d_sft: l
 
 
 def compare_references(model, rl, sft, tokenizer, texts: list[str], *, epsilon: float = 0.2,
-                       temperature: float = 1.0, max_length: int = 256, batch_size: int = 8):
+                       temperature: float = 1.0, max_length: int = 256, batch_size: int = 8,
+                       max_windows: int | None = None):
     """(numbers, per-token lists) of the model scored against the RL and the SFT reference on ``texts``."""
     from remit.report.heatmap import score_against
 
     s_rl, s_sft = score_against(model, [rl, sft], tokenizer, texts, epsilon=epsilon, temperature=temperature,
-                                max_length=max_length, batch_size=batch_size)
+                                max_length=max_length, batch_size=batch_size, max_windows=max_windows)
     cks = [char_kinds(t) for t in texts]
     kinds = [_token_kind(texts[t], cks[t], sp) for t, sp in zip(s_rl.text_of, s_rl.span)]
     tokens = {"w_rl": s_rl.weight, "w_sft": s_sft.weight, "d_rl": s_rl.delta, "d_sft": s_sft.delta, "kinds": kinds}
@@ -181,7 +182,7 @@ def guidance_section(run, cfg, out):
             continue
         m, _ = load_pair(who[1], device=cfg.device, dtype=cfg.dtype)
         nums, tokens = compare_references(m, r, s, tok, docs, epsilon=eps, max_length=cfg.max_length,
-                                          batch_size=cfg.batch_size)
+                                          batch_size=cfg.batch_size, max_windows=cfg.text_windows)
         png = plot(tokens, nums, out / f"guidance_{when}.png", epsilon=eps)
         numbers[when] = {"model": who[0], **nums}
         rows = [[k, v["n"], f"{v['w_sft']:.3f}", f"{v['w_rl']:.3f}", f"{v['w_diff']:+.3f}",

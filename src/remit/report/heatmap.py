@@ -74,14 +74,15 @@ class TokenScores:
 
 
 def score_texts(model, reference, tokenizer, texts: list[str], *, epsilon: float = 0.2, temperature: float = 1.0,
-                max_length: int = 512, batch_size: int = 4) -> TokenScores:
+                max_length: int = 512, batch_size: int = 4, max_windows: int | None = None) -> TokenScores:
     """Both models' fp32 log-probs on ``texts`` and the ReMiT weights of every token."""
     return score_against(model, [reference], tokenizer, texts, epsilon=epsilon, temperature=temperature,
-                         max_length=max_length, batch_size=batch_size)[0]
+                         max_length=max_length, batch_size=batch_size, max_windows=max_windows)[0]
 
 
 def score_against(model, references: list, tokenizer, texts: list[str], *, epsilon: float = 0.2,
-                  temperature: float = 1.0, max_length: int = 512, batch_size: int = 4) -> list[TokenScores]:
+                  temperature: float = 1.0, max_length: int = 512, batch_size: int = 4,
+                  max_windows: int | None = None) -> list[TokenScores]:
     """``score_texts`` for several references: the model is run once, every reference once."""
     import torch
 
@@ -89,7 +90,7 @@ def score_against(model, references: list, tokenizer, texts: list[str], *, epsil
     from remit.report.lm import encode_texts, hidden_states, target_logps
 
 
-    enc = encode_texts(tokenizer, texts, max_length=max_length, windows=True)
+    enc = encode_texts(tokenizer, texts, max_length=max_length, windows=True, max_windows=max_windows)
     R, T = len(enc.rows), max(enc.n_scored)
 
     def rows_of(m) -> torch.Tensor:  # flat per-token log-probs -> [R, T], zero-padded

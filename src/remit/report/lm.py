@@ -36,11 +36,13 @@ class Encoded:
     n_scored: list[int]             # scored positions per row (= len(row) - 1)
 
 
-def encode_texts(tokenizer, texts: list[str], *, max_length: int = 256, windows: bool = False) -> Encoded:
+def encode_texts(tokenizer, texts: list[str], *, max_length: int = 256, windows: bool = False,
+                 max_windows: int | None = None) -> Encoded:
     """Tokenise ``texts``; each row starts with BOS (if any) so that its first real token is scored.
 
     ``windows=True`` splits a long text into consecutive rows of ``max_length`` tokens instead of
-    truncating it (the heat-map shows the whole text; the probe set keeps only the head).
+    truncating it (the heat-map shows the whole text; the probe set keeps only the head), at most
+    ``max_windows`` rows per text (a book of a real corpus is a sample, not the whole book).
     """
     if max_length < 2:
         raise DataError(f"max_length={max_length} must be >= 2 (one context token + one scored token)")
@@ -53,7 +55,7 @@ def encode_texts(tokenizer, texts: list[str], *, max_length: int = 256, windows:
         ids = list(enc["input_ids"])
         offs = [tuple(o) for o in enc["offset_mapping"]] if tokenizer.is_fast else [None] * len(ids)
         step = max_length - (bos is not None)
-        starts = range(0, len(ids), step) if windows else [0]
+        starts = list(range(0, len(ids), step))[:max_windows] if windows else [0]
         for s in starts:
             chunk, chunk_offs = ids[s:s + step], offs[s:s + step]
             if bos is not None:

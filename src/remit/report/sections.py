@@ -229,7 +229,8 @@ def heatmap_section(run, cfg, out):
     m, tok = load_pair(model[1], device=cfg.device, dtype=cfg.dtype)
     r, _ = load_pair(ref[1], device=cfg.device, dtype=cfg.dtype)
     eps = remit_epsilon(run)
-    s = heatmap.score_texts(m, r, tok, texts, epsilon=eps, max_length=cfg.max_length, batch_size=cfg.batch_size)
+    s = heatmap.score_texts(m, r, tok, texts, epsilon=eps, max_length=cfg.max_length, batch_size=cfg.batch_size,
+                            max_windows=cfg.text_windows)
     del m, r
     png = heatmap.render_png(s, out / "weights_heatmap.png", epsilon=eps,
                              title=f"ReMiT weights (model being trained: {model[0]}, reference: {ref[0]})")
