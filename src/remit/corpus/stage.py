@@ -15,7 +15,6 @@ experiment's pre-/mid-training text, SFT/RL/held-out prompts and held-out gold s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -27,7 +26,7 @@ from typing import Any
 from remit.config import check_choice, check_range, config_hash, save_config
 from remit.errors import DataError
 from remit.manifest import read_manifest, write_manifest
-from remit.utils.io import atomic_dir
+from remit.utils.io import atomic_dir, file_sha256
 
 __all__ = ["RECIPES", "CorpusConfig", "Recipe", "resolve_shared_data", "run"]
 
@@ -73,20 +72,12 @@ def resolve_shared_data(given: str = "") -> Path:
     return path
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _inputs(shared: Path, recipe: Recipe) -> dict[str, str]:
     missing = [p for p in recipe.inputs if not (shared / p).is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DataError(f"recipe '{recipe.name}': input file not found: {shared / missing[0]}{more}")
-    return {p: sha256(shared / p) for p in recipe.inputs}
+    return {p: file_sha256(shared / p) for p in recipe.inputs}
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -16,13 +16,13 @@ changed file converts again and a renamed one does not. Location: ``$REMIT_GGUF_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from remit.errors import RemitError
 from remit.utils.integrations import has_package
+from remit.utils.io import file_sha256
 
 __all__ = ["find_gguf", "resolve_model_path", "gguf_sha256", "gguf_inputs", "cache_root", "INFO_FILE"]
 
@@ -56,11 +56,7 @@ def gguf_sha256(path: str | Path) -> str:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_MEMO:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        _SHA_MEMO[key] = h.hexdigest()
+        _SHA_MEMO[key] = file_sha256(p)
     return _SHA_MEMO[key]
 
 

@@ -155,6 +155,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of one file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def fingerprint(obj: Any, n: int = 16) -> str:
     """Short stable sha256 of a JSON-able object."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
