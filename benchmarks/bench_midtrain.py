@@ -23,7 +23,6 @@ import copy
 import importlib.util
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from memory import in_subprocess, peak_above_start  # noqa: E402
+
 VOCAB, HIDDEN, LAYERS, HEADS = 4096, 256, 4, 4
 
 
@@ -105,25 +108,13 @@ def make_variants(policy, ref, cache_dir: Path, lr: float, names: list[str]):
     return {n: makers[n]() for n in names}
 
 
-def rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return -1
-
-
 def measure_memory(name: str, batch: int, seq: int) -> dict:
     policy, ref, batches = build(batch, seq, 3)
     with tempfile.TemporaryDirectory() as d:
         cache = write_cache(ref, batches, Path(d)) if name == "remit_cached" else Path(d)
         v = make_variants(policy, ref, cache, 1e-4, [name])[name]
         del policy, ref
-        v.step([batches[0]], 1e-4)  # optimizer state allocated, allocator warmed
-        base = rss_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        for b in batches[1:]:
-            v.step([b], 1e-4)
-        return {"variant": name, "peak_above_start_mib": (rss_kib("VmHWM") - base) / 1024}
+        return {"variant": name, "peak_above_start_mib": peak_above_start(lambda b: v.step([b], 1e-4), batches)}
 
 
 def main() -> None:
@@ -160,9 +151,7 @@ def main() -> None:
     med = {k: statistics.median(v[args.warmup:]) for k, v in times.items()}
     mem = {}
     for k in [k for k in ("remit_online", "clt_remit_online", "vanilla") if k in names]:
-        res = subprocess.run([sys.executable, __file__, "--mem", k, "--batch", str(args.batch), "--seq", str(args.seq)],
-                             capture_output=True, text=True, check=True)
-        mem[k] = json.loads(res.stdout.strip().splitlines()[-1])["peak_above_start_mib"]
+        mem[k] = in_subprocess(__file__, k, args.batch, args.seq)
     result = {
         "setup": {"model": f"llama hidden {HIDDEN}, {LAYERS} layers, vocab {VOCAB}", "params": sum(
             p.numel() for p in policy.parameters()), "batch": args.batch, "seq": args.seq, "dtype": "float32",

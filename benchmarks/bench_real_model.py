@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "real_model"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from memory import in_subprocess, peak_above_start  # noqa: E402
 
 VARIANTS = ("vanilla", "remit_online", "remit_cached")
 
@@ -76,13 +78,6 @@ def trainers(model, batches, cache_dir: Path, names, lr: float = 1e-5):
     return out
 
 
-def rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return -1
-
-
 def measure_memory(name: str, batch: int, seq: int) -> dict:
     model, batches = load(batch, seq, 3)
     with tempfile.TemporaryDirectory() as d:
@@ -98,12 +93,7 @@ def measure_memory(name: str, batch: int, seq: int) -> dict:
 
             def step(b):
                 t.step([b], 1e-5)
-        step(batches[0])  # optimizer state allocated, allocator warmed
-        base = rss_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        for b in batches[1:]:
-            step(b)
-        return {"variant": name, "peak_above_start_mib": (rss_kib("VmHWM") - base) / 1024}
+        return {"variant": name, "peak_above_start_mib": peak_above_start(step, batches)}
 
 
 def main() -> None:
@@ -136,9 +126,7 @@ def main() -> None:
     med = {k: statistics.median(v[args.warmup:]) for k, v in times.items()}
     mem = {}
     for k in ("hf_loss", "vanilla", "remit_online"):
-        res = subprocess.run([sys.executable, __file__, "--mem", k, "--batch", str(args.batch), "--seq", str(args.seq)],
-                             capture_output=True, text=True, check=True)
-        mem[k] = json.loads(res.stdout.strip().splitlines()[-1])["peak_above_start_mib"]
+        mem[k] = in_subprocess(__file__, k, args.batch, args.seq)
     result = {
         "setup": {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to fp32)", "params": params,
                   "vocab": 49152, "batch": args.batch, "seq": args.seq, "dtype": "float32", "device": "cpu",
