@@ -26,6 +26,7 @@ Generation is greedy; ``code_samples > 0`` adds ``sampled_pass@k`` (temperature 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,12 +204,9 @@ def build_tasks(name: str, opts: BuildOptions) -> dict[str, Any]:
     if name == "gold":
         return _gold_tasks(opts)
     spec = TASKS[name]
-    cache: dict[str, dict] = {}
-
+    @functools.cache
     def docs() -> dict:  # loaded once, shared by the main task and its companions
-        if "d" not in cache:
-            cache["d"] = _first(load_docs(name, opts.data_dir), opts.limit)
-        return cache["d"]
+        return _first(load_docs(name, opts.data_dir), opts.limit)
 
     common = {"doc_to_text": spec.prompt, "doc_to_target": spec.target, "target_delimiter": spec.delimiter,
               "num_fewshot": spec.shots, "fewshot_split": spec.fewshot_split,
@@ -254,12 +252,9 @@ def _gold_tasks(opts: BuildOptions) -> dict[str, Any]:
     the window as every gold set is, ``scoring.fit_target``)."""
     if not opts.gold_file:
         raise ConfigError("gold_file: required by the 'gold' task (a jsonl of {\"context\", \"target\"} rows)")
-    cache: dict[str, dict] = {}
-
+    @functools.cache
     def docs() -> dict:
-        if "d" not in cache:
-            cache["d"] = _first(load_gold_docs(opts.gold_file), opts.limit)
-        return cache["d"]
+        return _first(load_gold_docs(opts.gold_file), opts.limit)
 
     def context(d: dict) -> str:
         return d["context"]
@@ -274,12 +269,9 @@ def _gold_tasks(opts: BuildOptions) -> dict[str, Any]:
 def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
     if not opts.world_dir:
         raise ConfigError("the 'world' suite needs world_dir=DIR (a folder holding eval.jsonl from `remit world`)")
-    cache: dict[str, dict] = {}
-
+    @functools.cache
     def docs() -> dict:
-        if "d" not in cache:
-            cache["d"] = _first(load_world_docs(opts.world_dir), opts.limit)
-        return cache["d"]
+        return _first(load_world_docs(opts.world_dir), opts.limit)
 
     def gold(d: dict) -> str:  # the worked solution when eval.jsonl has one, else the final line alone
         return str(d.get("solution") or f"The answer is {d['answer']}.")
