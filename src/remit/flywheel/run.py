@@ -114,9 +114,8 @@ class _Planner:
     def method_section(self, arm: Arm) -> dict[str, Any]:
         """``method`` of an arm's stage: its name, plus the keys of the ``midtrain.method`` section it reads."""
         method = get_method(arm.method, key=f"baselines ({arm.name})")
-        given = self.cfg.midtrain.get("method", {})  # its keys were checked by FlywheelConfig.validate
-        return {"name": method.name, **{k: v for k, v in given.items() if k in method.options},
-                **({"params": given["params"]} if "params" in given and method.params else {})}
+        # midtrain.method's keys were checked by FlywheelConfig.validate
+        return _method_keys(method.name, method, self.cfg.midtrain.get("method", {}))
 
     def midtrain(self, sid: str, arm: Arm, init: str, reference: str | None, rnd: int, label: str | None = None) -> str:
         label = label or arm.run_label
@@ -160,8 +159,7 @@ class _Planner:
             if opt not in ("name", "params", *method.options):
                 raise ConfigError(f"arms[{i}].overrides.method.{opt}: method {name} does not read it (it reads: "
                                   f"{', '.join(method.options) or 'no options'})")
-        data["method"] = {"name": name, **{k: v for k, v in given.items() if k in method.options},
-                          **({"params": given["params"]} if "params" in given and method.params else {})}
+        data["method"] = _method_keys(name, method, given)
         info = {**base_stage.info, "method": name, "arm": spec.name, "from": spec.base,
                 "overrides": dict(spec.overrides)}
         return self._add_midtrain(sid, spec.name, data, f"arms[{i}] ({spec.name})", info)
@@ -243,6 +241,12 @@ class _Planner:
                 sid = f"eval-{label}-{suite}"
                 self.add(Stage(sid, "eval", self.eval_config(path, suite, chat, sid, {}), ev.run, label=label,
                                info={"suite": suite}))
+
+
+def _method_keys(name: str, method, given: dict[str, Any]) -> dict[str, Any]:
+    """An arm's ``method`` section: ``name`` plus the keys of ``given`` that the method reads (and its params)."""
+    return {"name": name, **{k: v for k, v in given.items() if k in method.options},
+            **({"params": given["params"]} if "params" in given and method.params else {})}
 
 
 def _score_snapshot(snapshot: str, cfg: ev.EvalConfig) -> Path:
