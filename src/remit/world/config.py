@@ -39,6 +39,14 @@ class WorldConfig:
     # (remit's chat template), as real mid-training mixes hold instruction data. Left out of the config hash
     # while 0, so worlds made before the key existed are reused.
     midtrain_chat_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
+    # The calibrated world's chain keys (docs/world.md; all left out of the config hash while empty):
+    # chain_steps = [min, max] steps of a chain task (empty: 1 to difficulty + 1); hard_step_frac = the chance
+    # that a step of a mid-training, SFT, RL or held-out task is hard (a two-digit operand with a carry or
+    # borrow, or x2 / x3 of the running value); pretrain_hard_step_frac = the same in pre-training documents,
+    # so that mid-training brings what pre-training rarely showed.
+    chain_steps: list[int] = field(default_factory=list, metadata={"omit_if_empty": True})
+    hard_step_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
+    pretrain_hard_step_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         for key in ("n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval"):
@@ -49,6 +57,13 @@ class WorldConfig:
         check_range("general_doc_chars", self.general_doc_chars, 1)
         check_range("direct_frac", self.direct_frac, 0.0, 1.0)
         check_range("midtrain_chat_frac", self.midtrain_chat_frac, 0.0, 1.0)
+        check_range("hard_step_frac", self.hard_step_frac, 0.0, 1.0)
+        check_range("pretrain_hard_step_frac", self.pretrain_hard_step_frac, 0.0, 1.0)
+        if self.chain_steps and (len(self.chain_steps) != 2 or not 1 <= self.chain_steps[0] <= self.chain_steps[1]):
+            raise ConfigError(f"chain_steps={self.chain_steps}: give [min, max] with 1 <= min <= max")
+        chain_keys = [k for k in ("chain_steps", "hard_step_frac", "pretrain_hard_step_frac") if getattr(self, k)]
+        if chain_keys and "chain" not in self.kinds:
+            raise ConfigError(f"{chain_keys[0]}: a key of the chain kind, but kinds={self.kinds}; add chain to kinds")
         for key in ("qa_per_doc", "qa_per_doc_midtrain"):
             v = getattr(self, key)
             if len(v) != 2 or not 1 <= v[0] <= v[1]:
@@ -62,19 +77,28 @@ class WorldConfig:
             raise ConfigError(f"kinds: give at least one task kind (the SFT, RL and eval splits would be empty). "
                               f"Accepted values: {', '.join(KINDS)}.")
         for kind in self.kinds:
-            found = _distinct_prompts(kind, self.difficulty, 2 * self.n_eval)
+            found = _distinct_prompts(kind, self.difficulty, 2 * self.n_eval, **self.task_options(kind))
             if found < 2 * self.n_eval:
                 raise ConfigError(f"n_eval={self.n_eval}: kind '{kind}' at difficulty {self.difficulty} has about "
                                   f"{found} distinct prompts, and at most half of them can be held out (the rest are "
                                   f"for training); lower n_eval to {found // 2} or raise difficulty")
 
 
+    def task_options(self, kind: str, split: str = "tasks") -> dict:
+        """``make_task``'s keyword options for ``kind`` in ``split`` (``pretrain`` or the task splits)."""
+        if kind != "chain":
+            return {}
+        hard = self.pretrain_hard_step_frac if split == "pretrain" else self.hard_step_frac
+        return {"steps": tuple(self.chain_steps) or None, "hard": hard}
+
+
 @functools.cache
-def _distinct_prompts(kind: str, difficulty: int, want: int) -> int:
+def _distinct_prompts(kind: str, difficulty: int, want: int, steps: tuple[int, int] | None = None,
+                      hard: float = 0.0) -> int:
     """Distinct prompts of ``kind`` seen in up to 20 * ``want`` draws (stops at ``want``): a capacity check."""
     rng, seen = random.Random(f"capacity/{kind}/{difficulty}"), set()
     for _ in range(20 * want):
-        seen.add(make_task(kind, rng, difficulty).prompt)
+        seen.add(make_task(kind, rng, difficulty, steps=steps, hard=hard).prompt)
         if len(seen) >= want:
             break
     return len(seen)

@@ -49,12 +49,14 @@ def written(task: Task, rng: random.Random, direct_frac: float) -> str:
 class _TaskSource:
     """Draws tasks of the configured kinds, never one whose prompt is held out."""
 
-    def __init__(self, rng: random.Random, kinds: list[str], difficulty: int, forbidden: set[str]):
-        self.rng, self.kinds, self.difficulty, self.forbidden = rng, kinds, difficulty, forbidden
+    def __init__(self, rng: random.Random, cfg: WorldConfig, forbidden: set[str], split: str = "tasks"):
+        self.rng, self.kinds, self.difficulty, self.forbidden = rng, list(cfg.kinds), cfg.difficulty, forbidden
+        self.options = {k: cfg.task_options(k, split) for k in self.kinds}
 
     def draw(self, kind: str | None = None) -> Task:
         for _ in range(1000):
-            t = make_task(kind or self.rng.choice(self.kinds), self.rng, self.difficulty)
+            k = kind or self.rng.choice(self.kinds)
+            t = make_task(k, self.rng, self.difficulty, **self.options[k])
             if t.prompt not in self.forbidden:
                 return t
         raise RuntimeError("world: could not draw a task outside the eval set in 1000 tries")
@@ -71,7 +73,7 @@ def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
             if tries > 200 * max(cfg.n_eval, 1):
                 raise ConfigError(f"n_eval={cfg.n_eval}: kind '{kind}' at difficulty {cfg.difficulty} has too few "
                                   "distinct prompts; lower n_eval or raise difficulty")
-            t = make_task(kind, rng, cfg.difficulty)
+            t = make_task(kind, rng, cfg.difficulty, **cfg.task_options(kind))
             if t.prompt in seen:
                 continue
             seen.add(t.prompt)
@@ -87,7 +89,7 @@ def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_ra
           forbidden: set[str]) -> list[list[tuple[Task, str]] | str]:
     """Each document: its solved tasks (task, solution as written), or a general text."""
     rng = _rng(cfg.seed, name)
-    src = _TaskSource(_rng(cfg.seed, name + "/tasks"), list(cfg.kinds), cfg.difficulty, forbidden)
+    src = _TaskSource(_rng(cfg.seed, name + "/tasks"), cfg, forbidden, name)
     style = _rng(cfg.seed, name + "/style")
     docs: list[list[tuple[Task, str]] | str] = []
     for _ in range(n_docs):
@@ -129,14 +131,14 @@ def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, A
     world["midtrain"] = _texts(_docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac,
                                      tuple(cfg.qa_per_doc_midtrain), forbidden), cfg.midtrain_chat_frac, cfg.seed)
     kinds = list(cfg.kinds)
-    sft_src = _TaskSource(_rng(cfg.seed, "sft"), kinds, cfg.difficulty, forbidden)
+    sft_src = _TaskSource(_rng(cfg.seed, "sft"), cfg, forbidden)
     # Kinds are cycled so every kind gets the same share of SFT and RL prompts.
     style = _rng(cfg.seed, "sft/style")
     world["sft"] = [
         {"prompt": t.prompt, "response": written(t, style, cfg.direct_frac), "kind": t.kind, "answer": t.answer}
         for t in (sft_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_sft if kinds else 0))
     ]
-    rl_src = _TaskSource(_rng(cfg.seed, "rl"), kinds, cfg.difficulty, forbidden)
+    rl_src = _TaskSource(_rng(cfg.seed, "rl"), cfg, forbidden)
     world["rl"] = [
         {"prompt": t.prompt, "answer": t.answer, "kind": t.kind}
         for t in (rl_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_rl if kinds else 0))

@@ -37,24 +37,52 @@ def final_line(answer: str) -> str:
     return f"The answer is {answer}."
 
 
-def chain(rng: random.Random, difficulty: int) -> Task:
+def chain(rng: random.Random, difficulty: int, steps: tuple[int, int] | None = None, hard: float = 0.0) -> Task:
     """``What is 7 + 5 - 3?`` -> ``7 + 5 = 12. 12 - 3 = 9. The answer is 9.`` (operands 1-9, never below 0).
 
     Each step is one addition fact plus two copies (the running value and the next operand), which a
     tiny transformer learns; the answer alone needs every step at once, which it mostly does not.
+    ``steps`` = (min, max) steps (default 1 to ``difficulty + 1``); with probability ``hard`` a step is a
+    hard one (:func:`hard_step`: a two-digit operand with a carry or borrow, or x2 / x3 of the running value,
+    written ``(7 + 5) * 2``), the calibrated world's steps that pre-training rarely shows (docs/world.md).
     """
-    n_ops = rng.randint(1, difficulty + 1)
+    lo, hi = steps or (1, difficulty + 1)
+    n_ops = rng.randint(lo, hi)
     value = rng.randint(1, 9)
-    expr, steps = str(value), []
+    expr, lines, has_sum = str(value), [], False
     for _ in range(n_ops):
-        b = rng.randint(1, 9)
-        op = "-" if b <= value and rng.random() < 0.5 else "+"
-        new = value + b if op == "+" else value - b
+        if hard > 0 and rng.random() < hard:
+            op, b, new = hard_step(rng, value)
+        else:
+            b = rng.randint(1, 9)
+            op = "-" if b <= value and rng.random() < 0.5 else "+"
+            new = value + b if op == "+" else value - b
+        if op == "*" and has_sum:
+            expr = f"({expr})"
         expr += f" {op} {b}"
-        steps.append(f"{value} {op} {b} = {new}.")
+        has_sum = has_sum or op != "*"
+        lines.append(f"{value} {op} {b} = {new}.")
         value = new
     answer = str(value)
-    return Task("chain", f"What is {expr}?", " ".join(steps + [final_line(answer)]), answer)
+    return Task("chain", f"What is {expr}?", " ".join(lines + [final_line(answer)]), answer)
+
+
+def hard_step(rng: random.Random, value: int) -> tuple[str, int, int]:
+    """(op, operand, new value) of a hard chain step: x2 or x3 while the value is at most 99 (half of them
+    then), else a two-digit operand whose ones digits carry (addition) or borrow (subtraction, when the value
+    allows it; never below 0)."""
+    if value <= 99 and rng.random() < 0.5:
+        b = rng.choice((2, 3))
+        return "*", b, value * b
+    ones = value % 10
+    if value >= 20 and rng.random() < 0.5 and ones < 9:
+        borrow = [b for b in range(10, min(value, 99) + 1) if b % 10 > ones]
+        if borrow:
+            b = rng.choice(borrow)
+            return "-", b, value - b
+    carry = [b for b in range(10, 100) if ones + b % 10 >= 10] or list(range(10, 100))
+    b = rng.choice(carry)
+    return "+", b, value + b
 
 
 def arith(rng: random.Random, difficulty: int) -> Task:
@@ -201,11 +229,15 @@ GENERATORS = {"chain": chain, "arith": arith, "word": word, "program": program, 
 ANSWER_TYPE = {"chain": "number", "arith": "number", "word": "number", "program": "number", "logic": "name"}
 
 
-def make_task(kind: str, rng: random.Random, difficulty: int = 1) -> Task:
+def make_task(kind: str, rng: random.Random, difficulty: int = 1, steps: tuple[int, int] | None = None,
+              hard: float = 0.0) -> Task:
+    """A task of ``kind``; ``steps`` and ``hard`` are the chain kind's (see :func:`chain`)."""
     if kind not in GENERATORS:
         raise ConfigError(f"unknown world task kind '{kind}'. Accepted values: {', '.join(KINDS)}.")
     if difficulty not in MAX_NUMBER:
         raise ConfigError(f"difficulty={difficulty!r} is out of range: it must be 1, 2 or 3.")
+    if kind == "chain":
+        return chain(rng, difficulty, steps, hard)
     return GENERATORS[kind](rng, difficulty)
 
 

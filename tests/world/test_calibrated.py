@@ -1,0 +1,93 @@
+"""The calibrated world's chain keys: step counts, hard steps, and the pre-training vs mid-training shift."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+
+import pytest
+
+from remit.config import load_config
+from remit.config import to_dict as save_dict
+from remit.errors import ConfigError
+from remit.world import WorldConfig, generate_world, make_task
+from remit.world.tasks import hard_step
+
+STEP = re.compile(r"(\d+) ([-+*]) (\d+) = (\d+)\.")
+
+
+def _hard(a: int, op: str, b: int) -> bool:
+    return op == "*" or b >= 10
+
+
+def test_chain_steps_and_hard_steps_are_right():
+    rng = random.Random(5)
+    n_ops, hard, total = set(), 0, 0
+    for _ in range(400):
+        t = make_task("chain", rng, 3, steps=(2, 6), hard=0.5)
+        expr = t.prompt.removeprefix("What is ").removesuffix("?")
+        assert str(eval(expr)) == t.answer, t  # the parentheses make the written order the arithmetic order
+        steps = STEP.findall(t.solution)
+        n_ops.add(len(steps))
+        for a, op, b, c in steps:
+            assert eval(f"{a} {op} {b}") == int(c) >= 0, t
+            hard += _hard(int(a), op, int(b))
+            total += 1
+        assert steps[-1][3] == t.answer
+    assert n_ops == set(range(2, 7))
+    assert 0.4 < hard / total < 0.6
+
+
+def test_hard_step_carries_borrows_or_multiplies():
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(2000):
+        value = rng.randint(0, 300)
+        op, b, new = hard_step(rng, value)
+        seen.add(op)
+        if op == "*":
+            assert b in (2, 3) and value <= 99 and new == value * b
+        elif op == "+":
+            assert 10 <= b <= 99 and new == value + b
+            assert value % 10 == 0 or value % 10 + b % 10 >= 10  # a carry whenever one is possible
+        else:
+            assert 10 <= b <= value and b % 10 > value % 10 and new == value - b >= 0  # a borrow
+    assert seen == {"+", "-", "*"}
+
+
+def test_midtrain_brings_the_hard_steps_pretrain_rarely_shows():
+    cfg = WorldConfig(n_pretrain_docs=300, n_midtrain_docs=300, n_sft=50, n_rl=10, n_eval=50, chain_steps=[2, 6],
+                      hard_step_frac=0.4, pretrain_hard_step_frac=0.05, pretrain_reasoning_frac=1.0,
+                      midtrain_general_frac=0.0)
+    w = generate_world(cfg)
+
+    def share(rows, key):
+        steps = [s for r in rows for s in STEP.findall(r[key])]
+        return sum(_hard(int(a), op, int(b)) for a, op, b, _ in steps) / len(steps)
+
+    assert share(w["pretrain"], "text") < 0.1 < 0.3 < share(w["midtrain"], "text")
+    assert share(w["eval"], "solution") > 0.3
+    held = {r["prompt"] for r in w["eval"]}
+    assert not any(f"Question: {p}\n" in r["text"] for p in held for r in w["pretrain"] + w["midtrain"])
+
+
+def test_defaults_leave_the_chain_world_unchanged():
+    # The digest of this world as the generator made it before the calibrated keys existed (commit 1874122):
+    # with the keys at their defaults it draws the same numbers, and the keys stay out of the config hash.
+    cfg = WorldConfig(n_pretrain_docs=100, n_midtrain_docs=50, n_sft=50, n_rl=20, n_eval=30, midtrain_chat_frac=0.5)
+    digest = hashlib.sha256(json.dumps(generate_world(cfg)).encode()).hexdigest()
+    assert digest == "d6ccfa9c7e9a233e69debdd139211acd96f1caf2d66f3185e7f4cffc5405aa57"
+    saved = save_dict(load_config(WorldConfig, None, []))
+    assert not {"chain_steps", "hard_step_frac", "pretrain_hard_step_frac"} & set(saved)
+
+
+@pytest.mark.parametrize("override, message", [
+    (["chain_steps=[3,2]"], r"chain_steps=\[3, 2\]: give \[min, max\]"),
+    (["hard_step_frac=1.5"], r"hard_step_frac"),
+    (["kinds=[arith]", "hard_step_frac=0.2"], r"hard_step_frac: a key of the chain kind"),
+])
+def test_bad_calibrated_keys_are_one_line(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(WorldConfig, None, override)
