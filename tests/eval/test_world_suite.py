@@ -138,3 +138,15 @@ def test_world_probe_matches_a_direct_computation(trained_model_dir, mini_world,
         p_worked[chat] = got["p_worked"]
     # the format moves the preference: this model (trained on plain text only) rarely starts a chat answer worked
     assert max(p_worked[True]) < 0.2 < min(p_worked[False])
+
+
+def test_world_probe_style_only_skips_the_forced_generations(trained_model_dir, mini_world):
+    """world_probe_style_only=true: the same teacher-forced p_worked, without the two forced-start greedy passes."""
+    from remit.eval.run import EvalConfig, evaluate
+
+    base = dict(model=str(trained_model_dir), suite="world", world_dir=str(mini_world), world_max_gen_toks=24,
+                world_probe=True, limit=6)
+    full = evaluate(EvalConfig(**base))["per_example"]["world"]
+    style = evaluate(EvalConfig(**base, world_probe_style_only=True))["per_example"]["world"]
+    assert "worked_exact_match" in full and not {"worked_exact_match", "direct_exact_match"} & set(style)
+    assert style["p_worked"] == full["p_worked"] and style["exact_match"] == full["exact_match"]

@@ -159,6 +159,7 @@ class BuildOptions:
     world_template: str = "Question: {prompt}\nAnswer:"
     world_max_gen_toks: int = 128
     world_probe: bool = False           # the style probe: scoring.world_style_results, world_forced_results
+    world_probe_style_only: bool = False  # the probe's teacher-forced p_worked only (no forced-start generations)
     tokenizer: Any = None
     limit: int | None = None            # keep only the first N test docs (what lm-eval's limit scores)
 
@@ -291,7 +292,8 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
                                                                       opts.max_length)),
     }
     if opts.world_probe:
-        out.update(_world_probe_tasks(docs, prompt, gold, gen))
+        probe = _world_probe_tasks(docs, prompt, gold, gen)
+        out.update({"world:style": probe["world:style"]} if opts.world_probe_style_only else probe)
     return out
 
 
