@@ -102,7 +102,7 @@ def analyze(cfg: ExperimentConfig, *, command: str = "") -> Path:
         suite = cfg.metric.split("/")[0]
         by_metric[cfg.metric] = {label for label, by in load_run(first).evals.items() if suite in by}
     for c in [*cfg.hypotheses, *cfg.exploratory]:
-        by_metric.setdefault(c.metric or cfg.metric, set()).update({c.treatment, c.baseline})
+        by_metric.setdefault(c.metric or cfg.metric, set()).update(c.arms)
     values = {m: _arm_values(root, seeds, labels, m) for m, labels in by_metric.items()}
     summary: dict[str, Any] = {"name": cfg.name, "seeds": seeds, "metric": cfg.metric, "alpha": cfg.alpha,
                                "confidence": cfg.confidence, "command": command,

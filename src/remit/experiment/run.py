@@ -35,7 +35,7 @@ import yaml
 from remit.config import build_config, save_config
 from remit.errors import ConfigError, RemitError
 from remit.experiment.analyze import analyze
-from remit.experiment.config import Contrast, ExperimentConfig
+from remit.experiment.config import Contrast, ExperimentConfig, arm_list
 from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.utils.io import atomic_write_text
 
@@ -79,13 +79,13 @@ def _labels(stages) -> set[str]:
 
 
 def _check_arms(cfg: ExperimentConfig, labels: set[str]) -> None:
-    for key, items in (("hypotheses", cfg.hypotheses), ("exploratory", cfg.exploratory)):
+    for key, items in (("hypotheses", cfg.hypotheses), ("exploratory", cfg.exploratory), ("controls", cfg.controls)):
         for i, c in enumerate(items):
             for side in ("treatment", "baseline"):
-                arm = getattr(c, side)
-                if arm not in labels:
-                    raise ConfigError(f"{key}[{i}].{side}={arm!r} is not an arm of this experiment's flywheel; "
-                                      f"its arms are: {', '.join(sorted(labels))}")
+                for arm in arm_list(getattr(c, side)):
+                    if arm not in labels:
+                        raise ConfigError(f"{key}[{i}].{side}={arm!r} is not an arm of this experiment's flywheel; "
+                                          f"its arms are: {', '.join(sorted(labels))}")
 
 
 def _start(cfg: ExperimentConfig, *, build: bool) -> tuple[str, set[str]]:
