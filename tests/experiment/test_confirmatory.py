@@ -93,19 +93,6 @@ def _vals(per_seed: dict[str, list[float]], n_ex: int = 4) -> dict:
     return out
 
 
-def test_noninferiority_p_is_the_t_test_shifted_by_the_margin():
-    d = [0.5, -0.3, 0.2, -0.8, 0.1]
-    assert stats.noninferiority(d, 1.0) == pytest.approx(st.ttest_1samp(np.array(d) + 1.0, 0.0, alternative="greater").pvalue)
-    m, se = np.mean(d), np.std(d, ddof=1) / math.sqrt(5)
-    assert stats.noninferiority(d, 1.0) == pytest.approx(st.t.sf((m + 1.0) / se, 4))  # by hand
-    assert stats.noninferiority([1.0], 1.0) is None
-    assert stats.in_window(0.01, [0.01, 0.3]) and stats.in_window(0.3, [0.01, 0.3])
-    assert not stats.in_window(0.005, [0.01, 0.3]) and not stats.in_window(0.5, [0.01, 0.3])
-    assert not stats.in_window(None, [0.01, 0.3])
-    with pytest.raises(ValueError):
-        stats.noninferiority(d, 0.0)
-
-
 def test_noninferiority_contrast_and_its_three_verdicts():
     cfg = ExperimentConfig()
     c = Contrast(name="H5", treatment="t", baseline="b", test="noninferiority", margin=1.0)
@@ -166,6 +153,12 @@ def test_superiority_verdicts_fixed_sequence_and_standalone():
     rows = _hypotheses(cfg, values, list(range(5)), 0.01)  # stage 1's alpha: p = 0.02 no longer rejects
     assert rows["H1"]["verdict"].startswith("inconclusive (minimum detectable effect")
     assert rows["H5"]["verdict"].startswith("inconclusive") and rows["H5"]["alpha"] == 0.01
+    worse = _contrast(Contrast(treatment="t1", baseline="b", margin=2.0), _vals({"t1": [-6.0, -5.0, -4.0, -5.5, -4.5]}),
+                      list(range(5)), M, cfg)
+    assert _verdict(worse, 0.05) == "refuted (the 90% interval lies on the other side of 0)"
+    two = _contrast(Contrast(treatment="t1", baseline="b", alternative="two-sided"), _vals({"t1": [-6.0, -5.0, -4.0, -5.5, -4.5]}),
+                    list(range(5)), M, cfg)
+    assert _verdict(two, 0.05) == "confirmed (two-sided: the gain is negative)" and two["p_one_sided"] > 0.99
 
 
 EXT = "extension={seeds: [5,6,7,8,9], alpha_first: 0.01, window: [0.01, 0.30], hypotheses: [H1, H2]}"
