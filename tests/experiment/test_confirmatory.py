@@ -167,7 +167,7 @@ HYP = "hypotheses=[{name: H1, treatment: t1, baseline: b, margin: 2}, {name: H2,
 
 @pytest.mark.parametrize("p1,triggered", [(0.1, True), (0.005, False), (0.5, False)])
 def test_extension_triggers_only_in_the_window(p1, triggered):
-    cfg = _cfg("seeds=[0,1,2,3,4]", HYP, EXT)
+    cfg = _cfg("seeds=[0,1,2,3,4]" if triggered else "seeds=[0,1,2,3,4,5,6,7,8,9]", HYP, EXT)
     values = {M: _vals({"t1": _diffs(p1), "t2": _diffs(0.001)})}
     seeds, _, rows, ext = _staged(cfg, lambda s: values, "c.yaml")
     assert seeds == [0, 1, 2, 3, 4] and ext["triggered"] is triggered and ext["stage"] == 1
@@ -179,6 +179,7 @@ def test_extension_triggers_only_in_the_window(p1, triggered):
         assert "H1: stage-1 one-sided p in [0.01, 0.3]" in ext["reason"]
     else:
         assert ext["final"] and not ext["next"] and "stage 1 is final" in ext["reason"]
+        assert ext["reason"].endswith("; seeds 5, 6, 7, 8, 9 are listed but not used (not triggered)")
         # p = 0.005 < 0.01: H1 confirmed at stage 1, H2 tested; p = 0.5: H2 never tested
         assert rows["H1"]["verdict"] == ("confirmed" if p1 < 0.01 else "inconclusive (minimum detectable effect "
                                          f"{rows['H1']['mde']:.3g} points at 80% power)")

@@ -197,6 +197,9 @@ def _staged(cfg: ExperimentConfig, read, config_file: str) -> tuple[list[int], d
                    f"stage 1 is final"),
         "stage1_hypotheses": rows}
     if not hits:
+        ran = [x for x in ext.seeds if x in cfg.seeds]
+        if ran:
+            rec["reason"] += f"; seeds {', '.join(map(str, ran))} are listed but not used (not triggered)"
         return first, values, rows, rec
     every = [*first, *[s for s in ext.seeds if s not in first]]
     missing = [s for s in ext.seeds if s not in cfg.seeds]
