@@ -19,7 +19,7 @@ from remit.errors import ConfigError, DataError
 from remit.eval import stats
 from remit.experiment.analyze import _contrast, _hypotheses, _side, _staged, _verdict, analyze
 from remit.experiment.config import Contrast, ExperimentConfig
-from remit.experiment.run import _config_file
+from remit.experiment.run import _config_file, run
 
 FULL = [
     "seeds=[0,1,2,3,4]",
@@ -289,3 +289,13 @@ def test_the_config_file_comes_from_the_command_line():
     assert _config_file(["/x/remit/cli.py", "--plugin", "m", "experiment", "--config=d.yaml"]) == "d.yaml"
     assert _config_file(["/venv/bin/remit", "flywheel", "--config", "c.yaml"]) == ""
     assert _config_file(["/venv/bin/pytest", "experiment", "--config", "c.yaml"]) == ""
+
+
+def test_every_arm_of_a_list_and_of_a_control_must_exist(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    base = [f"runs_dir={tmp_path}", f"flywheel_config={repo / 'configs/flywheel/smoke.yaml'}", "analyze_only=true"]
+    smoke = repo / "configs" / "experiments" / "smoke.yaml"
+    with pytest.raises(ConfigError, match=r"hypotheses\[0\].treatment='kd' is not an arm.*remit-r1"):
+        run(load_config(ExperimentConfig, smoke, [*base, "hypotheses=[{treatment: [remit-r1, kd], baseline: vanilla}]"]))
+    with pytest.raises(ConfigError, match=r"controls\[0\].baseline='vanilla@chat' is not an arm"):
+        run(load_config(ExperimentConfig, smoke, [*base, "controls=[{treatment: remit-r1, baseline: [vanilla, vanilla@chat]}]"]))
