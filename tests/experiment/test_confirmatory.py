@@ -299,3 +299,18 @@ def test_every_arm_of_a_list_and_of_a_control_must_exist(tmp_path):
         run(load_config(ExperimentConfig, smoke, [*base, "hypotheses=[{treatment: [remit-r1, kd], baseline: vanilla}]"]))
     with pytest.raises(ConfigError, match=r"controls\[0\].baseline='vanilla@chat' is not an arm"):
         run(load_config(ExperimentConfig, smoke, [*base, "controls=[{treatment: remit-r1, baseline: [vanilla, vanilla@chat]}]"]))
+
+
+def test_a_stage_one_rejection_stands_at_stage_two():
+    """H1 confirmed at stage 1 (p = 0.005), H2 in the window: stage 2 runs; H1 keeps its stage-1 verdict even if
+    its ten-seed p is above 0.04, and H2 is tested behind it."""
+    cfg = _cfg("seeds=[0,1,2,3,4,5,6,7,8,9]", HYP, EXT)
+    h1 = [*_diffs(0.005), *[-10.0, -12.0, -8.0, -11.0, -9.0]]
+    h2 = [*_diffs(0.1), *_diffs(0.1)]
+    values = {M: _vals({"t1": h1, "t2": h2})}
+    seeds, _, rows, ext = _staged(cfg, lambda s: {M: {a: {x: by[x] for x in s} for a, by in values[M].items()}}, "")
+    assert ext["stage"] == 2 and ext["reason"].startswith("H2: stage-1 one-sided p in [0.01, 0.3]")
+    assert rows["H1"]["p_one_sided"] > 0.5 and rows["H1"]["rejected"]  # ten seeds: far from significant
+    assert rows["H1"]["verdict"] == "confirmed at stage 1 (seeds 0, 1, 2, 3, 4, alpha 0.01)"
+    assert rows["H2"]["tested"] and rows["H2"]["alpha"] == pytest.approx(0.04)
+    assert rows["H2"]["rejected"] is (rows["H2"]["p_one_sided"] < 0.04)

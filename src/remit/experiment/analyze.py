@@ -152,13 +152,18 @@ def _verdict(row: dict, alpha: float, power: float = 0.8) -> str:
     return _inconclusive(row, power)
 
 
-def _hypotheses(cfg: ExperimentConfig, values: dict, seeds: list[int], alpha: float) -> dict[str, dict]:
-    """Every hypothesis on ``seeds`` at ``alpha``: the fixed sequence in order, standalone ones each alone."""
+def _hypotheses(cfg: ExperimentConfig, values: dict, seeds: list[int], alpha: float,
+                carried: dict[str, str] | None = None) -> dict[str, dict]:
+    """Every hypothesis on ``seeds`` at ``alpha``: the fixed sequence in order, standalone ones each alone.
+    ``carried``: {name: verdict} of hypotheses rejected at an earlier stage; they stay rejected (and open the
+    sequence's gate) whatever their p on ``seeds``."""
+    carried = carried or {}
     rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg, alpha)
             for c in cfg.hypotheses]
     seq = [i for i, c in enumerate(cfg.hypotheses) if not c.standalone]
+    gate = [0.0 if rows[i]["name"] in carried else rows[i]["p"] for i in seq]
     stop = None
-    for i, f in zip(seq, stats.fixed_sequence([rows[i]["p"] for i in seq], alpha=alpha)):
+    for i, f in zip(seq, stats.fixed_sequence(gate, alpha=alpha)):
         rows[i].update(family="fixed sequence", tested=f["tested"], rejected=f["rejected"])
         if not f["tested"] and stop:
             rows[i]["not_tested"] = f"not tested ({stop} was not rejected: fixed sequence)"
@@ -166,9 +171,10 @@ def _hypotheses(cfg: ExperimentConfig, values: dict, seeds: list[int], alpha: fl
     for i, c in enumerate(cfg.hypotheses):
         if c.standalone:
             p = rows[i]["p"]
-            rows[i].update(family="standalone", tested=p is not None, rejected=p is not None and p < alpha)
+            rows[i].update(family="standalone", tested=p is not None,
+                           rejected=p is not None and p < alpha or rows[i]["name"] in carried)
     for r in rows:
-        r["verdict"] = _verdict(r, alpha, cfg.power)
+        r["verdict"] = carried.get(r["name"]) or _verdict(r, alpha, cfg.power)
     return {r["name"]: r for r in rows}
 
 
@@ -176,7 +182,10 @@ def _staged(cfg: ExperimentConfig, read, config_file: str) -> tuple[list[int], d
     """(final seeds, their values, the hypotheses, the extension record). Without an extension: every seed at
     alpha. With one: stage 1 = the seeds that are not extension seeds, at ``alpha_first``; it is final unless
     a named hypothesis that was tested has a one-sided p in ``window``; then, once every extension seed is
-    among ``seeds`` and finished, stage 2 tests every hypothesis on all seeds at ``alpha - alpha_first``."""
+    among ``seeds`` and finished, stage 2 tests every hypothesis on all seeds at ``alpha - alpha_first``; one
+    rejected at stage 1 stays rejected (its verdict says so) and opens the sequence's gate. The family-wise
+    error stays <= alpha_first + (alpha - alpha_first): a true null is rejected only if the first true null
+    of the sequence is rejected at stage 1 or at stage 2."""
     ext = cfg.extension
     if not ext:
         values = read(list(cfg.seeds))
@@ -210,7 +219,10 @@ def _staged(cfg: ExperimentConfig, read, config_file: str) -> tuple[list[int], d
             rec["reason"] += f"; the extension seeds are not all finished ({e})"
         else:
             rec.update(stage=2, alpha_used=round(cfg.alpha - ext.alpha_first, 12))
-            return every, values, _hypotheses(cfg, values, every, rec["alpha_used"]), rec
+            # a rejection at stage 1 stands (alpha_first was spent on it); the rest are tested on every seed
+            carried = {n: f"{r['verdict']} at stage 1 (seeds {', '.join(map(str, first))}, alpha {ext.alpha_first:g})"
+                       for n, r in rows.items() if r["rejected"]}
+            return every, values, _hypotheses(cfg, values, every, rec["alpha_used"], carried), rec
     conf = f"--config {config_file}" if config_file else "--config <this experiment's config>"
     rec.update(final=False, next=f"remit experiment {conf} seeds=[{', '.join(map(str, every))}]")
     for r in rows.values():  # stage 2 tests every hypothesis again
