@@ -102,6 +102,19 @@ def test_tost_equivalence_and_its_interval():
     assert stats.tost(far, margin=2.0)["p"] == pytest.approx(max(p1, p2), rel=1e-9)
 
 
+def test_noninferiority_p_is_the_t_test_shifted_by_the_margin():
+    d = [0.5, -0.3, 0.2, -0.8, 0.1]
+    assert stats.noninferiority(d, 1.0) == pytest.approx(st.ttest_1samp(np.array(d) + 1.0, 0.0, alternative="greater").pvalue)
+    m, se = np.mean(d), np.std(d, ddof=1) / math.sqrt(5)
+    assert stats.noninferiority(d, 1.0) == pytest.approx(st.t.sf((m + 1.0) / se, 4))  # by hand
+    assert stats.noninferiority([1.0], 1.0) is None
+    assert stats.in_window(0.01, [0.01, 0.3]) and stats.in_window(0.3, [0.01, 0.3])
+    assert not stats.in_window(0.005, [0.01, 0.3]) and not stats.in_window(0.5, [0.01, 0.3])
+    assert not stats.in_window(None, [0.01, 0.3])
+    with pytest.raises(ValueError):
+        stats.noninferiority(d, 0.0)
+
+
 def test_mde_has_the_stated_power_and_the_normal_limit():
     sd, n = 2.0, 5
     m = stats.mde(n, sd)

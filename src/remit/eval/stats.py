@@ -11,7 +11,9 @@ Units. The unit of an experiment is the training run (seed), not the example:
   secondary description. A percentile bootstrap over 5 seeds covers only ~89-92% at a nominal 95%
   (tests/eval/test_stats.py simulates it); the t interval covers 95% when seed effects are roughly normal.
 - families of tests: :func:`fixed_sequence` for pre-registered ordered hypotheses, :func:`holm` for an
-  unordered family, :func:`tost` for equivalence, :func:`mde` for what the seeds at hand can detect.
+  unordered family, :func:`tost` for equivalence, :func:`noninferiority` for "not worse by more than a
+  margin", :func:`in_window` for a two-stage design's trigger, :func:`mde` for what the seeds at hand can
+  detect.
 
     remit stats benchmarks/results/flywheel/summary.json      # seed-level table of every `per_seed` list
 """
@@ -160,6 +162,19 @@ def tost(per_seed, margin: float, *, alpha: float = 0.05) -> dict:
     p = max(lower.p if lower.p is not None else 1.0, upper.p if upper.p is not None else 1.0)
     return {"p": p, "equivalent": p < alpha, "margin": margin, "ci": [ci.lo, ci.hi],
             "confidence": 1 - 2 * alpha}
+
+
+def noninferiority(per_seed, margin: float) -> float | None:
+    """One-sided p of H0: mean gain <= -margin (the paired t test of ``per_seed + margin`` > 0); None with
+    fewer than 2 seeds. Rejected (p < alpha) means: not worse than the baseline by ``margin`` or more."""
+    if margin <= 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    return seed_t(np.asarray(per_seed, dtype=np.float64) + margin, alternative="greater").p
+
+
+def in_window(p: float | None, window) -> bool:
+    """A two-stage design's trigger: the stage-1 p lies in the closed interval ``window`` = [lo, hi]."""
+    return p is not None and window[0] <= p <= window[1]
 
 
 def fixed_sequence(pvalues, *, alpha: float = 0.05) -> list[dict]:

@@ -2,12 +2,16 @@
 
 For each contrast and seed: the treatment's primary metric minus the baseline's (points for accuracies;
 for lower-is-better metrics the sign is flipped, so a positive number is always a gain), from the two arms'
-``remit eval`` results of that seed. The headline is the paired t interval over seeds
-(:func:`remit.eval.stats.seed_t`, with the contrast's alternative); the crossed (seed x example) bootstrap is
-shown beside it. Pre-registered hypotheses are tested in order (fixed sequence at ``alpha``, a hypothesis is
-tested only if the previous one was rejected); exploratory contrasts get Holm-adjusted p-values. Each
-contrast says what the seeds at hand can detect (the minimum detectable effect at ``power``) and, with a
-``margin``, whether the interval refutes an effect of practical size (TOST).
+``remit eval`` results of that seed; a side that lists several arms is their per-example mean (the same
+held-out examples, paired by index). The headline is the paired t interval over seeds
+(:func:`remit.eval.stats.seed_t`); the crossed (seed x example) bootstrap is shown beside it. A contrast's
+``test`` is ``superiority`` (the paired t test in the direction of ``alternative``), ``noninferiority``
+(H0: gain <= -margin) or ``equivalence`` (TOST within +-margin). Pre-registered hypotheses are tested in order
+(fixed sequence at ``alpha``, a hypothesis is tested only if the previous one was rejected) except
+``standalone`` ones (each on its own at alpha); ``controls`` are tested each on its own; exploratory
+contrasts get Holm-adjusted p-values. Each contrast says what the seeds at hand can detect (the minimum
+detectable effect at ``power``) and, with a ``margin``, whether its 90% interval refutes an effect of
+practical size. With an ``extension`` the hypotheses are tested in two stages (:func:`_staged`).
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ from remit.errors import DataError
 from remit.eval import stats
 from remit.eval.results import load_results
 from remit.experiment import curves
-from remit.experiment.config import Contrast, ExperimentConfig
+from remit.experiment.config import Contrast, ExperimentConfig, arm_list, arm_name
+from remit.experiment.prereg import prereg
 from remit.report.build import load_run
 from remit.report.tables import lower_is_better, scale
 from remit.utils.io import atomic_write_json, atomic_write_text
 
+CI90 = 0.90  # the pre-registered interval of every confirmatory reading, whatever `confidence` is
+
 
 def _arm_values(root: Path, seeds: list[int], labels: set[str], metric: str) -> dict[str, dict[int, dict]]:
-    """{label: {seed: {"value", "per_example"}}} of one suite/task/metric, through the run-folder reader."""
+    """{label: {seed: {"value", "per_example", "path"}}} of one suite/task/metric, through the run-folder
+    reader (``path``: the results.json it was read from)."""
     suite, task, name = metric.split("/")
     out: dict[str, dict[int, dict]] = {}
     for s in seeds:
@@ -47,25 +55,60 @@ def _arm_values(root: Path, seeds: list[int], labels: set[str], metric: str) -> 
                 have = {t: sorted(m) for t, m in res["tasks"].items()}
                 raise DataError(f"{res['_path']}: no {task}/{name} (metric={metric}); it has {have}")
             per = (res["per_example"].get(task) or {}).get(name) or []
-            out.setdefault(label, {})[s] = {"value": float(cell["value"]), "per_example": [float(v) for v in per]}
+            out.setdefault(label, {})[s] = {"value": float(cell["value"]), "per_example": [float(v) for v in per],
+                                            "path": res["_path"]}
     return out
 
 
-def _contrast(c: Contrast, vals: dict, seeds: list[int], metric: str, cfg: ExperimentConfig) -> dict[str, Any]:
+def _side(vals: dict, arms: str | list[str], seed: int) -> dict:
+    """One side of a contrast in one seed: an arm's value and per-example list, or, for a list of arms, the
+    mean of their values and their per-example mean (paired by index: the same held-out examples)."""
+    cells = [vals[a][seed] for a in arm_list(arms)]
+    if len(cells) == 1:
+        return cells[0]
+    lens = {len(c["per_example"]) for c in cells}
+    if len(lens) != 1:
+        raise DataError(f"{arm_name(arms)}, seed {seed}: the arms have {sorted(lens)} per-example values; a list of "
+                        f"arms averages the same held-out examples, so each must be scored on all of them")
+    per = np.mean([c["per_example"] for c in cells], axis=0).tolist() if 0 not in lens else []
+    return {"value": float(np.mean([c["value"] for c in cells])), "per_example": per}
+
+
+def _contrast(c: Contrast, vals: dict, seeds: list[int], metric: str, cfg: ExperimentConfig,
+              alpha: float | None = None) -> dict[str, Any]:
+    """One contrast's seed-level reading and test (at ``alpha``, default the experiment's); no verdict."""
+    alpha = cfg.alpha if alpha is None else alpha
     name = metric.split("/")[2]
-    t, b = vals[c.treatment], vals[c.baseline]
-    k = scale(name, [v["value"] for arm in (t, b) for v in arm.values()])
+    t = {s: _side(vals, c.treatment, s) for s in seeds}
+    b = {s: _side(vals, c.baseline, s) for s in seeds}
+    k = scale(name, [vals[a][s]["value"] for a in c.arms for s in seeds])
     sign = -1.0 if lower_is_better(name) else 1.0
     per_seed = [sign * k * (t[s]["value"] - b[s]["value"]) for s in seeds]
     est = stats.seed_t(per_seed, confidence=cfg.confidence, alternative=c.alternative)
     two = stats.seed_t(per_seed, confidence=cfg.confidence)
+    ci90 = stats.seed_t(per_seed, confidence=CI90)
+    tr, bl = arm_name(c.treatment), arm_name(c.baseline)
+    # the one-sided p in the contrast's direction: the gain's ("less": the loss's)
+    one = stats.seed_t(per_seed, alternative="less" if c.alternative == "less" else "greater").p
+    test, p = "paired t over seeds (n - 1 df)", est.p
+    if c.test == "noninferiority" and len(seeds) >= 2:
+        test, p = f"paired t over seeds of gain + {c.margin:g} > 0 (one-sided, n - 1 df)", \
+            stats.noninferiority(per_seed, c.margin)
+        one = p
+    elif c.test == "equivalence" and len(seeds) >= 2:
+        test, p = f"TOST: two one-sided paired t tests over seeds within +-{c.margin:g}", \
+            stats.tost(per_seed, c.margin, alpha=alpha)["p"]
+        one = p
     row: dict[str, Any] = {
         "name": c.label,
-        "contrast": f"{c.treatment} - {c.baseline}" if sign > 0 else f"{c.baseline} - {c.treatment} (lower is better)", "metric": metric, "alternative": c.alternative,
+        "contrast": f"{tr} - {bl}" if sign > 0 else f"{bl} - {tr} (lower is better)", "metric": metric,
+        "alternative": c.alternative, "kind": c.test, "margin": c.margin, "alpha": alpha,
         "unit": "points" if k == 100.0 else "raw", "gain_sign": sign, "seeds": seeds, "per_seed": per_seed,
-        "mean": est.mean, "delta": est.mean, "ci": [two.lo, two.hi], "bound": est.lo if c.alternative == "greater" else est.hi,
-        "p": est.p, "sd": est.sd, "test": "paired t over seeds (n - 1 df)",
-        "mde": stats.mde(len(seeds), est.sd, alpha=cfg.alpha, power=cfg.power, alternative=c.alternative)
+        "mean": est.mean, "delta": est.mean, "ci": [two.lo, two.hi], "ci90": [ci90.lo, ci90.hi],
+        "bound": est.lo if c.alternative == "greater" else est.hi,
+        "p": p, "p_one_sided": one, "sd": est.sd, "test": test,
+        "mde": stats.mde(len(seeds), est.sd, alpha=alpha, power=cfg.power,
+                         alternative=c.alternative if c.test == "superiority" else "greater")
         if est.sd else float("nan")}
     lens = {len(v[s]["per_example"]) for v in (t, b) for s in seeds}
     if len(seeds) >= 2 and len(lens) == 1 and 0 not in lens:
@@ -73,58 +116,170 @@ def _contrast(c: Contrast, vals: dict, seeds: list[int], metric: str, cfg: Exper
         cb = stats.crossed_bootstrap(d, n_boot=cfg.n_boot, confidence=cfg.confidence, seed=0)
         row["ci_crossed_bootstrap"] = [cb.lo, cb.hi]
     if c.margin > 0 and len(seeds) >= 2:
-        row["tost"] = stats.tost(per_seed, c.margin, alpha=cfg.alpha)
+        row["tost"] = stats.tost(per_seed, c.margin, alpha=alpha)
     return row
 
 
+def _inconclusive(row: dict, power: float) -> str:
+    mde = row.get("mde")
+    if mde is None or math.isnan(mde):
+        return "inconclusive"
+    return f"inconclusive (minimum detectable effect {mde:.3g} {row['unit']} at {int(round(100 * power))}% power)"
+
+
 def _verdict(row: dict, alpha: float, power: float = 0.8) -> str:
+    """The verdict of a hypothesis or control from its p (at ``alpha``) and its 90% interval."""
     if row["p"] is None:
         return "no test (fewer than 2 seeds)"
     if not row.get("tested", True):
-        return "not tested (an earlier hypothesis of the fixed sequence was not rejected)"
+        return row.get("not_tested") or "not tested (an earlier hypothesis of the fixed sequence was not rejected)"
+    m, (lo, hi) = row.get("margin", 0.0), row.get("ci90", [math.nan, math.nan])
+    kind = row.get("kind", "superiority")
+    if kind == "equivalence":
+        return f"equivalent within +-{m:g}" if row["p"] < alpha else "not shown equivalent"
+    if kind == "noninferiority":
+        if row["p"] < alpha:
+            return f"non-inferior (within -{m:g})"
+        return "inferior by more than the margin" if hi < -m else _inconclusive(row, power)
     if row["p"] < alpha:
-        return "supported" if row["alternative"] != "two-sided" else "different"
-    if row.get("tost", {}).get("equivalent"):
-        return f"refuted at practical size (the {int(row['tost']['confidence'] * 100)}% interval lies within +-{row['tost']['margin']:g})"
-    mde = row.get("mde")
-    size = f"; the seeds detect (power {int(100 * power)}%) only effects of about {mde:.3g} {row['unit']}" if mde and \
-        not math.isnan(mde) else ""
-    return "inconclusive" + size
+        if row["alternative"] == "two-sided":
+            return f"confirmed (two-sided: the gain is {'positive' if row['mean'] > 0 else 'negative'})"
+        return "confirmed"
+    if m > 0 and -m < lo and hi < m:
+        return f"refuted at practical size (90% interval within +-{m:g})"
+    if row["alternative"] == "greater" and hi < 0 or row["alternative"] == "less" and lo > 0:
+        return "refuted (the 90% interval lies on the other side of 0)"
+    return _inconclusive(row, power)
 
 
-def analyze(cfg: ExperimentConfig, *, command: str = "") -> Path:
+def _hypotheses(cfg: ExperimentConfig, values: dict, seeds: list[int], alpha: float,
+                carried: dict[str, str] | None = None) -> dict[str, dict]:
+    """Every hypothesis on ``seeds`` at ``alpha``: the fixed sequence in order, standalone ones each alone.
+    ``carried``: {name: verdict} of hypotheses rejected at an earlier stage; they stay rejected (and open the
+    sequence's gate) whatever their p on ``seeds``."""
+    carried = carried or {}
+    rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg, alpha)
+            for c in cfg.hypotheses]
+    seq = [i for i, c in enumerate(cfg.hypotheses) if not c.standalone]
+    gate = [0.0 if rows[i]["name"] in carried else rows[i]["p"] for i in seq]
+    stop = None
+    for i, f in zip(seq, stats.fixed_sequence(gate, alpha=alpha)):
+        rows[i].update(family="fixed sequence", tested=f["tested"], rejected=f["rejected"])
+        if not f["tested"] and stop:
+            rows[i]["not_tested"] = f"not tested ({stop} was not rejected: fixed sequence)"
+        stop = stop or (None if f["rejected"] else rows[i]["name"])
+    for i, c in enumerate(cfg.hypotheses):
+        if c.standalone:
+            p = rows[i]["p"]
+            rows[i].update(family="standalone", tested=p is not None,
+                           rejected=p is not None and p < alpha or rows[i]["name"] in carried)
+    for r in rows:
+        r["verdict"] = carried.get(r["name"]) or _verdict(r, alpha, cfg.power)
+    return {r["name"]: r for r in rows}
+
+
+def _staged(cfg: ExperimentConfig, read, config_file: str) -> tuple[list[int], dict, dict, dict | None]:
+    """(final seeds, their values, the hypotheses, the extension record). Without an extension: every seed at
+    alpha. With one: stage 1 = the seeds that are not extension seeds, at ``alpha_first``; it is final unless
+    a named hypothesis that was tested has a one-sided p in ``window``; then, once every extension seed is
+    among ``seeds`` and finished, stage 2 tests every hypothesis on all seeds at ``alpha - alpha_first``; one
+    rejected at stage 1 stays rejected (its verdict says so) and opens the sequence's gate. The family-wise
+    error stays <= alpha_first + (alpha - alpha_first): a true null is rejected only if the first true null
+    of the sequence is rejected at stage 1 or at stage 2."""
+    ext = cfg.extension
+    if not ext:
+        values = read(list(cfg.seeds))
+        return list(cfg.seeds), values, _hypotheses(cfg, values, list(cfg.seeds), cfg.alpha), None
+    first = cfg.stage1_seeds
+    values = read(first)
+    rows = _hypotheses(cfg, values, first, ext.alpha_first)
+    lo, hi = ext.window
+    ps = {h: rows[h]["p_one_sided"] if rows[h]["tested"] else None for h in ext.hypotheses}
+    hits = [h for h, p in ps.items() if stats.in_window(p, ext.window)]
+    shown = ", ".join(f"{h} p = {p:.3g}" if p is not None else f"{h} not tested" for h, p in ps.items())
+    rec: dict[str, Any] = {
+        "seeds": list(ext.seeds), "stage1_seeds": first, "alpha_first": ext.alpha_first, "window": [lo, hi],
+        "hypotheses": list(ext.hypotheses), "triggered": bool(hits), "stage": 1, "alpha_used": ext.alpha_first,
+        "final": True, "next": "",
+        "reason": (f"{' and '.join(hits)}: stage-1 one-sided p in [{lo:g}, {hi:g}] ({shown})" if hits else
+                   f"no stage-1 one-sided p of {', '.join(ext.hypotheses)} in [{lo:g}, {hi:g}] ({shown}): "
+                   f"stage 1 is final"),
+        "stage1_hypotheses": rows}
+    if not hits:
+        ran = [x for x in ext.seeds if x in cfg.seeds]
+        if ran:
+            rec["reason"] += f"; seeds {', '.join(map(str, ran))} are listed but not used (not triggered)"
+        return first, values, rows, rec
+    every = [*first, *[s for s in ext.seeds if s not in first]]
+    missing = [s for s in ext.seeds if s not in cfg.seeds]
+    if not missing:
+        try:
+            values = read(every)
+        except DataError as e:
+            rec["reason"] += f"; the extension seeds are not all finished ({e})"
+        else:
+            rec.update(stage=2, alpha_used=round(cfg.alpha - ext.alpha_first, 12))
+            # a rejection at stage 1 stands (alpha_first was spent on it); the rest are tested on every seed
+            carried = {n: f"{r['verdict']} at stage 1 (seeds {', '.join(map(str, first))}, alpha {ext.alpha_first:g})"
+                       for n, r in rows.items() if r["rejected"]}
+            return every, values, _hypotheses(cfg, values, every, rec["alpha_used"], carried), rec
+    conf = f"--config {config_file}" if config_file else "--config <this experiment's config>"
+    rec.update(final=False, next=f"remit experiment {conf} seeds=[{', '.join(map(str, every))}]")
+    for r in rows.values():  # stage 2 tests every hypothesis again
+        if not r["rejected"]:
+            r["verdict"] += "; pending: the extension is triggered"
+    return first, values, rows, rec
+
+
+def _heldout_n(vals: dict) -> int | dict[str, Any]:
+    """The number of per-example values per arm: one number if every arm and seed has the same."""
+    by_arm = {a: sorted({len(c["per_example"]) for c in by.values()}) for a, by in vals.items()}
+    every = {n for ns in by_arm.values() for n in ns}
+    if len(every) == 1:
+        return every.pop()
+    return {a: ns[0] if len(ns) == 1 else ns for a, ns in by_arm.items()}
+
+
+def analyze(cfg: ExperimentConfig, *, command: str = "", config_file: str = "") -> Path:
     root = Path(cfg.runs_dir) / cfg.name
-    seeds = list(cfg.seeds)
-    groups = {"hypotheses": cfg.hypotheses, "exploratory": cfg.exploratory}
     by_metric: dict[str, set[str]] = {}
-    first = root / f"seed{seeds[0]}"
+    first = root / f"seed{cfg.seeds[0]}"
     if first.is_dir():  # every arm's primary metric, named by a contrast or not
         suite = cfg.metric.split("/")[0]
         by_metric[cfg.metric] = {label for label, by in load_run(first).evals.items() if suite in by}
-    for c in [*cfg.hypotheses, *cfg.exploratory]:
-        by_metric.setdefault(c.metric or cfg.metric, set()).update({c.treatment, c.baseline})
-    values = {m: _arm_values(root, seeds, labels, m) for m, labels in by_metric.items()}
+    for c in [*cfg.hypotheses, *cfg.exploratory, *cfg.controls]:
+        by_metric.setdefault(c.metric or cfg.metric, set()).update(c.arms)
+
+    def read(seeds: list[int]) -> dict[str, dict]:
+        return {m: _arm_values(root, seeds, labels, m) for m, labels in by_metric.items()}
+
+    seeds, values, hypotheses, extension = _staged(cfg, read, config_file)
+    files = sorted({c["path"] for vals in values.values() for by in vals.values() for c in by.values()})
     summary: dict[str, Any] = {"name": cfg.name, "seeds": seeds, "metric": cfg.metric, "alpha": cfg.alpha,
                                "confidence": cfg.confidence, "command": command,
-                               "min_sign_test_p": stats.min_sign_test_p(len(seeds)), "arms": {}}
+                               "min_sign_test_p": stats.min_sign_test_p(len(seeds)),
+                               "heldout_n": _heldout_n(values.get(cfg.metric) or {}),
+                               **prereg(config_file, files), "extension": extension, "arms": {}}
     for m, vals in values.items():
         for label, by_seed in vals.items():
             summary["arms"].setdefault(label, {})[m] = {
                 "per_seed": [by_seed[s]["value"] for s in seeds], "mean": float(np.mean([by_seed[s]["value"] for s in seeds])),
                 "per_example": {str(s): by_seed[s]["per_example"] for s in seeds}}
-    for key, items in groups.items():
-        rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg) for c in items]
-        if key == "hypotheses":
-            for r, f in zip(rows, stats.fixed_sequence([r["p"] for r in rows], alpha=cfg.alpha)):
-                r["tested"], r["rejected"] = f["tested"], f["rejected"]
-        elif rows:
-            for r, h in zip(rows, stats.holm([r["p"] if r["p"] is not None else 1.0 for r in rows], alpha=cfg.alpha)):
-                r["p_holm"], r["rejected"] = h["p_holm"], h["rejected"]
-        for r in rows:
-            r["verdict"] = _verdict(r, cfg.alpha, cfg.power) if key == "hypotheses" else \
-                ("no test (fewer than 2 seeds)" if r["p"] is None else
-                 "exploratory: " + ("nominally p < alpha" if r["p"] < cfg.alpha else "not significant"))
-        summary[key] = {r["name"]: r for r in rows}
+    summary["hypotheses"] = hypotheses
+    rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg) for c in cfg.controls]
+    for r in rows:  # each on its own at alpha
+        r.update(family="control", tested=r["p"] is not None, rejected=r["p"] is not None and r["p"] < cfg.alpha)
+        r["verdict"] = _verdict(r, cfg.alpha, cfg.power)
+    summary["controls"] = {r["name"]: r for r in rows}
+    rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg) for c in cfg.exploratory]
+    if rows:
+        for r, h in zip(rows, stats.holm([r["p"] if r["p"] is not None else 1.0 for r in rows], alpha=cfg.alpha)):
+            r["p_holm"], r["rejected"] = h["p_holm"], h["rejected"]
+    for r in rows:
+        r["family"], r["tested"] = "exploratory", r["p"] is not None
+        r["verdict"] = "no test (fewer than 2 seeds)" if r["p"] is None else \
+            "exploratory: " + ("nominally p < alpha" if r["p"] < cfg.alpha else "not significant")
+    summary["exploratory"] = {r["name"]: r for r in rows}
     if cfg.curves:
         summary["curves"] = curves.read_curves(cfg, root, seeds)
         summary["efficiency"] = {c.label: curves.efficiency(c, summary["curves"], seeds, c.metric or cfg.curve_metrics[0],
@@ -142,6 +297,34 @@ def _fmt(v: float | None, unit: str) -> str:
     return f"{v:+.2f}" if unit == "points" else f"{v:+.4f}"
 
 
+def _confirmatory_table(rows: dict, what: str) -> list[str]:
+    lines = [f"| {what} | contrast | test | per seed | mean | 90% t CI | p (one-sided) | tested (alpha) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.values():
+        u = r["unit"]
+        kind = r.get("kind", "superiority")
+        test = (f"{kind} ({r['alternative']})" if kind == "superiority" else f"{kind} (margin {r['margin']:g})") + \
+            (", standalone" if r.get("family") == "standalone" else "")
+        p = r.get("p_one_sided")
+        tested = ("yes" if r.get("tested") else "no") + f" ({r.get('alpha', '-'):g})"
+        lines.append(f"| {r['name']} | {r['contrast']} ({u}) | {test} | {', '.join(_fmt(v, u) for v in r['per_seed'])} "
+                     f"| {_fmt(r['mean'], u)} | [{_fmt(r['ci90'][0], u)}, {_fmt(r['ci90'][1], u)}] | "
+                     f"{'-' if p is None else f'{p:.3g}'} | {tested} | {r['verdict']} |")
+    return lines
+
+
+def _extension_line(e: dict) -> str:
+    seeds = ", ".join(map(str, e["seeds"]))
+    if not e["triggered"]:
+        return (f"Extension (seeds {seeds}): not triggered. {e['reason']}; the verdicts above are stage 1's "
+                f"(alpha {e['alpha_used']:g}) and final.")
+    if e["stage"] == 2:
+        return (f"Extension (seeds {seeds}): triggered and run. {e['reason']}; the verdicts above are stage 2's "
+                f"(all {len(e['stage1_seeds']) + len(e['seeds'])} seeds, alpha {e['alpha_used']:g}).")
+    return (f"Extension (seeds {seeds}): triggered, not yet run ({e['reason']}): run `{e['next']}` next; the "
+            f"verdicts above are stage 1's (alpha {e['alpha_used']:g}) and not final.")
+
+
 def to_markdown(s: dict) -> str:
     c = int(s["confidence"] * 100)
     lines = [f"# Experiment {s['name']}: {len(s['seeds'])} seeds ({', '.join(map(str, s['seeds']))})", "",
@@ -152,17 +335,28 @@ def to_markdown(s: dict) -> str:
              f"p < {s['min_sign_test_p']:.3g}.", ""]
     if s.get("command"):
         lines += [f"Command: `{s['command']}`", ""]
+    if s.get("heldout_n") is not None:
+        lines += [f"Held-out examples per arm: {s['heldout_n']}.", ""]
+    if s.get("prereg_commit"):
+        ok = {True: "precedes", False: "does NOT precede", None: "cannot be compared with"}[s["prereg_precedes_results"]]
+        lines += [f"Pre-registration: commit `{s['prereg_commit']}` {ok} the results ({s['prereg_check']}).", ""]
     lines += ["## Arms (primary metric, per seed)", "", "| arm | mean | per seed |", "|---|---|---|"]
     for label, by_m in s["arms"].items():
         v = by_m.get(s["metric"]) or next(iter(by_m.values()))
         lines.append(f"| {label} | {v['mean']:.4f} | {', '.join(f'{x:.4f}' for x in v['per_seed'])} |")
-    for key, title in (("hypotheses", "Pre-registered hypotheses (fixed sequence, alpha "
-                        f"{s['alpha']}, each tested only if the previous was rejected)"),
-                       ("exploratory", "Exploratory contrasts (Holm-adjusted; not confirmatory)")):
-        rows = s.get(key) or {}
-        if not rows:
-            continue
-        lines += ["", f"## {title}", "",
+    if s.get("hypotheses"):
+        alpha = (s.get("extension") or {}).get("alpha_used", s["alpha"])
+        lines += ["", f"## Pre-registered hypotheses (fixed sequence, alpha {alpha:g}, each tested only if the "
+                  "previous was rejected; standalone ones on their own)", "",
+                  *_confirmatory_table(s["hypotheses"], "hypothesis")]
+    if s.get("extension"):
+        lines += ["", _extension_line(s["extension"])]
+    if s.get("controls"):
+        lines += ["", f"## Controls (each tested on its own at alpha {s['alpha']:g})", "",
+                  *_confirmatory_table(s["controls"], "control")]
+    rows = s.get("exploratory") or {}
+    if rows:
+        lines += ["", "## Exploratory contrasts (Holm-adjusted; not confirmatory)", "",
                   f"| contrast | alternative | per seed | mean | {c}% t CI | p | crossed bootstrap CI | MDE | verdict |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in rows.values():
@@ -179,7 +373,7 @@ def to_markdown(s: dict) -> str:
 
 
 def _figure(s: dict, path: Path) -> None:
-    rows = [*(s.get("hypotheses") or {}).values(), *(s.get("exploratory") or {}).values()]
+    rows = [r for k in ("hypotheses", "controls", "exploratory") for r in (s.get(k) or {}).values()]
     if not rows:
         return
     import matplotlib

@@ -16,31 +16,67 @@ from remit.errors import ConfigError
 from remit.eval.stats import ALTERNATIVES
 from remit.flywheel.config import extra_arms
 
+TESTS = ("superiority", "noninferiority", "equivalence")
+
+
+def arm_list(arms: str | list[str]) -> list[str]:
+    """The arm labels of one side of a contrast (one label, or a list scored as their per-example mean)."""
+    return [arms] if isinstance(arms, str) else list(arms)
+
+
+def arm_name(arms: str | list[str]) -> str:
+    """How a side is shown: ``vanilla``, or ``mean(remit-r1, remit-r1@chat)`` for a list."""
+    labels = arm_list(arms)
+    return labels[0] if len(labels) == 1 else f"mean({', '.join(labels)})"
+
 
 @dataclass
 class Contrast:
     name: str = ""
-    treatment: str = ""          # an arm label of every seed's flywheel, e.g. remit-r1 or remit-r1+post
-    baseline: str = ""           # e.g. vanilla or vanilla+post
+    # an arm label of every seed's flywheel (remit-r1, remit-r1+post, vanilla@chat), or a list of labels scored as
+    # their per-example mean (the same held-out examples, paired by index): [remit-r1, remit-r1@chat]
+    treatment: str | list[str] = ""
+    baseline: str | list[str] = ""           # e.g. vanilla or vanilla+post
     # greater | less | two-sided, about the GAIN: treatment - baseline, sign-flipped for lower-is-better metrics
-    # (bpb, loss), so "greater" always means "the treatment is better" (for bpb: lower).
+    # (bpb, loss), so "greater" always means "the treatment is better" (for bpb: lower). superiority only.
     alternative: str = "greater"
     margin: float = 0.0          # practical-size margin in the shown unit (points for accuracies); 0: none
     metric: str = ""             # suite/task/metric, default: the experiment's primary metric
+    # superiority (the alternative above) | noninferiority (H0: gain <= -margin) | equivalence (TOST, +-margin)
+    test: str = "superiority"
+    standalone: bool = False     # a hypothesis tested on its own at alpha, outside the fixed sequence
 
     def validate(self) -> None:
-        if not self.treatment or not self.baseline:
-            raise ConfigError("treatment and baseline: name two arm labels, e.g. treatment: remit-r1, baseline: vanilla")
-        if self.treatment == self.baseline:
-            raise ConfigError(f"treatment = baseline = {self.treatment!r}: a contrast needs two different arms")
+        for side in ("treatment", "baseline"):
+            labels = arm_list(getattr(self, side))
+            if not labels or not all(labels):
+                raise ConfigError(f"{side}: name an arm label (or a non-empty list of labels), e.g. "
+                                  f"treatment: remit-r1, baseline: vanilla")
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"{side}={labels}: an arm is listed twice")
+        if sorted(arm_list(self.treatment)) == sorted(arm_list(self.baseline)):
+            raise ConfigError(f"treatment = baseline = {arm_name(self.treatment)!r}: a contrast needs two different arms")
         check_choice("alternative", self.alternative, ALTERNATIVES)
+        check_choice("test", self.test, TESTS)
         check_range("margin", self.margin, 0.0)
+        if self.test != "superiority":
+            if self.margin <= 0:
+                raise ConfigError(f"margin={self.margin:g}: test: {self.test} needs a margin > 0 (points for "
+                                  f"accuracies), e.g. margin: 1.0")
+            if self.alternative != "greater":
+                raise ConfigError(f"alternative={self.alternative!r}: only test: superiority reads alternative; "
+                                  f"test: {self.test} is about the gain (treatment - baseline); drop alternative")
         if self.metric and len(self.metric.split("/")) != 3:
             raise ConfigError(f"metric={self.metric!r}: give suite/task/metric, e.g. world/world/exact_match")
 
     @property
+    def arms(self) -> list[str]:
+        """Every arm label the contrast reads."""
+        return [*arm_list(self.treatment), *arm_list(self.baseline)]
+
+    @property
     def label(self) -> str:
-        return self.name or f"{self.treatment} vs {self.baseline}"
+        return self.name or f"{arm_name(self.treatment)} vs {arm_name(self.baseline)}"
 
 
 @dataclass
@@ -65,6 +101,8 @@ class Curves:
                 raise ConfigError(f"metrics: {m!r}: give suite/task/metric, e.g. world/world/bpb")
         for i, c in enumerate(self.efficiency):
             for side in ("treatment", "baseline"):
+                if not isinstance(getattr(c, side), str):
+                    raise ConfigError(f"efficiency[{i}].{side}: give one curve arm, not a list")
                 if getattr(c, side) not in self.arms:
                     raise ConfigError(f"efficiency[{i}].{side}={getattr(c, side)!r}: not one of curves.arms "
                                       f"({', '.join(self.arms) or 'none'}); a sample-efficiency reading needs both curves")
@@ -75,6 +113,34 @@ class Curves:
             return {}
         return {"arms": list(self.arms), "tokens": list(self.tokens), "points": self.points, "eval": dict(self.eval),
                 "suites": sorted({m.split("/")[0] for m in metrics})}
+
+
+@dataclass
+class Extension:
+    """A two-stage (group-sequential) design: stage 1 tests the hypotheses on the experiment's ``seeds`` that are
+    not extension ``seeds``, at ``alpha_first``; when one of ``hypotheses`` has a one-sided p inside ``window``
+    the extension seeds are run too and stage 2 tests every hypothesis on all seeds at ``alpha - alpha_first``."""
+
+    seeds: list[int] = field(default_factory=list)         # e.g. [5, 6, 7, 8, 9]
+    alpha_first: float = 0.0                                # stage 1's alpha, e.g. 0.01 (stage 2: alpha - this)
+    window: list[float] = field(default_factory=list)       # [lo, hi] of the one-sided p that triggers stage 2
+    hypotheses: list[str] = field(default_factory=list)     # names of the hypotheses whose p can trigger it
+
+    def __bool__(self) -> bool:
+        return bool(self.seeds or self.window or self.hypotheses or self.alpha_first)
+
+    def validate(self) -> None:
+        if not self:
+            return
+        if not self.seeds:
+            raise ConfigError("seeds: name the extension seeds, e.g. extension: {seeds: [5, 6, 7, 8, 9], ...} "
+                              "(or extension: {} for none)")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds={self.seeds}: a seed is listed twice")
+        if len(self.window) != 2 or not 0.0 <= self.window[0] < self.window[1] <= 1.0:
+            raise ConfigError(f"window={self.window}: give [lo, hi] with 0 <= lo < hi <= 1, e.g. [0.01, 0.30]")
+        if not self.hypotheses:
+            raise ConfigError("hypotheses: name the hypotheses whose p can trigger the extension, e.g. [H1, H2]")
 
 
 @dataclass
@@ -97,6 +163,10 @@ class ExperimentConfig:
     metric: str = "world/world/exact_match"  # the primary metric: suite/task/metric of `remit eval` results
     hypotheses: list[Contrast] = field(default_factory=list)   # pre-registered, ordered: fixed-sequence at alpha
     exploratory: list[Contrast] = field(default_factory=list)  # follow-ups: Holm-adjusted, labelled exploratory
+    # controls (a placebo within +-margin of vanilla: test: equivalence), each tested on its own at alpha
+    controls: list[Contrast] = field(default_factory=list, metadata={"omit_if_empty": True})
+    # extra seeds run only if a hypothesis's stage-1 p lies in a window (alpha split between the stages)
+    extension: Extension = field(default_factory=Extension, metadata={"omit_if_empty": True})
     alpha: float = 0.05
     confidence: float = 0.95
     power: float = 0.8
@@ -114,10 +184,16 @@ class ExperimentConfig:
         for key in ("alpha", "confidence", "power"):
             check_range(key, getattr(self, key), 0.0, 1.0, lo_open=True, hi_open=True)
         check_range("n_boot", self.n_boot, 100)
-        names = [c.label for c in [*self.hypotheses, *self.exploratory]]
+        names = [c.label for c in [*self.hypotheses, *self.exploratory, *self.controls]]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ConfigError(f"hypotheses/exploratory: the name {dup[0]!r} is used twice")
+            raise ConfigError(f"hypotheses/exploratory/controls: the name {dup[0]!r} is used twice")
+        for key in ("exploratory", "controls"):
+            for i, c in enumerate(getattr(self, key)):
+                if c.standalone:
+                    raise ConfigError(f"{key}[{i}].standalone: only hypotheses can be standalone ({key} are "
+                                      f"tested on their own already); drop it")
+        self._validate_extension()
         for key in ("runs_dir", "name", "seed", "start_checkpoint", "arms", "curves"):
             if key in self.flywheel:
                 raise ConfigError(f"flywheel.{key}: set by the experiment for each seed; use the experiment's "
@@ -132,6 +208,28 @@ class ExperimentConfig:
             if c.metric and c.metric not in self.curve_metrics:
                 raise ConfigError(f"curves.efficiency[{i}].metric={c.metric!r}: not a curve metric; add it to "
                                   f"curves.metrics (now: {', '.join(self.curve_metrics)})")
+
+    def _validate_extension(self) -> None:
+        ext = self.extension
+        if not ext:
+            return
+        if not 0.0 < ext.alpha_first < self.alpha:
+            raise ConfigError(f"extension.alpha_first={ext.alpha_first:g}: give 0 < alpha_first < alpha "
+                              f"({self.alpha:g}); stage 2 tests at alpha - alpha_first")
+        first = self.stage1_seeds
+        if len(first) < 2:
+            raise ConfigError(f"extension.seeds={ext.seeds}: stage 1 (seeds={self.seeds} less the extension seeds) "
+                              f"needs at least 2 seeds")
+        names = [c.label for c in self.hypotheses]
+        for i, h in enumerate(ext.hypotheses):
+            if h not in names:
+                raise ConfigError(f"extension.hypotheses[{i}]={h!r}: not a hypothesis name "
+                                  f"({', '.join(names) or 'no hypotheses'})")
+
+    @property
+    def stage1_seeds(self) -> list[int]:
+        """The seeds of the first stage: every seed when there is no extension."""
+        return [s for s in self.seeds if s not in set(self.extension.seeds)]
 
     @property
     def curve_metrics(self) -> list[str]:

@@ -35,7 +35,7 @@ import yaml
 from remit.config import build_config, save_config
 from remit.errors import ConfigError, RemitError
 from remit.experiment.analyze import analyze
-from remit.experiment.config import Contrast, ExperimentConfig
+from remit.experiment.config import Contrast, ExperimentConfig, arm_list
 from remit.flywheel.config import FlywheelConfig, deep_merge
 from remit.utils.io import atomic_write_text
 
@@ -79,13 +79,13 @@ def _labels(stages) -> set[str]:
 
 
 def _check_arms(cfg: ExperimentConfig, labels: set[str]) -> None:
-    for key, items in (("hypotheses", cfg.hypotheses), ("exploratory", cfg.exploratory)):
+    for key, items in (("hypotheses", cfg.hypotheses), ("exploratory", cfg.exploratory), ("controls", cfg.controls)):
         for i, c in enumerate(items):
             for side in ("treatment", "baseline"):
-                arm = getattr(c, side)
-                if arm not in labels:
-                    raise ConfigError(f"{key}[{i}].{side}={arm!r} is not an arm of this experiment's flywheel; "
-                                      f"its arms are: {', '.join(sorted(labels))}")
+                for arm in arm_list(getattr(c, side)):
+                    if arm not in labels:
+                        raise ConfigError(f"{key}[{i}].{side}={arm!r} is not an arm of this experiment's flywheel; "
+                                          f"its arms are: {', '.join(sorted(labels))}")
 
 
 def _start(cfg: ExperimentConfig, *, build: bool) -> tuple[str, set[str]]:
@@ -131,6 +131,22 @@ def _run_seed(cfg: ExperimentConfig, seed: int, start: str) -> float:
     return time.time() - t0
 
 
+def _config_file(argv: list[str]) -> str:
+    """The ``--config`` file of a ``remit experiment`` command line (the pre-registration the analysis checks
+    against git); empty when the process is not that command."""
+    from remit import cli
+
+    if len(argv) < 2 or Path(argv[0]).name not in ("remit", "cli.py"):
+        return ""
+    try:
+        rest = cli.split_plugins(argv[1:])[1]
+        if rest[:1] != ["experiment"]:
+            return ""
+        return cli.parse_args(rest[1:])[0] or ""
+    except RemitError:
+        return ""
+
+
 def run(cfg: ExperimentConfig) -> Path:
     root = Path(cfg.runs_dir) / cfg.name
     if cfg.prepare and not cfg.analyze_only:
@@ -166,6 +182,7 @@ def run(cfg: ExperimentConfig) -> Path:
                     errors.append(str(e))
         if errors:
             raise RemitError("; ".join(errors))
-    out = analyze(cfg, command=" ".join(["remit", *sys.argv[1:]]) if len(sys.argv) > 1 else "remit experiment")
+    out = analyze(cfg, command=" ".join(["remit", *sys.argv[1:]]) if len(sys.argv) > 1 else "remit experiment",
+                  config_file=_config_file(sys.argv))
     print(f"[experiment] results: {out}", flush=True)
     return out
