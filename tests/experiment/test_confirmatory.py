@@ -314,3 +314,38 @@ def test_a_stage_one_rejection_stands_at_stage_two():
     assert rows["H1"]["verdict"] == "confirmed at stage 1 (seeds 0, 1, 2, 3, 4, alpha 0.01)"
     assert rows["H2"]["tested"] and rows["H2"]["alpha"] == pytest.approx(0.04)
     assert rows["H2"]["rejected"] is (rows["H2"]["p_one_sided"] < 0.04)
+
+
+def test_a_run_if_hypothesis_waits_for_its_follow_up(tmp_path):
+    """H4 (round 2) is trained by a follow-up only if H2 is confirmed: absent arms are "not run", never an error;
+    once they exist it is tested in its place in the sequence."""
+    gains = [3.0, 5.0, 4.0, 6.0, 2.0]
+    per = [1.0, 0.0] * 5
+
+    def seeds(name: str, sign: float, with_r2: bool) -> Path:
+        for s in range(5):
+            arms = {"vanilla": (0.5, per), "remit": (0.5 + sign * gains[s] / 100, per)}
+            if with_r2:
+                arms["remit-r2"] = (0.51 + sign * gains[s] / 100, per)
+            _fake_seed(tmp_path / name / "conf", s, arms)
+        return tmp_path / name
+
+    hyp = ("hypotheses=[{name: H1, treatment: remit, baseline: vanilla},"
+           " {name: H4, treatment: remit-r2, baseline: remit, run_if: H1}]")
+    for root, verdict in ((seeds("due", 1.0, False), "not run yet: H1 was confirmed"),
+                          (seeds("skip", -1.0, False), "not run (H1 was not confirmed")):
+        out = analyze(_cfg(f"runs_dir={root}", "name=conf", "seeds=[0,1,2,3,4]", hyp))
+        h4 = json.loads((root / "conf" / "summary.json").read_text())["hypotheses"]["H4"]
+        assert h4["tested"] is False and h4["p_one_sided"] is None and h4["verdict"].startswith(verdict), h4
+        assert "| H4 | remit-r2 - remit |" in out.read_text()
+    root = seeds("ran", 1.0, True)
+    analyze(_cfg(f"runs_dir={root}", "name=conf", "seeds=[0,1,2,3,4]", hyp))
+    h4 = json.loads((root / "conf" / "summary.json").read_text())["hypotheses"]["H4"]
+    assert h4["tested"] and h4["per_seed"] == pytest.approx([1.0] * 5)
+
+
+def test_run_if_must_name_an_earlier_hypothesis():
+    with pytest.raises(ConfigError, match=r"hypotheses\[0\]\.run_if='H2': name an earlier hypothesis"):
+        _cfg("hypotheses=[{name: H1, treatment: a, baseline: b, run_if: H2}, {name: H2, treatment: a, baseline: c}]")
+    with pytest.raises(ConfigError, match=r"controls\[0\]\.run_if"):
+        _cfg("controls=[{name: c, treatment: a, baseline: b, run_if: H1}]", "hypotheses=[{name: H1, treatment: a, baseline: b}]")

@@ -152,15 +152,27 @@ def _verdict(row: dict, alpha: float, power: float = 0.8) -> str:
     return _inconclusive(row, power)
 
 
+def _not_run(c: Contrast, rows: dict[str, dict]) -> dict[str, Any]:
+    """The row of a ``run_if`` hypothesis whose follow-up arms do not exist (yet)."""
+    cond = rows.get(c.run_if, {})
+    why = (f"not run yet: {c.run_if} was confirmed, so its follow-up is due (arms missing: "
+           f"{', '.join(c.arms)})" if cond.get("rejected") else
+           f"not run ({c.run_if} was not confirmed; the follow-up runs only if it is)")
+    return {"name": c.label, "contrast": f"{arm_name(c.treatment)} - {arm_name(c.baseline)}", "kind": c.test,
+            "margin": c.margin, "run_if": c.run_if, "per_seed": [], "mean": None, "ci90": None, "p": None,
+            "p_one_sided": None, "tested": False, "rejected": False, "family": "fixed sequence", "verdict": why}
+
+
 def _hypotheses(cfg: ExperimentConfig, values: dict, seeds: list[int], alpha: float,
                 carried: dict[str, str] | None = None) -> dict[str, dict]:
     """Every hypothesis on ``seeds`` at ``alpha``: the fixed sequence in order, standalone ones each alone.
     ``carried``: {name: verdict} of hypotheses rejected at an earlier stage; they stay rejected (and open the
     sequence's gate) whatever their p on ``seeds``."""
     carried = carried or {}
-    rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg, alpha)
-            for c in cfg.hypotheses]
-    seq = [i for i, c in enumerate(cfg.hypotheses) if not c.standalone]
+    ready = [_ready(c, values[c.metric or cfg.metric]) for c in cfg.hypotheses]
+    rows = [_contrast(c, values[c.metric or cfg.metric], seeds, c.metric or cfg.metric, cfg, alpha) if ok else None
+            for c, ok in zip(cfg.hypotheses, ready)]
+    seq = [i for i, c in enumerate(cfg.hypotheses) if not c.standalone and ready[i]]
     gate = [0.0 if rows[i]["name"] in carried else rows[i]["p"] for i in seq]
     stop = None
     for i, f in zip(seq, stats.fixed_sequence(gate, alpha=alpha)):
@@ -169,13 +181,20 @@ def _hypotheses(cfg: ExperimentConfig, values: dict, seeds: list[int], alpha: fl
             rows[i]["not_tested"] = f"not tested ({stop} was not rejected: fixed sequence)"
         stop = stop or (None if f["rejected"] else rows[i]["name"])
     for i, c in enumerate(cfg.hypotheses):
-        if c.standalone:
+        if c.standalone and rows[i] is not None:
             p = rows[i]["p"]
             rows[i].update(family="standalone", tested=p is not None,
                            rejected=p is not None and p < alpha or rows[i]["name"] in carried)
     for r in rows:
-        r["verdict"] = carried.get(r["name"]) or _verdict(r, alpha, cfg.power)
-    return {r["name"]: r for r in rows}
+        if r is not None:
+            r["verdict"] = carried.get(r["name"]) or _verdict(r, alpha, cfg.power)
+    done = {r["name"]: r for r in rows if r is not None}
+    return {c.label: rows[i] or _not_run(c, done) for i, c in enumerate(cfg.hypotheses)}
+
+
+def _ready(c: Contrast, vals: dict) -> bool:
+    """False for a ``run_if`` hypothesis whose arms were not all read (its follow-up has not run)."""
+    return not c.run_if or all(a in vals for a in c.arms)
 
 
 def _staged(cfg: ExperimentConfig, read, config_file: str) -> tuple[list[int], dict, dict, dict | None]:
@@ -247,7 +266,10 @@ def analyze(cfg: ExperimentConfig, *, command: str = "", config_file: str = "") 
     if first.is_dir():  # every arm's primary metric, named by a contrast or not
         suite = cfg.metric.split("/")[0]
         by_metric[cfg.metric] = {label for label, by in load_run(first).evals.items() if suite in by}
+    have = set(load_run(first).evals) if first.is_dir() else set()
     for c in [*cfg.hypotheses, *cfg.exploratory, *cfg.controls]:
+        if c.run_if and not set(c.arms) <= have:
+            continue  # its follow-up has not run: reported as not run
         by_metric.setdefault(c.metric or cfg.metric, set()).update(c.arms)
 
     def read(seeds: list[int]) -> dict[str, dict]:
@@ -301,6 +323,9 @@ def _confirmatory_table(rows: dict, what: str) -> list[str]:
     lines = [f"| {what} | contrast | test | per seed | mean | 90% t CI | p (one-sided) | tested (alpha) | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
+        if r.get("run_if") and not r["per_seed"]:  # a follow-up that has not run
+            lines.append(f"| {r['name']} | {r['contrast']} | {r['kind']} | - | - | - | - | no | {r['verdict']} |")
+            continue
         u = r["unit"]
         kind = r.get("kind", "superiority")
         test = (f"{kind} ({r['alternative']})" if kind == "superiority" else f"{kind} (margin {r['margin']:g})") + \
@@ -373,7 +398,7 @@ def to_markdown(s: dict) -> str:
 
 
 def _figure(s: dict, path: Path) -> None:
-    rows = [r for k in ("hypotheses", "controls", "exploratory") for r in (s.get(k) or {}).values()]
+    rows = [r for k in ("hypotheses", "controls", "exploratory") for r in (s.get(k) or {}).values() if r["per_seed"]]
     if not rows:
         return
     import matplotlib

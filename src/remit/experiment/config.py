@@ -45,6 +45,9 @@ class Contrast:
     # superiority (the alternative above) | noninferiority (H0: gain <= -margin) | equivalence (TOST, +-margin)
     test: str = "superiority"
     standalone: bool = False     # a hypothesis tested on its own at alpha, outside the fixed sequence
+    # the name of an earlier hypothesis: this one's arms come from a follow-up run made only if that hypothesis
+    # is confirmed (e.g. a second ReMiT round); until they exist it is reported as not run (never an error)
+    run_if: str = ""
 
     def validate(self) -> None:
         for side in ("treatment", "baseline"):
@@ -188,8 +191,15 @@ class ExperimentConfig:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"hypotheses/exploratory/controls: the name {dup[0]!r} is used twice")
+        for i, c in enumerate(self.hypotheses):
+            earlier = [h.label for h in self.hypotheses[:i]]
+            if c.run_if and c.run_if not in earlier:
+                raise ConfigError(f"hypotheses[{i}].run_if={c.run_if!r}: name an earlier hypothesis "
+                                  f"({', '.join(earlier) or 'there is none'})")
         for key in ("exploratory", "controls"):
             for i, c in enumerate(getattr(self, key)):
+                if c.run_if:
+                    raise ConfigError(f"{key}[{i}].run_if: only hypotheses can wait for a follow-up run; drop it")
                 if c.standalone:
                     raise ConfigError(f"{key}[{i}].standalone: only hypotheses can be standalone ({key} are "
                                       f"tested on their own already); drop it")

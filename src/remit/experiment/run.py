@@ -81,6 +81,8 @@ def _labels(stages) -> set[str]:
 def _check_arms(cfg: ExperimentConfig, labels: set[str]) -> None:
     for key, items in (("hypotheses", cfg.hypotheses), ("exploratory", cfg.exploratory), ("controls", cfg.controls)):
         for i, c in enumerate(items):
+            if c.run_if:  # its arms come from a follow-up run (reported as not run until they exist)
+                continue
             for side in ("treatment", "baseline"):
                 for arm in arm_list(getattr(c, side)):
                     if arm not in labels:
