@@ -19,7 +19,7 @@ STEP = re.compile(r"(\d+) ([-+*]) (\d+) = (\d+)\.")
 
 
 def _hard(a: int, op: str, b: int) -> bool:
-    return op == "*" or b >= 10
+    return op == "*"
 
 
 def test_chain_steps_and_hard_steps_are_right():
@@ -27,8 +27,16 @@ def test_chain_steps_and_hard_steps_are_right():
     n_ops, hard, total = set(), 0, 0
     for _ in range(400):
         t = make_task("chain", rng, 3, steps=(2, 6), hard=0.5)
-        expr = t.prompt.removeprefix("What is ").removesuffix("?")
-        assert str(eval(expr)) == t.answer, t  # the parentheses make the written order the arithmetic order
+        expr = t.prompt.removeprefix("What is ").removesuffix("?").removesuffix(" from left to right")
+        value = None
+        for tok in re.findall(r"[-+*]|\d+", expr):  # the written order is the arithmetic order
+            if tok in "+-*":
+                op = tok
+            else:
+                value = int(tok) if value is None else eval(f"{value} {op} {tok}")
+        assert str(value) == t.answer, t
+        assert ("from left to right" in t.prompt) == bool(re.search(r"[-+] \d+ .*\*", expr)), t  # said when it matters
+        assert all(len(b) == 1 for b in re.findall(r"[-+*] (\d+)", expr))  # one-token operands: a fixed stride
         steps = STEP.findall(t.solution)
         n_ops.add(len(steps))
         for a, op, b, c in steps:
@@ -40,21 +48,15 @@ def test_chain_steps_and_hard_steps_are_right():
     assert 0.4 < hard / total < 0.6
 
 
-def test_hard_step_carries_borrows_or_multiplies():
+def test_hard_step_doubles_or_triples():
     rng = random.Random(0)
     seen = set()
-    for _ in range(2000):
+    for _ in range(200):
         value = rng.randint(0, 300)
         op, b, new = hard_step(rng, value)
-        seen.add(op)
-        if op == "*":
-            assert b in (2, 3) and value <= 99 and new == value * b
-        elif op == "+":
-            assert 10 <= b <= 99 and new == value + b
-            assert value % 10 == 0 or value % 10 + b % 10 >= 10  # a carry whenever one is possible
-        else:
-            assert 10 <= b <= value and b % 10 > value % 10 and new == value - b >= 0  # a borrow
-    assert seen == {"+", "-", "*"}
+        assert op == "*" and b in (2, 3) and new == value * b
+        seen.add(b)
+    assert seen == {2, 3}
 
 
 def test_midtrain_brings_the_hard_steps_pretrain_rarely_shows():

@@ -42,14 +42,15 @@ def chain(rng: random.Random, difficulty: int, steps: tuple[int, int] | None = N
 
     Each step is one addition fact plus two copies (the running value and the next operand), which a
     tiny transformer learns; the answer alone needs every step at once, which it mostly does not.
-    ``steps`` = (min, max) steps (default 1 to ``difficulty + 1``); with probability ``hard`` a step is a
-    hard one (:func:`hard_step`: a two-digit operand with a carry or borrow, or x2 / x3 of the running value,
-    written ``(7 + 5) * 2``), the calibrated world's steps that pre-training rarely shows (docs/world.md).
+    ``steps`` = (min, max) steps (default 1 to ``difficulty + 1``); with probability ``hard`` a step is
+    ``* 2`` or ``* 3`` of the running value (:func:`hard_step`), the calibrated world's step that pre-training
+    rarely shows (docs/world.md). Operands stay one token, so the question keeps the fixed stride the copy
+    skill is learned on; a question with such a step is computed from left to right and says so.
     """
     lo, hi = steps or (1, difficulty + 1)
     n_ops = rng.randint(lo, hi)
     value = rng.randint(1, 9)
-    expr, lines, has_sum = str(value), [], False
+    expr, lines, mixed, seen_sum = str(value), [], False, False
     for _ in range(n_ops):
         if hard > 0 and rng.random() < hard:
             op, b, new = hard_step(rng, value)
@@ -57,32 +58,23 @@ def chain(rng: random.Random, difficulty: int, steps: tuple[int, int] | None = N
             b = rng.randint(1, 9)
             op = "-" if b <= value and rng.random() < 0.5 else "+"
             new = value + b if op == "+" else value - b
-        if op == "*" and has_sum:
-            expr = f"({expr})"
+        mixed = mixed or (op == "*" and seen_sum)
+        seen_sum = seen_sum or op != "*"
         expr += f" {op} {b}"
-        has_sum = has_sum or op != "*"
         lines.append(f"{value} {op} {b} = {new}.")
         value = new
     answer = str(value)
-    return Task("chain", f"What is {expr}?", " ".join(lines + [final_line(answer)]), answer)
+    prompt = f"What is {expr}{' from left to right' if mixed else ''}?"
+    return Task("chain", prompt, " ".join(lines + [final_line(answer)]), answer)
 
 
 def hard_step(rng: random.Random, value: int) -> tuple[str, int, int]:
-    """(op, operand, new value) of a hard chain step: x2 or x3 while the value is at most 99 (half of them
-    then), else a two-digit operand whose ones digits carry (addition) or borrow (subtraction, when the value
-    allows it; never below 0)."""
-    if value <= 99 and rng.random() < 0.5:
-        b = rng.choice((2, 3))
-        return "*", b, value * b
-    ones = value % 10
-    if value >= 20 and rng.random() < 0.5 and ones < 9:
-        borrow = [b for b in range(10, min(value, 99) + 1) if b % 10 > ones]
-        if borrow:
-            b = rng.choice(borrow)
-            return "-", b, value - b
-    carry = [b for b in range(10, 100) if ones + b % 10 >= 10] or list(range(10, 100))
-    b = rng.choice(carry)
-    return "+", b, value + b
+    """(op, operand, new value) of a hard chain step: ``* 2`` or ``* 3`` of the running value, a multi-digit
+    product with carries once the value has two digits. (Two-digit operands and parentheses were tried
+    first: they break the question's fixed stride, and the pre-training checkpoint did not learn to copy
+    operands at all; benchmarks/results/world/calibration/README.md.)"""
+    b = rng.choice((2, 3))
+    return "*", b, value * b
 
 
 def arith(rng: random.Random, difficulty: int) -> Task:
