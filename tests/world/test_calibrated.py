@@ -93,3 +93,15 @@ def test_defaults_leave_the_chain_world_unchanged():
 def test_bad_calibrated_keys_are_one_line(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(WorldConfig, None, override)
+
+
+def test_sft_direct_frac_changes_the_sft_split_only():
+    base = dict(n_pretrain_docs=50, n_midtrain_docs=50, n_sft=400, n_rl=20, n_eval=30, direct_frac=0.7)
+    a, b = generate_world(WorldConfig(**base)), generate_world(WorldConfig(**base, sft_direct_frac=0.3))
+    assert all(a[k] == b[k] for k in ("pretrain", "midtrain", "rl", "eval"))
+    assert [r["prompt"] for r in a["sft"]] == [r["prompt"] for r in b["sft"]]
+
+    def direct(w):
+        return sum(r["response"].startswith("The answer is") for r in w["sft"]) / len(w["sft"])
+
+    assert 0.6 < direct(a) < 0.8 and 0.2 < direct(b) < 0.4

@@ -47,6 +47,9 @@ class WorldConfig:
     chain_steps: list[int] = field(default_factory=list, metadata={"omit_if_empty": True})
     hard_step_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
     pretrain_hard_step_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
+    # direct_frac of the SFT split alone (None: direct_frac): how often the SFT data shows the answer alone,
+    # which sets how often the SFT model answers without the steps (the format lever GRPO pulls)
+    sft_direct_frac: float | None = field(default=None, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         for key in ("n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval"):
@@ -59,6 +62,8 @@ class WorldConfig:
         check_range("midtrain_chat_frac", self.midtrain_chat_frac, 0.0, 1.0)
         check_range("hard_step_frac", self.hard_step_frac, 0.0, 1.0)
         check_range("pretrain_hard_step_frac", self.pretrain_hard_step_frac, 0.0, 1.0)
+        if self.sft_direct_frac is not None:
+            check_range("sft_direct_frac", self.sft_direct_frac, 0.0, 1.0)
         if self.chain_steps and (len(self.chain_steps) != 2 or not 1 <= self.chain_steps[0] <= self.chain_steps[1]):
             raise ConfigError(f"chain_steps={self.chain_steps}: give [min, max] with 1 <= min <= max")
         chain_keys = [k for k in ("chain_steps", "hard_step_frac", "pretrain_hard_step_frac") if getattr(self, k)]

@@ -134,8 +134,9 @@ def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, A
     sft_src = _TaskSource(_rng(cfg.seed, "sft"), cfg, forbidden)
     # Kinds are cycled so every kind gets the same share of SFT and RL prompts.
     style = _rng(cfg.seed, "sft/style")
+    sft_direct = cfg.direct_frac if cfg.sft_direct_frac is None else cfg.sft_direct_frac
     world["sft"] = [
-        {"prompt": t.prompt, "response": written(t, style, cfg.direct_frac), "kind": t.kind, "answer": t.answer}
+        {"prompt": t.prompt, "response": written(t, style, sft_direct), "kind": t.kind, "answer": t.answer}
         for t in (sft_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_sft if kinds else 0))
     ]
     rl_src = _TaskSource(_rng(cfg.seed, "rl"), cfg, forbidden)
