@@ -23,8 +23,10 @@ kill continues where it stopped. Reading a finished seed goes through the report
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,11 +128,27 @@ def _run_seed(cfg: ExperimentConfig, seed: int, start: str) -> float:
     with open(log, "a", encoding="utf-8") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        _CHILDREN.add(proc)
+        try:
+            rc = proc.wait()
+        finally:
+            _CHILDREN.discard(proc)
     if rc != 0:
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or [""]
         raise RemitError(f"seed {seed}: remit flywheel failed (exit {rc}): {tail[0]} (log: {log})")
     return time.time() - t0
+
+
+# The seed flywheels running now: a SIGTERM to `remit experiment` stops them too (they are separate processes
+# with their own command lines, so `kill <experiment pid>` alone would leave them training into the folders).
+_CHILDREN: set[subprocess.Popen] = set()
+
+
+def _stop_children(signum, _frame) -> None:
+    for proc in list(_CHILDREN):
+        proc.terminate()
+    raise SystemExit(128 + signum)
 
 
 def _config_file(argv: list[str]) -> str:
@@ -176,12 +194,18 @@ def run(cfg: ExperimentConfig) -> Path:
                   f"ETA ~{eta / 60:.1f} min)", flush=True)
 
         errors = []
-        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-            for fut in [pool.submit(one, s) for s in cfg.seeds]:
-                try:
-                    fut.result()
-                except RemitError as e:
-                    errors.append(str(e))
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, _stop_children) if main else None
+        try:
+            with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+                for fut in [pool.submit(one, s) for s in cfg.seeds]:
+                    try:
+                        fut.result()
+                    except RemitError as e:
+                        errors.append(str(e))
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, old)
         if errors:
             raise RemitError("; ".join(errors))
     out = analyze(cfg, command=" ".join(["remit", *sys.argv[1:]]) if len(sys.argv) > 1 else "remit experiment",
