@@ -43,7 +43,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "eval": ("remit.eval.run", "EvalConfig", None, [
         "model", "tokenizer", "suite", "tasks", "data_dir", "world_dir", "gold_file", "out_dir", "limit", "batch_size",
         "max_length", "max_gen_toks", "code_samples", "code_ks", "code_timeout_s", "code_workers", "world_template",
-        "world_max_gen_toks", "world_probe", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
+        "world_max_gen_toks", "world_probe", "world_probe_style_only", "chat", "seed", "device", "dtype", "force", "sandbox_unenforced_ok"]),
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
         "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "arms",
@@ -55,7 +55,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "general_doc_chars", "midtrain_chat_frac"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "eval_suites", "suite_eval", "report",
+        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "style_probe", "eval_suites", "suite_eval", "report",
         "report_options", "quiet",
         "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [

@@ -30,8 +30,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world, sized so that
-# `remit flywheel` with no arguments finishes within 15 minutes on 2 CPU cores.
+# The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world (chat tasks in the
+# mid-training mix), sized so that `remit flywheel` with no arguments finishes within 10 minutes on 2 CPU cores.
 # configs/flywheel/default.yaml spells out the same values (a test keeps the two equal).
 def default_pretrain() -> dict[str, Any]:
     return {
@@ -70,6 +70,10 @@ def default_posttrain() -> dict[str, Any]:
             # (16% without one vs 48% at 0.7) and the held-out gain is the same (calibration.md).
             "grpo": {"temperature": 1.0, "eval": {"n": 500}}}
 
+
+# The embedded default's A/A arm (``arms``): vanilla mid-trained again with another packing seed, i.e. another
+# order of the same documents (the flywheel never sets data.pack_seed, so it differs from vanilla's in every seed).
+AA_ARM: dict[str, Any] = {"name": "vanilla-aa", "from": "vanilla", "overrides": {"data.pack_seed": 1}}
 
 # Keys of an extra arm's mid-training that the flywheel sets itself.
 _ARM_FIXED = ("out_dir", "resume", "overwrite")
@@ -175,7 +179,9 @@ class FlywheelConfig:
     seed: int = 0
     # Data. With world.enabled the embedded world is generated and used for every stage;
     # otherwise the data paths inside the stage sections are used as given.
-    world: dict[str, Any] = field(default_factory=lambda: {"n_eval": 500})  # held-out tasks per kind
+    # held-out tasks per kind; 40% of the solved-task mid-training documents written as chats (the format the
+    # RL reference was post-trained in, so what RL changed is visible in the text ReMiT weights; issue #22)
+    world: dict[str, Any] = field(default_factory=lambda: {"n_eval": 500, "midtrain_chat_frac": 0.4})
     use_world: bool = True
     # Start: a pre-annealing checkpoint (HF dir or hub id), or pre-train one from scratch.
     start_checkpoint: str | None = None
@@ -189,10 +195,16 @@ class FlywheelConfig:
     baselines: list[str] = field(default_factory=list)
     posttrain_baselines: bool = False
     # Extra mid-training arms: [{name, from: <arm label>, overrides: {dotted.key: value}, posttrain: false}]
-    arms: list[dict[str, Any]] = field(default_factory=list, metadata={"omit_if_empty": True})
+    # The default: an A/A arm, vanilla again with another packing (data-order) seed: the noise floor of the
+    # ReMiT-vs-vanilla difference in one run (the report's "The loop, arrow by arrow").
+    arms: list[dict[str, Any]] = field(default_factory=lambda: [copy.deepcopy(AA_ARM)], metadata={"omit_if_empty": True})
     curves: CurveSpec = field(default_factory=CurveSpec, metadata={"omit_if_empty": True})
     # Base models (labels) also evaluated asked as chats (chat template, the question itself): label <label>@chat
-    chat_evals: list[str] = field(default_factory=list, metadata={"omit_if_empty": True})
+    chat_evals: list[str] = field(default_factory=lambda: ["pre-annealing", "vanilla", "remit-r1"],
+                                  metadata={"omit_if_empty": True})
+    # Chat evaluations of the world suite also score the style probe's teacher-forced part (p_worked: does a chat
+    # answer start with the worked steps? eval's world_probe_style_only; seconds per model)
+    style_probe: bool = True
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
     # eval keys of one suite over the `eval` section, e.g. {gold: {limit: null}} (paper10 keeps eval.limit)
     suite_eval: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"omit_if_empty": True})

@@ -229,6 +229,8 @@ class _Planner:
         over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat, "out_dir": str(self.root / folder)}
         if self.cfg.use_world and not data.get("world_dir"):
             over["world_dir"] = str(self.world_dir)
+        if chat and suite == "world" and self.cfg.style_probe and not data.get("world_probe"):
+            over.update(world_probe=True, world_probe_style_only=True)  # p_worked: teacher-forced, seconds
         if chat and "world_template" not in data:
             # A chat model is asked the question itself (as in post-training and its held-out reward),
             # not the pre-training "Question: ...\nAnswer:" page inside a user turn.
@@ -324,6 +326,8 @@ def _write_manifest(cfg: FlywheelConfig, stages: list[Stage], walls: dict[str, f
     if cfg.start_checkpoint:
         doc["models"].setdefault("pre-annealing", cfg.start_checkpoint)
     doc["roles"] = _roles(doc["models"], posts_sft)
+    if (aa := _aa_label(stages, doc["roles"].get("vanilla"))) is not None:
+        doc["roles"]["vanilla_aa"] = aa
     mid = [st for st in stages if st.kind == "midtrain"]
     if mid and mid[0].config.data.sources:
         path = mid[0].config.data.sources[0].path
@@ -342,6 +346,30 @@ def _roles(models: dict[str, str], posts: dict[str, Any]) -> dict[str, str]:
         models.setdefault(f"{b0}+sft", sft)
         roles["sft"] = f"{b0}+sft"
     return roles
+
+
+# Keys in which an A/A arm may differ from vanilla: where it writes and the seeds of its data order.
+_AA_KEYS = ("out_dir", "seed", "pack_seed")
+
+
+def _aa_label(stages: list[Stage], vanilla: str | None) -> str | None:
+    """The first extra arm that is vanilla again with only another data-order seed (the report's noise floor)."""
+    mids = {st.label: st for st in stages if st.kind == "midtrain"}
+    if vanilla not in mids:
+        return None
+
+    def strip(st: Stage) -> dict[str, Any]:
+        d = dataclasses.asdict(st.config)
+        d["data"] = {k: v for k, v in d["data"].items() if k not in _AA_KEYS}
+        return {k: v for k, v in d.items() if k not in _AA_KEYS}
+
+    ref = strip(mids[vanilla])
+    for label, st in mids.items():
+        cfg, base = st.config, mids[vanilla].config
+        seeds_differ = (cfg.seed, cfg.data.pack_seed) != (base.seed, base.data.pack_seed)
+        if label != vanilla and st.info.get("from") == vanilla and seeds_differ and strip(st) == ref:
+            return label
+    return None
 
 
 def _stage_out(st: Stage) -> str:
