@@ -60,7 +60,7 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",
-        "probe_file", "probe_texts", "max_length", "text_windows", "batch_size", "device", "dtype", "n_boot", "confidence", "seed",
+        "probe_file", "probe_texts", "max_length", "text_windows", "batch_size", "device", "dtype", "n_boot", "confidence", "seed", "verdict_file",
         "strict", "extra"]),
     "analyze weights": ("remit.report.heatmap", "WeightsConfig", None, [
         "model", "reference", "text", "text_file", "epsilon", "temperature", "out", "max_length", "max_texts",

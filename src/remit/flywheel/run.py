@@ -449,6 +449,10 @@ def run(cfg: FlywheelConfig) -> Path:
     print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}:\n{table}", flush=True)
     if cfg.report:
         report = build.run(report_cfg)
+        loop = build.load_summary(root)["sections"].get("The loop, arrow by arrow") or {}
+        if loop.get("lines"):  # the short version of the report's first section
+            print("[flywheel] The loop, arrow by arrow (this run; details in the report):\n"
+                  + "\n".join(f"  {line}" for line in loop["lines"]), flush=True)
         print(f"[flywheel] report: {report}", flush=True)
         return Path(report)
     return root
