@@ -98,7 +98,7 @@ def test_the_loop_section_leads_the_report_with_each_arrows_numbers(role_models,
         in md
     assert "H2 (remit-r1+post - vanilla+post): +0.02 points" in md and "5 seeds x 2000 held-out tasks" in md
     assert "H3" not in s["verdict"]["hypotheses"]
-    assert len(s["lines"]) == 4 and s["lines"][3].startswith("4. The outcome: In this run ReMiT's base scores")
+    assert len(s["lines"]) == 4 and s["lines"][3].startswith("4. The outcome: In this run ReMiT's base model scores")
 
 
 def test_a_small_remit_gain_within_the_aa_noise_and_a_missing_probe(role_models, tiny_texts, tmp_path, make_run):
@@ -135,3 +135,14 @@ def test_read_verdict_quotes_the_file_or_says_why_not(tmp_path):
     bad = loop.read_verdict(str(tmp_path / "bad.json"))
     assert bad["status"] == "unreadable" and "ci90" in bad["why"]
     assert "could not be read" in loop.verdict_sentence(bad)
+
+
+def test_outcome_compares_the_sizes_shown():
+    """ReMiT -0.4 next to an A/A +0.4 (as printed) is within the noise floor; +1.2 next to +0.4 is not."""
+    def g(x):
+        return {"gain": x, "lo": x - 3.6, "hi": x + 3.6}
+
+    assert "no larger than the data order alone" in loop.outcome_sentence({"remit": g(-0.404), "aa": g(0.398)}, 95)
+    text = loop.outcome_sentence({"remit": g(1.2), "aa": g(0.4)}, 95)
+    assert "larger than the A/A one" in text and "+1.2 points, 95% CI [-2.4, +4.8]" in text
+    assert "no A/A arm" in loop.outcome_sentence({"remit": g(1.2), "aa": None}, 95)

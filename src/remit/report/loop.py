@@ -160,10 +160,10 @@ def outcome_sentence(o: dict, conf: int) -> str:
         ci = "" if math.isnan(g["lo"]) else f", {conf}% CI {_ci(g['lo'], g['hi'])}"
         return f"{g['gain']:+.1f} points{ci}"
 
-    text = f"In this run ReMiT's base scores {one(r)} against vanilla's (held-out accuracy)"
+    text = f"In this run ReMiT's base model scores {one(r)} against vanilla's (held-out accuracy)"
     if aa is None:
         return text + "; no A/A arm (vanilla with another data order) to compare it with."
-    within = abs(r["gain"]) <= abs(aa["gain"])
+    within = round(abs(r["gain"]), 1) <= round(abs(aa["gain"]), 1)  # as shown: -0.4 is no larger than +0.4
     return (text + f"; a second vanilla that differs only in its data order scores {one(aa)} (the A/A noise floor). "
             + ("ReMiT's difference is no larger than the data order alone makes it."
                if within else "ReMiT's difference is larger than the A/A one, but one A/A pair is one draw of the "
