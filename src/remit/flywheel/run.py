@@ -1,6 +1,6 @@
 """``remit flywheel``: the whole ReMiT pipeline of method.md, stage after stage.
 
-    remit flywheel                                  # the embedded default (offline, ~7 min on 2 CPU cores)
+    remit flywheel                                  # the embedded default (offline, <= 10 min on 2 CPU cores)
     remit flywheel --config configs/flywheel/default.yaml rounds=2 baselines=[rho1,kd]
 
 Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
@@ -11,6 +11,10 @@ Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
           -> midtrain-<arm> [-> post-<arm>] for every extra arm (``arms``: from an arm's config + overrides)
           -> curve-<arm>-<tokens>-<suite> after each curve arm's mid-training (``curves``)
           -> eval-<model>-<suite> for every base and post-trained model (and <base>@chat: ``chat_evals``) -> report
+
+The embedded default adds an A/A arm (``vanilla-aa``: vanilla with another packing seed, the report's noise
+floor, named ``roles.vanilla_aa`` in the manifest), asks P, vanilla and ReMiT as chats, and scores the style
+probe (``p_worked``, teacher-forced) on every chat evaluation of the world (``style_probe``).
 
 Extra arms (``arms: [{name, from, overrides, posttrain, world}]``) start from the mid-training config of
 the arm named in ``from`` (same start checkpoint, reference, data order, schedule shape) with dotted
