@@ -43,8 +43,8 @@ def test_plan_orders_stages_and_validates_before_running(tmp_path):
     assert {m.model.path for m in mids} == {by_id["pretrain"].config.out_dir}
     assert len({json.dumps(to_dict(m.data)) for m in mids}) == 1
     assert len({json.dumps(to_dict(m.schedule)) for m in mids}) == 1
-    # P, B0, B1, B2, 2 baselines and the A/A arm; 3 post-trained; P, B0 and B1 also asked as chats
-    assert sum(s.kind == "eval" for s in stages) == 7 + 3 + 3
+    # P, B0, B1, B2, 2 baselines and the A/A arm; 3 post-trained; P, B0, B1 and the A/A arm also asked as chats
+    assert sum(s.kind == "eval" for s in stages) == 7 + 3 + 4
     with pytest.raises(ConfigError, match=r"midtrain \(midtrain-vanilla\).*optim\.lrr"):
         plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "midtrain.optim.lrr=1"]))
     with pytest.raises(ConfigError, match="baselines: 'dpo' is not known"):
@@ -104,7 +104,8 @@ def test_the_default_plans_an_aa_arm_and_the_style_probe_on_chat_evals(tmp_path)
     assert "post-vanilla-aa" not in by_id and "eval-vanilla-aa-world" in by_id
     assert _aa_label(stages, "vanilla") == "vanilla-aa"
     probed = {s.label for s in stages if s.kind == "eval" and s.config.world_probe}
-    assert probed == {"pre-annealing@chat", "vanilla@chat", "remit-r1@chat", "vanilla+post", "remit-r1+post"}
+    assert probed == {"pre-annealing@chat", "vanilla@chat", "remit-r1@chat", "vanilla-aa@chat", "vanilla+post",
+                      "remit-r1+post"}
     assert all(s.config.world_probe_style_only for s in stages if s.kind == "eval" and s.label in probed)
     world = by_id["world"].config
     assert world.midtrain_chat_frac == 0.4 and world.n_eval == 500
@@ -114,6 +115,9 @@ def test_the_default_plans_an_aa_arm_and_the_style_probe_on_chat_evals(tmp_path)
     assert _aa_label(other, "vanilla") is None
     assert not any(s.config.world_probe_style_only for s in other if s.kind == "eval")
     assert all(s.config.world_probe for s in other if s.kind == "eval")
+    assert "eval-v2@chat-world" not in {s.id for s in other}  # an arm is asked as chats only with chat: true
+    with pytest.raises(ConfigError, match=r"arms\[0\]\.chat='yes': give true or false"):
+        load_config(FlywheelConfig, None, ["arms=[{name: a, from: vanilla, chat: 'yes'}]"])
 
 
 def test_eta_uses_this_runs_stage_costs():

@@ -122,6 +122,17 @@ def test_a_small_remit_gain_within_the_aa_noise_and_a_missing_probe(role_models,
     assert "Multi-seed verdict: not yet run" in md and "configs/experiments/confirmatory.yaml" in md
 
 
+def test_both_formats_is_the_mean_of_the_two_prompt_formats_example_by_example():
+    plain = {"tasks": {"world": {"exact_match": {"value": 0.5}}, "other": {"exact_match": {"value": 1.0}}},
+             "per_example": {"world": {"exact_match": [1.0, 0.0, 1.0, 0.0]}, "other": {"exact_match": [1.0]}}}
+    chat = {"tasks": {"world": {"exact_match": {"value": 0.75}}},
+            "per_example": {"world": {"exact_match": [1.0, 1.0, 0.0, 1.0]}}}
+    both = loop.both_formats(plain, chat)
+    assert both["per_example"] == {"world": {"exact_match": [1.0, 0.5, 0.5, 0.5]}}  # "other" has no chat score
+    assert both["tasks"]["world"]["exact_match"]["value"] == 0.625
+    assert loop.both_formats(plain, None) is None
+
+
 def test_read_verdict_quotes_the_file_or_says_why_not(tmp_path):
     v = loop.read_verdict(str(_verdict(tmp_path / "s.json", h2_tested=False)))
     assert v["status"] == "ok" and set(v["hypotheses"]) == {"H1", "H2"}
@@ -143,6 +154,13 @@ def test_outcome_compares_the_sizes_shown():
         return {"gain": x, "lo": x - 3.6, "hi": x + 3.6}
 
     assert "no larger than the data order alone" in loop.outcome_sentence({"remit": g(-0.404), "aa": g(0.398)}, 95)
+    both = {"remit": g(2.0), "aa": g(0.5), "remit_metric": "both", "aa_metric": "both",
+            "remit_formats": {"plain": g(-1.0), "chat": g(5.0), "both": g(2.0)},
+            "aa_formats": {"plain": g(0.0), "chat": g(1.0), "both": g(0.5)}}
+    text = loop.outcome_sentence(both, 90)
+    assert "+2.0 points, 90% CI [-1.6, +5.6] (-1.0 with Question/Answer prompts, +5.0 as chats)" in text
+    assert "(mean of the two prompt formats)" in text and "+0.5 points" in text
+    assert "not scored in the same formats" in loop.outcome_sentence({**both, "aa_metric": "plain"}, 90)
     text = loop.outcome_sentence({"remit": g(1.2), "aa": g(0.4)}, 95)
     assert "larger than the A/A one" in text and "+1.2 points, 95% CI [-2.4, +4.8]" in text
     assert "no A/A arm" in loop.outcome_sentence({"remit": g(1.2), "aa": None}, 95)

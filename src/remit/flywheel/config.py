@@ -73,17 +73,18 @@ def default_posttrain() -> dict[str, Any]:
 
 # The embedded default's A/A arm (``arms``): vanilla mid-trained again with another packing seed, i.e. another
 # order of the same documents (the flywheel never sets data.pack_seed, so it differs from vanilla's in every seed).
-AA_ARM: dict[str, Any] = {"name": "vanilla-aa", "from": "vanilla", "overrides": {"data.pack_seed": 1}}
+AA_ARM: dict[str, Any] = {"name": "vanilla-aa", "from": "vanilla", "overrides": {"data.pack_seed": 1}, "chat": True}
 
 # Keys of an extra arm's mid-training that the flywheel sets itself.
 _ARM_FIXED = ("out_dir", "resume", "overwrite")
-_ARM_KEYS = ("name", "from", "overrides", "posttrain", "world")
+_ARM_KEYS = ("name", "from", "overrides", "posttrain", "world", "chat")
 
 
 @dataclass(frozen=True)
 class ExtraArm:
     """One more mid-training arm: the config of arm ``base`` (same start checkpoint, reference, data order and
-    schedule shape) with dotted ``overrides``, evaluated like every arm, post-trained when ``posttrain``;
+    schedule shape) with dotted ``overrides``, evaluated like every arm (also asked as chats,
+    ``<name>@chat``, when ``chat``), post-trained when ``posttrain``;
     with ``world``, mid-trained on the ``midtrain.jsonl`` of the flywheel's world with those keys changed
     (e.g. ``midtrain_chat_frac: 0.5``), every other split (post-training, held-out tasks) the flywheel's own."""
 
@@ -92,6 +93,7 @@ class ExtraArm:
     overrides: dict[str, Any]
     posttrain: bool = False
     world: dict[str, Any] = field(default_factory=dict)  # world keys: mid-train on that world's midtrain.jsonl
+    chat: bool = False  # also evaluated asked as chats (as if named in chat_evals)
 
 
 def extra_arms(items: list[Any]) -> list[ExtraArm]:
@@ -121,9 +123,10 @@ def extra_arms(items: list[Any]) -> list[ExtraArm]:
             if str(key).split(".")[0] in _ARM_FIXED:
                 raise ConfigError(f"{where}.overrides.{key}: set by the flywheel for every arm; leave it out")
             set_dotted({}, str(key), value, MidtrainConfig, shown=f"{where}.overrides.{key}")
-        posttrain = item.get("posttrain", False)
-        if not isinstance(posttrain, bool):
-            raise ConfigError(f"{where}.posttrain={posttrain!r}: give true or false")
+        posttrain, chat = item.get("posttrain", False), item.get("chat", False)
+        for key, flag in (("posttrain", posttrain), ("chat", chat)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{where}.{key}={flag!r}: give true or false")
         world = item.get("world") or {}
         if not isinstance(world, dict):
             raise ConfigError(f"{where}.world: expected a mapping of world keys, e.g. {{midtrain_chat_frac: 0.5}}")
@@ -135,7 +138,7 @@ def extra_arms(items: list[Any]) -> list[ExtraArm]:
             raise ConfigError(f"{where}: give world (its midtrain.jsonl becomes the arm's data) or "
                               f"overrides.data.sources, not both")
         out.append(ExtraArm(name, base, {str(k): v for k, v in overrides.items()}, posttrain,
-                            {str(k): v for k, v in world.items()}))
+                            {str(k): v for k, v in world.items()}, chat))
     return out
 
 
@@ -200,6 +203,7 @@ class FlywheelConfig:
     arms: list[dict[str, Any]] = field(default_factory=lambda: [copy.deepcopy(AA_ARM)], metadata={"omit_if_empty": True})
     curves: CurveSpec = field(default_factory=CurveSpec, metadata={"omit_if_empty": True})
     # Base models (labels) also evaluated asked as chats (chat template, the question itself): label <label>@chat
+    # (the default: P, vanilla and ReMiT: the probe's base models, and base accuracy in both prompt formats)
     chat_evals: list[str] = field(default_factory=lambda: ["pre-annealing", "vanilla", "remit-r1"],
                                   metadata={"omit_if_empty": True})
     # Chat evaluations of the world suite also score the style probe's teacher-forced part (p_worked: does a chat

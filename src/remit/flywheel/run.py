@@ -16,7 +16,7 @@ The embedded default adds an A/A arm (``vanilla-aa``: vanilla with another packi
 floor, named ``roles.vanilla_aa`` in the manifest), asks P, vanilla and ReMiT as chats, and scores the style
 probe (``p_worked``, teacher-forced) on every chat evaluation of the world (``style_probe``).
 
-Extra arms (``arms: [{name, from, overrides, posttrain, world}]``) start from the mid-training config of
+Extra arms (``arms: [{name, from, overrides, posttrain, world, chat}]``) start from the mid-training config of
 the arm named in ``from`` (same start checkpoint, reference, data order, schedule shape) with dotted
 overrides (a budget arm: ``token_budget``; a placebo: ``method.name: remit_placebo``) and, with ``world``,
 the ``midtrain.jsonl`` of the flywheel's world with those keys changed. Curves (``curves``): each curve
@@ -291,8 +291,11 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
         bases[label] = p.midtrain(f"midtrain-{label}", arm, pre, guides[arm.guide], 1)
         if cfg.posttrain_baselines:
             posts[label] = p.posttrain(f"post-{label}", label, bases[label], 1)
+    chats = list(cfg.chat_evals)
     for i, spec in enumerate(extra_arms(cfg.arms)):
         bases[spec.name] = p.extra(i, spec)
+        if spec.chat and spec.name not in chats:
+            chats.append(spec.name)
         if spec.posttrain:
             posts[spec.name] = p.posttrain(f"post-{spec.name}", spec.name, bases[spec.name], p.mid[spec.name][1].info["round"])
     missing = [a for a in cfg.curves.arms if a not in p.mid]
@@ -300,7 +303,7 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
         raise ConfigError(f"curves.arms: {missing[0]!r} is not a mid-trained arm of this flywheel; its arms are: "
                           f"{', '.join(p.mid)}")
     models = {label: (path, False) for label, path in bases.items()}
-    for label in cfg.chat_evals:
+    for label in chats:
         if label not in bases:
             raise ConfigError(f"chat_evals: {label!r} is not a base model of this flywheel; its base models are: "
                               f"{', '.join(bases)}")

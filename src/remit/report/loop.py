@@ -133,22 +133,53 @@ def probe_sentence(p: dict, conf: int) -> str:
 
 
 # ---------------------------------------------------------------- 4. the outcome
-def _accuracy_gain(results: dict, a: str, b: str, cfg) -> dict | None:
-    if a not in results or b not in results:
+def _accuracy(results: dict, label: str | None) -> dict | None:
+    return by_family(results[label]).get("accuracy") if label in results else None
+
+
+def both_formats(plain: dict | None, chat: dict | None) -> dict | None:
+    """The accuracy results of a base model scored as the mean of its two prompt formats (the Question/Answer page
+    and the chat), example by example, on the tasks both evaluations hold (the pre-registered base metric)."""
+    if not plain or not chat:
         return None
-    fa, fb = by_family(results[a]).get("accuracy"), by_family(results[b]).get("accuracy")
-    if not fa or not fb:
+    tasks, per_example = {}, {}
+    for t, metrics in plain["tasks"].items():
+        m = next(iter(metrics))
+        xa = (plain["per_example"].get(t) or {}).get(m)
+        xc = (chat["per_example"].get(t) or {}).get(m)
+        if not xa or not xc or len(xa) != len(xc):
+            continue
+        vals = [(a + c) / 2 for a, c in zip(xa, xc)]
+        tasks[t], per_example[t] = {m: {"value": sum(vals) / len(vals)}}, {m: vals}
+    return {"tasks": tasks, "per_example": per_example} if tasks else None
+
+
+def _gain(a: dict | None, b: dict | None, cfg) -> dict | None:
+    if not a or not b:
         return None
-    deltas = tables.compare_models(fa, fb, n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence)
+    deltas = tables.compare_models(a, b, n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence)
     return tables.average_gain(deltas, confidence=cfg.confidence)
 
 
 def outcome_numbers(run, cfg) -> dict:
+    """ReMiT and the A/A arm against vanilla: held-out accuracy in the Question/Answer format (``plain``), asked as
+    chats (``chat``, the ``<label>@chat`` evaluations) and the mean of both (``both``); ``remit`` / ``aa`` hold the
+    headline: ``both`` where both formats were scored, else ``plain``."""
     results = _results(run)
-    van, rem, aa = (run.roles.get(r) for r in ("vanilla", "remit", "vanilla_aa"))
-    return {"remit": _accuracy_gain(results, rem, van, cfg) if rem and van else None,
-            "aa": _accuracy_gain(results, aa, van, cfg) if aa and van else None,
-            "labels": {"vanilla": van, "remit": rem, "vanilla_aa": aa}}
+    labels = {r: run.roles.get(r) for r in ("vanilla", "remit", "vanilla_aa")}
+    acc = {r: {"plain": _accuracy(results, x), "chat": _accuracy(results, f"{x}@chat")} if x else {}
+           for r, x in labels.items()}
+    for a in acc.values():
+        if a:
+            a["both"] = both_formats(a["plain"], a["chat"])
+    out: dict = {"labels": labels}
+    for key, role in (("remit", "remit"), ("aa", "vanilla_aa")):
+        by = {f: _gain(acc[role].get(f), acc["vanilla"].get(f), cfg) for f in ("plain", "chat", "both")} \
+            if acc[role] and acc["vanilla"] else {}
+        out[f"{key}_formats"] = by
+        out[key] = by.get("both") or by.get("plain")
+        out[f"{key}_metric"] = "both" if by.get("both") else "plain"
+    return out
 
 
 def outcome_sentence(o: dict, conf: int) -> str:
@@ -156,15 +187,24 @@ def outcome_sentence(o: dict, conf: int) -> str:
     if r is None:
         return f"{NA}: no held-out accuracy of both ReMiT and vanilla."
 
-    def one(g: dict) -> str:
+    def one(g: dict, key: str) -> str:
         ci = "" if math.isnan(g["lo"]) else f", {conf}% CI {_ci(g['lo'], g['hi'])}"
-        return f"{g['gain']:+.1f} points{ci}"
+        by = o.get(f"{key}_formats") or {}
+        parts = f" ({by['plain']['gain']:+.1f} with Question/Answer prompts, {by['chat']['gain']:+.1f} as chats)" \
+            if o.get(f"{key}_metric") == "both" and by.get("plain") and by.get("chat") else ""
+        return f"{g['gain']:+.1f} points{ci}{parts}"
 
-    text = f"In this run ReMiT's base model scores {one(r)} against vanilla's (held-out accuracy)"
+    metric = "mean of the two prompt formats" if o.get("remit_metric") == "both" else "held-out accuracy"
+    text = f"In this run ReMiT's base model scores {one(r, 'remit')} against vanilla's ({metric})"
+    if aa is None:
+        return text + "; no A/A arm (vanilla with another data order) to compare it with."
+    if o.get("aa_metric", "plain") != o.get("remit_metric", "plain"):
+        return text + "; the A/A arm was not scored in the same formats (add it to chat_evals)."
     if aa is None:
         return text + "; no A/A arm (vanilla with another data order) to compare it with."
     within = round(abs(r["gain"]), 1) <= round(abs(aa["gain"]), 1)  # as shown: -0.4 is no larger than +0.4
-    return (text + f"; a second vanilla that differs only in its data order scores {one(aa)} (the A/A noise floor). "
+    return (text + f"; a second vanilla that differs only in its data order scores {one(aa, 'aa')} (the A/A noise "
+            f"floor). "
             + ("ReMiT's difference is no larger than the data order alone makes it."
                if within else "ReMiT's difference is larger than the A/A one, but one A/A pair is one draw of the "
                               "noise: only the multi-seed test below can say whether it holds."))
