@@ -54,7 +54,7 @@ def rl_sentence(c: dict | None, conf: int) -> str:
         return f"{NA}: no post-training chain of vanilla with per-prompt held-out rewards."
     lo, hi = c["ci"]
     verdict = "RL learns" if lo > 0 else ("RL made it worse" if hi < 0 else "RL is not shown to change it")
-    return (f"{verdict}: the held-out reward rises from {_pts(c['sft'])} (SFT model) to {_pts(c['rl'])} "
+    return (f"{verdict}: the held-out reward goes from {_pts(c['sft'])} (SFT model) to {_pts(c['rl'])} "
             f"({c['rl_stage'].upper()} model), {100 * c['gain']:+.1f} points, {conf}% CI {_ci(lo, hi, 100)} "
             f"(paired bootstrap over {c.get('n')} held-out prompts).")
 
