@@ -98,6 +98,8 @@ def test_the_loop_section_leads_the_report_with_each_arrows_numbers(role_models,
         in md
     assert "H2 (remit-r1+post - vanilla+post): +0.02 points" in md and "5 seeds x 2000 held-out tasks" in md
     assert "H3" not in s["verdict"]["hypotheses"]
+    results = build.load_summary(run)["sections"]["Results"]
+    assert results["remit@chat"]["baseline"] == "vanilla@chat" and results["vanilla@chat"]["baseline"] is None
     assert len(s["lines"]) == 4 and s["lines"][3].startswith("4. The outcome: In this run ReMiT's base model scores")
 
 

@@ -221,6 +221,8 @@ def load_run(run_dir: str | Path) -> Run:
     for label in evals:  # post-trained models are compared with the post-trained vanilla model
         post = label.endswith("+post") or label == roles.get("rl") or label == roles.get("remit_rl")
         base = roles.get("rl") if post and roles.get("rl") else roles.get("vanilla")
+        if label.endswith("@chat") and f"{base}@chat" in evals:  # a base model asked as chats: vs vanilla asked so
+            base = f"{base}@chat"
         if base and label != base:
             baselines.setdefault(label, base)
     data = {k: _abs(root, v) for k, v in (top.get("data") or {}).items() if v} or _infer_data(stages, root)
