@@ -31,7 +31,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 # The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world (chat tasks in the
-# mid-training mix), sized so that `remit flywheel` with no arguments finishes within 10 minutes on 2 CPU cores.
+# mid-training mix), sized for `remit flywheel` with no arguments to take about 10 minutes on 2 idle CPU cores (README, "The embedded default").
 # configs/flywheel/default.yaml spells out the same values (a test keeps the two equal).
 def default_pretrain() -> dict[str, Any]:
     return {

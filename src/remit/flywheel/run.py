@@ -1,6 +1,6 @@
 """``remit flywheel``: the whole ReMiT pipeline of method.md, stage after stage.
 
-    remit flywheel                                  # the embedded default (offline, <= 10 min on 2 CPU cores)
+    remit flywheel                                  # the embedded default (offline, ~10 min on 2 CPU cores)
     remit flywheel --config configs/flywheel/default.yaml rounds=2 baselines=[rho1,kd]
 
 Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
