@@ -56,12 +56,12 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
         "sft_direct_frac"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
-        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "eval_suites", "suite_eval", "report",
+        "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "style_probe", "eval_suites", "suite_eval", "report",
         "report_options", "quiet",
         "launcher"]),
     "report": ("remit.report.build", "ReportConfig", None, [
         "run_dir", "dynamics", "heatmap", "guidance", "guidance_texts", "sample_text_file", "sample_texts",
-        "probe_file", "probe_texts", "max_length", "text_windows", "batch_size", "device", "dtype", "n_boot", "confidence", "seed",
+        "probe_file", "probe_texts", "max_length", "text_windows", "batch_size", "device", "dtype", "n_boot", "confidence", "seed", "verdict_file",
         "strict", "extra"]),
     "analyze weights": ("remit.report.heatmap", "WeightsConfig", None, [
         "model", "reference", "text", "text_file", "epsilon", "temperature", "out", "max_length", "max_texts",

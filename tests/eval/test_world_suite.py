@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
+from remit.errors import ConfigError
 from remit.eval import scoring
 from remit.eval.results import load_results
 
@@ -138,15 +141,12 @@ def test_world_probe_matches_a_direct_computation(trained_model_dir, mini_world,
         p_worked[chat] = got["p_worked"]
     # the format moves the preference: this model (trained on plain text only) rarely starts a chat answer worked
     assert max(p_worked[True]) < 0.2 < min(p_worked[False])
-
-
-def test_world_probe_style_only_skips_the_forced_generations(trained_model_dir, mini_world):
-    """world_probe_style_only=true: the same teacher-forced p_worked, without the two forced-start greedy passes."""
-    from remit.eval.run import EvalConfig, evaluate
-
-    base = dict(model=str(trained_model_dir), suite="world", world_dir=str(mini_world), world_max_gen_toks=24,
-                world_probe=True, limit=6)
-    full = evaluate(EvalConfig(**base))["per_example"]["world"]
-    style = evaluate(EvalConfig(**base, world_probe_style_only=True))["per_example"]["world"]
-    assert "worked_exact_match" in full and not {"worked_exact_match", "direct_exact_match"} & set(style)
-    assert style["p_worked"] == full["p_worked"] and style["exact_match"] == full["exact_match"]
+    # world_probe_style_only: the same teacher-forced numbers, without the two forced generations
+    res = evaluate(EvalConfig(model=str(trained_model_dir), suite="world", world_dir=str(mini_world),
+                              world_max_gen_toks=24, world_probe=True, world_probe_style_only=True, chat=True,
+                              world_template="{prompt}"))
+    got = res["per_example"]["world"]
+    assert set(got) == {"exact_match", "bpb", "token_loss", "p_worked", "p_worked_start", "p_direct_start"}
+    assert got["p_worked"] == p_worked[True]
+    with pytest.raises(ConfigError, match="world_probe_style_only=true needs world_probe=true"):
+        EvalConfig(model="m", suite="world", world_probe_style_only=True).validate()

@@ -39,11 +39,12 @@ def test_plan_orders_stages_and_validates_before_running(tmp_path):
     assert by_id["midtrain-sft-guided"].config.method.name == "remit"
     assert by_id["midtrain-rho1"].config.method.name == "rho1"
     # every ReMiT round and baseline starts from the same pre-annealing checkpoint, on the same data/schedule
-    mids = [s.config for s in stages if s.kind == "midtrain"]
+    mids = [s.config for s in stages if s.kind == "midtrain" and s.label != "vanilla-aa"]
     assert {m.model.path for m in mids} == {by_id["pretrain"].config.out_dir}
     assert len({json.dumps(to_dict(m.data)) for m in mids}) == 1
     assert len({json.dumps(to_dict(m.schedule)) for m in mids}) == 1
-    assert sum(s.kind == "eval" for s in stages) == 6 + 3  # P, B0, B1, B2 and 2 baselines; 3 post-trained
+    # P, B0, B1, B2, 2 baselines and the A/A arm; 3 post-trained; P, B0, B1 and the A/A arm also asked as chats
+    assert sum(s.kind == "eval" for s in stages) == 7 + 3 + 4
     with pytest.raises(ConfigError, match=r"midtrain \(midtrain-vanilla\).*optim\.lrr"):
         plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "midtrain.optim.lrr=1"]))
     with pytest.raises(ConfigError, match="baselines: 'dpo' is not known"):
@@ -87,6 +88,36 @@ def test_smoke_flywheel_runs_and_resumes_without_redoing_stages(tmp_path, monkey
     text = Path(report).read_text()
     assert "did ReMiT beat vanilla?" in text and ("did not beat vanilla" in text or "beat vanilla" in text)
     assert (root / "report.html").is_file()
+
+
+def test_the_default_plans_an_aa_arm_and_the_style_probe_on_chat_evals(tmp_path):
+    """The embedded default's A/A arm is vanilla with only another packing seed (the manifest names it as the
+    noise floor); every chat evaluation of the world scores the teacher-forced style probe, base evaluations not."""
+    from remit.flywheel.run import _aa_label, plan
+
+    stages = plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}"]))
+    by_id = {s.id: s for s in stages}
+    aa, van = by_id["midtrain-vanilla-aa"].config, by_id["midtrain-vanilla"].config
+    assert (aa.data.pack_seed, van.data.pack_seed) == (1, 0) and aa.seed == van.seed
+    assert aa.model.path == van.model.path and aa.reference.path is None and aa.method.name == "ntp"
+    assert to_dict(aa.schedule) == to_dict(van.schedule) and aa.token_budget == van.token_budget
+    assert "post-vanilla-aa" not in by_id and "eval-vanilla-aa-world" in by_id
+    assert _aa_label(stages, "vanilla") == "vanilla-aa"
+    probed = {s.label for s in stages if s.kind == "eval" and s.config.world_probe}
+    assert probed == {"pre-annealing@chat", "vanilla@chat", "remit-r1@chat", "vanilla-aa@chat", "vanilla+post",
+                      "remit-r1+post"}
+    assert all(s.config.world_probe_style_only for s in stages if s.kind == "eval" and s.label in probed)
+    world = by_id["world"].config
+    assert world.midtrain_chat_frac == 0.4 and world.n_eval == 500
+    # an extra arm from vanilla that changes more than the data order is no noise floor; eval.world_probe kept whole
+    other = plan(load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", "name=b", "eval={world_probe: true}",
+                                                    "arms=[{name: v2, from: vanilla, overrides: {seed: 1, token_budget: 1000}}]"]))
+    assert _aa_label(other, "vanilla") is None
+    assert not any(s.config.world_probe_style_only for s in other if s.kind == "eval")
+    assert all(s.config.world_probe for s in other if s.kind == "eval")
+    assert "eval-v2@chat-world" not in {s.id for s in other}  # an arm is asked as chats only with chat: true
+    with pytest.raises(ConfigError, match=r"arms\[0\]\.chat='yes': give true or false"):
+        load_config(FlywheelConfig, None, ["arms=[{name: a, from: vanilla, chat: 'yes'}]"])
 
 
 def test_eta_uses_this_runs_stage_costs():
@@ -167,6 +198,7 @@ def test_extra_arms_start_from_their_arm_with_overrides_and_curves_plan_snapshot
             " {name: chat-sft, from: remit-r1, world: {midtrain_chat_frac: 0.5}, overrides: {reference.path: s0}},"
             " {name: lr, from: remit-r1, overrides: {optim: {lr: 5.0e-4}, method: {temperature: 2.0}}}]")
     cfg = load_config(FlywheelConfig, None, [f"runs_dir={tmp_path}", arms, "chat_evals=[vanilla, chat-remit]",
+                                             "world={n_eval: 500}",  # the chain world without chat tasks
                                              "curves={arms: [vanilla, vanilla-half], points: 3, eval: {limit: 50}}"])
     by_id = {s.id: s for s in plan(cfg)}
     r1, van = by_id["midtrain-remit-r1"].config, by_id["midtrain-vanilla"].config

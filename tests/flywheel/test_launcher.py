@@ -57,6 +57,7 @@ def test_launched_flywheel_gives_the_single_process_report(tmp_path):
     before = stages()
     launched.launcher = ""
     fw.run(launched)
-    assert stages() == before and len(before) == 11
+    # 11 stages + the default A/A arm (mid-training, eval) and 4 chat evals (P, vanilla, ReMiT, A/A)
+    assert stages() == before and len(before) == 17
     with pytest.raises(ConfigError, match="launcher="):
         load_config(FlywheelConfig, None, ["launcher=no-such-launcher -n 2"])

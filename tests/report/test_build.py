@@ -39,7 +39,7 @@ def test_full_report(role_models, tiny_texts, tmp_path, make_run):
     assert rows["pre"]["kl_from_origin"] == 0.0
     costs = summary["sections"]["Cost per stage"]
     assert costs["total_wall_s"] == 76.0 and costs["stages"][1]["tokens_per_s"] == pytest.approx(10240 / 20)
-    assert "Not available" not in md.split("## Results")[0]
+    assert "Not available" not in md.split("## Results")[0].split("## Did the RL stage")[1]
     rl = summary["sections"][HEAD]["rl_stage"]["vanilla+post"]
     assert rl["sft"] == pytest.approx(rl["rl"] - rl["gain"]) and rl["gain"] > 0.2 and rl["ci"][0] > 0
     assert "**The RL stage raised the held-out reward from" in md and "significant." in md

@@ -62,6 +62,21 @@ def test_summarize_closed_form():
     assert cw == pytest.approx(num / den)
 
 
+def test_what_rl_changed_closed_form():
+    """``changed``: the tokens whose two deltas differ by more than changed_nats (logp_RL - logp_SFT), by direction."""
+    d_rl = [1.0, 0.0, -1.0, 0.5, 0.05]
+    d_sft = [0.5, 0.0, -0.5, 0.25, 0.0]  # differences +0.5, 0, -0.5, +0.25, +0.05
+    w_rl, w_sft = [1.2, 1.0, 0.8, 1.1, 1.0], [1.0, 1.0, 1.0, 1.05, 0.9]
+    ch = summarize(w_rl, w_sft, d_rl, d_sft, ["answer"] * 5, changed_nats=0.1)["changed"]
+    assert ch["n"] == 3 and ch["share"] == pytest.approx(0.6) and ch["nats"] == 0.1
+    assert ch["up"]["n"] == 2 and ch["up"]["w_rl"] == pytest.approx(1.15) and ch["up"]["w_sft"] == pytest.approx(1.025)
+    assert ch["down"] == {"n": 1, "w_rl": pytest.approx(0.8), "w_sft": pytest.approx(1.0)}
+    assert ch["w_rl"] == pytest.approx((1.2 + 0.8 + 1.1) / 3)
+    assert summarize(w_rl, w_sft, d_rl, d_sft, ["answer"] * 5, changed_nats=0.3)["changed"]["n"] == 2
+    none = summarize(w_rl, w_sft, d_rl, d_rl, ["answer"] * 5)["changed"]  # identical references: nothing changed
+    assert none["n"] == 0 and none["up"]["n"] == none["down"]["n"] == 0
+
+
 def test_summarize_rejects_lists_of_different_lengths():
     with pytest.raises(ValueError, match="same length"):
         summarize([1.0], [1.0, 1.0], [0.0], [0.0], ["answer"])

@@ -9,7 +9,8 @@ Suites: ``paper10`` (GSM8K, MATH, HumanEval, MBPP, ARC-E/C, MMLU, BoolQ, PIQA, W
 of ``{"context", "target"}`` rows: held-out text such as the quality recipe's ``heldout_gold.jsonl``); ``tasks=a,b`` picks
 any of them by name. ``world_probe=true`` adds the world's style probe to the ``world`` entry: ``p_worked``
 (teacher-forced: the probability that the answer starts with the worked steps rather than ``The answer is``)
-and ``worked_exact_match`` / ``direct_exact_match`` (greedy answers forced to start either way; ``world_probe_style_only=true`` leaves these two out). ``data_dir`` binds every task to local files (offline); without it the usual
+and ``worked_exact_match`` / ``direct_exact_match`` (greedy answers forced to start either way; left out with
+``world_probe_style_only=true``). ``data_dir`` binds every task to local files (offline); without it the usual
 hub datasets are loaded. Shots, prompts and metrics: the table in ``remit/eval/tasks.py``.
 Writes ``results.json`` (per task and metric: value, stderr, n, and per-example values for the
 paired bootstrap of ``remit compare``) and ``results.md`` into ``out_dir``.
@@ -60,7 +61,7 @@ class EvalConfig:
     # The world's style probe: p_worked (teacher-forced: does the answer start with the worked steps or with
     # "The answer is"?) and the accuracy of answers forced to start either way (two more greedy passes).
     world_probe: bool = field(default=False, metadata={"omit_if_empty": True})
-    # only the probe's teacher-forced part (p_worked: seconds), without its two forced-start greedy passes
+    # with world_probe: the teacher-forced start probabilities only (no forced generations; seconds per model)
     world_probe_style_only: bool = field(default=False, metadata={"omit_if_empty": True})
     chat: bool = False                   # apply the tokenizer's chat template (post-trained models)
     seed: int = 1234
@@ -84,6 +85,9 @@ class EvalConfig:
         check_range("code_samples", self.code_samples, 0)
         check_range("code_workers", self.code_workers, 1)
         check_range("world_max_gen_toks", self.world_max_gen_toks, 1)
+        if self.world_probe_style_only and not self.world_probe:
+            raise ConfigError("world_probe_style_only=true needs world_probe=true (it keeps only the probe's "
+                              "teacher-forced part)")
         if "{prompt}" not in self.world_template:
             raise ConfigError("world_template must contain '{prompt}'")
 

@@ -159,7 +159,7 @@ class BuildOptions:
     world_template: str = "Question: {prompt}\nAnswer:"
     world_max_gen_toks: int = 128
     world_probe: bool = False           # the style probe: scoring.world_style_results, world_forced_results
-    world_probe_style_only: bool = False  # the probe's teacher-forced p_worked only (no forced-start generations)
+    world_probe_style_only: bool = False  # the probe's teacher-forced part only (no forced generations)
     tokenizer: Any = None
     limit: int | None = None            # keep only the first N test docs (what lm-eval's limit scores)
 
@@ -292,26 +292,29 @@ def _world_tasks(opts: BuildOptions) -> dict[str, Any]:
                                                                       opts.max_length)),
     }
     if opts.world_probe:
-        probe = _world_probe_tasks(docs, prompt, gold, gen)
-        out.update({"world:style": probe["world:style"]} if opts.world_probe_style_only else probe)
+        out.update(_world_probe_tasks(docs, prompt, gold, gen, forced=not opts.world_probe_style_only))
     return out
 
 
 def _world_probe_tasks(docs: Callable[[], dict], prompt: Callable[[dict], str], gold: Callable[[dict], str],
-                       gen: dict) -> dict[str, Any]:
+                       gen: dict, *, forced: bool = True) -> dict[str, Any]:
     """The style probe: which start the model prefers (teacher-forced, the first word of the worked gold
     solution vs of ``The answer is X.``) and its accuracy when its answer is made to start either way (greedy,
-    the start given as lm-eval's ``gen_prefix``, after the chat template's assistant turn in chat mode)."""
+    the start given as lm-eval's ``gen_prefix``, after the chat template's assistant turn in chat mode; left out
+    without ``forced``)."""
 
     def with_starts() -> dict:
         return {k: [{**d, **scoring.world_starts(d["answer"], gold(d))} for d in rows] for k, rows in docs().items()}
 
     probe = {"doc_to_text": prompt, "doc_to_target": gold, "target_delimiter": " ", "num_fewshot": 0}
+    out = {"world:style": _make("world:style", with_starts, output_type="multiple_choice",
+                                doc_to_choice=lambda d: [d["worked_start"], d["direct_start"]],
+                                metric_names=scoring.WORLD_STYLE_METRICS, process_results=scoring.world_style_results,
+                                **(probe | {"doc_to_target": 0}))}
+    if not forced:
+        return out
     return {
-        "world:style": _make("world:style", with_starts, output_type="multiple_choice",
-                             doc_to_choice=lambda d: [d["worked_start"], d["direct_start"]],
-                             metric_names=scoring.WORLD_STYLE_METRICS, process_results=scoring.world_style_results,
-                             **(probe | {"doc_to_target": 0})),
+        **out,
         "world:worked": _make("world:worked", with_starts, output_type="generate_until", gen_prefix="worked_start",
                               generation_kwargs=gen, metric_names=("worked_exact_match",),
                               process_results=scoring.world_forced_results("worked"), **probe),

@@ -58,6 +58,7 @@ def _base_flywheel(cfg: ExperimentConfig) -> dict[str, Any]:
     data = deep_merge(data, cfg.flywheel)
     if cfg.arms:
         data["arms"] = list(cfg.arms)
+    data.setdefault("arms", [])  # an experiment's arms are its own, not the embedded default's A/A arm
     if cfg.curves:
         data["curves"] = cfg.curves.flywheel(cfg.curve_metrics)
     return data

@@ -30,8 +30,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world, sized so that
-# `remit flywheel` with no arguments finishes within 15 minutes on 2 CPU cores.
+# The embedded default: a ~1.1M-parameter Llama from scratch on the generated chain world (chat tasks in the
+# mid-training mix), sized for `remit flywheel` with no arguments to take about 10 minutes on 2 idle CPU cores (README, "The embedded default").
 # configs/flywheel/default.yaml spells out the same values (a test keeps the two equal).
 def default_pretrain() -> dict[str, Any]:
     return {
@@ -71,15 +71,20 @@ def default_posttrain() -> dict[str, Any]:
             "grpo": {"temperature": 1.0, "eval": {"n": 500}}}
 
 
+# The embedded default's A/A arm (``arms``): vanilla mid-trained again with another packing seed, i.e. another
+# order of the same documents (the flywheel never sets data.pack_seed, so it differs from vanilla's in every seed).
+AA_ARM: dict[str, Any] = {"name": "vanilla-aa", "from": "vanilla", "overrides": {"data.pack_seed": 1}, "chat": True}
+
 # Keys of an extra arm's mid-training that the flywheel sets itself.
 _ARM_FIXED = ("out_dir", "resume", "overwrite")
-_ARM_KEYS = ("name", "from", "overrides", "posttrain", "world")
+_ARM_KEYS = ("name", "from", "overrides", "posttrain", "world", "chat")
 
 
 @dataclass(frozen=True)
 class ExtraArm:
     """One more mid-training arm: the config of arm ``base`` (same start checkpoint, reference, data order and
-    schedule shape) with dotted ``overrides``, evaluated like every arm, post-trained when ``posttrain``;
+    schedule shape) with dotted ``overrides``, evaluated like every arm (also asked as chats,
+    ``<name>@chat``, when ``chat``), post-trained when ``posttrain``;
     with ``world``, mid-trained on the ``midtrain.jsonl`` of the flywheel's world with those keys changed
     (e.g. ``midtrain_chat_frac: 0.5``), every other split (post-training, held-out tasks) the flywheel's own."""
 
@@ -88,6 +93,7 @@ class ExtraArm:
     overrides: dict[str, Any]
     posttrain: bool = False
     world: dict[str, Any] = field(default_factory=dict)  # world keys: mid-train on that world's midtrain.jsonl
+    chat: bool = False  # also evaluated asked as chats (as if named in chat_evals)
 
 
 def extra_arms(items: list[Any]) -> list[ExtraArm]:
@@ -117,9 +123,10 @@ def extra_arms(items: list[Any]) -> list[ExtraArm]:
             if str(key).split(".")[0] in _ARM_FIXED:
                 raise ConfigError(f"{where}.overrides.{key}: set by the flywheel for every arm; leave it out")
             set_dotted({}, str(key), value, MidtrainConfig, shown=f"{where}.overrides.{key}")
-        posttrain = item.get("posttrain", False)
-        if not isinstance(posttrain, bool):
-            raise ConfigError(f"{where}.posttrain={posttrain!r}: give true or false")
+        posttrain, chat = item.get("posttrain", False), item.get("chat", False)
+        for key, flag in (("posttrain", posttrain), ("chat", chat)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{where}.{key}={flag!r}: give true or false")
         world = item.get("world") or {}
         if not isinstance(world, dict):
             raise ConfigError(f"{where}.world: expected a mapping of world keys, e.g. {{midtrain_chat_frac: 0.5}}")
@@ -131,7 +138,7 @@ def extra_arms(items: list[Any]) -> list[ExtraArm]:
             raise ConfigError(f"{where}: give world (its midtrain.jsonl becomes the arm's data) or "
                               f"overrides.data.sources, not both")
         out.append(ExtraArm(name, base, {str(k): v for k, v in overrides.items()}, posttrain,
-                            {str(k): v for k, v in world.items()}))
+                            {str(k): v for k, v in world.items()}, chat))
     return out
 
 
@@ -175,7 +182,9 @@ class FlywheelConfig:
     seed: int = 0
     # Data. With world.enabled the embedded world is generated and used for every stage;
     # otherwise the data paths inside the stage sections are used as given.
-    world: dict[str, Any] = field(default_factory=lambda: {"n_eval": 500})  # held-out tasks per kind
+    # held-out tasks per kind; 40% of the solved-task mid-training documents written as chats (the format the
+    # RL reference was post-trained in, so what RL changed is visible in the text ReMiT weights; issue #22)
+    world: dict[str, Any] = field(default_factory=lambda: {"n_eval": 500, "midtrain_chat_frac": 0.4})
     use_world: bool = True
     # Start: a pre-annealing checkpoint (HF dir or hub id), or pre-train one from scratch.
     start_checkpoint: str | None = None
@@ -189,10 +198,17 @@ class FlywheelConfig:
     baselines: list[str] = field(default_factory=list)
     posttrain_baselines: bool = False
     # Extra mid-training arms: [{name, from: <arm label>, overrides: {dotted.key: value}, posttrain: false}]
-    arms: list[dict[str, Any]] = field(default_factory=list, metadata={"omit_if_empty": True})
+    # The default: an A/A arm, vanilla again with another packing (data-order) seed: the noise floor of the
+    # ReMiT-vs-vanilla difference in one run (the report's "The loop, arrow by arrow").
+    arms: list[dict[str, Any]] = field(default_factory=lambda: [copy.deepcopy(AA_ARM)], metadata={"omit_if_empty": True})
     curves: CurveSpec = field(default_factory=CurveSpec, metadata={"omit_if_empty": True})
     # Base models (labels) also evaluated asked as chats (chat template, the question itself): label <label>@chat
-    chat_evals: list[str] = field(default_factory=list, metadata={"omit_if_empty": True})
+    # (the default: P, vanilla and ReMiT: the probe's base models, and base accuracy in both prompt formats)
+    chat_evals: list[str] = field(default_factory=lambda: ["pre-annealing", "vanilla", "remit-r1"],
+                                  metadata={"omit_if_empty": True})
+    # Chat evaluations of the world suite also score the style probe's teacher-forced part (p_worked: does a chat
+    # answer start with the worked steps? eval's world_probe_style_only; seconds per model)
+    style_probe: bool = True
     eval_suites: list[str] = field(default_factory=lambda: ["world"])
     # eval keys of one suite over the `eval` section, e.g. {gold: {limit: null}} (paper10 keeps eval.limit)
     suite_eval: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"omit_if_empty": True})

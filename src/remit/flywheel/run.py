@@ -1,6 +1,6 @@
 """``remit flywheel``: the whole ReMiT pipeline of method.md, stage after stage.
 
-    remit flywheel                                  # the embedded default (offline, ~7 min on 2 CPU cores)
+    remit flywheel                                  # the embedded default (offline, ~10 min on 2 CPU cores)
     remit flywheel --config configs/flywheel/default.yaml rounds=2 baselines=[rho1,kd]
 
 Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
@@ -12,7 +12,11 @@ Stages, each a folder of ``runs/<name>/`` with its own ``manifest.json``:
           -> curve-<arm>-<tokens>-<suite> after each curve arm's mid-training (``curves``)
           -> eval-<model>-<suite> for every base and post-trained model (and <base>@chat: ``chat_evals``) -> report
 
-Extra arms (``arms: [{name, from, overrides, posttrain, world}]``) start from the mid-training config of
+The embedded default adds an A/A arm (``vanilla-aa``: vanilla with another packing seed, the report's noise
+floor, named ``roles.vanilla_aa`` in the manifest), asks P, vanilla and ReMiT as chats, and scores the style
+probe (``p_worked``, teacher-forced) on every chat evaluation of the world (``style_probe``).
+
+Extra arms (``arms: [{name, from, overrides, posttrain, world, chat}]``) start from the mid-training config of
 the arm named in ``from`` (same start checkpoint, reference, data order, schedule shape) with dotted
 overrides (a budget arm: ``token_budget``; a placebo: ``method.name: remit_placebo``) and, with ``world``,
 the ``midtrain.jsonl`` of the flywheel's world with those keys changed. Curves (``curves``): each curve
@@ -229,6 +233,8 @@ class _Planner:
         over: dict[str, Any] = {"model": path, "suite": suite, "chat": chat, "out_dir": str(self.root / folder)}
         if self.cfg.use_world and not data.get("world_dir"):
             over["world_dir"] = str(self.world_dir)
+        if chat and suite == "world" and self.cfg.style_probe and not data.get("world_probe"):
+            over.update(world_probe=True, world_probe_style_only=True)  # p_worked: teacher-forced, seconds
         if chat and "world_template" not in data:
             # A chat model is asked the question itself (as in post-training and its held-out reward),
             # not the pre-training "Question: ...\nAnswer:" page inside a user turn.
@@ -285,8 +291,11 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
         bases[label] = p.midtrain(f"midtrain-{label}", arm, pre, guides[arm.guide], 1)
         if cfg.posttrain_baselines:
             posts[label] = p.posttrain(f"post-{label}", label, bases[label], 1)
+    chats = list(cfg.chat_evals)
     for i, spec in enumerate(extra_arms(cfg.arms)):
         bases[spec.name] = p.extra(i, spec)
+        if spec.chat and spec.name not in chats:
+            chats.append(spec.name)
         if spec.posttrain:
             posts[spec.name] = p.posttrain(f"post-{spec.name}", spec.name, bases[spec.name], p.mid[spec.name][1].info["round"])
     missing = [a for a in cfg.curves.arms if a not in p.mid]
@@ -294,7 +303,7 @@ def plan(cfg: FlywheelConfig) -> list[Stage]:
         raise ConfigError(f"curves.arms: {missing[0]!r} is not a mid-trained arm of this flywheel; its arms are: "
                           f"{', '.join(p.mid)}")
     models = {label: (path, False) for label, path in bases.items()}
-    for label in cfg.chat_evals:
+    for label in chats:
         if label not in bases:
             raise ConfigError(f"chat_evals: {label!r} is not a base model of this flywheel; its base models are: "
                               f"{', '.join(bases)}")
@@ -324,6 +333,8 @@ def _write_manifest(cfg: FlywheelConfig, stages: list[Stage], walls: dict[str, f
     if cfg.start_checkpoint:
         doc["models"].setdefault("pre-annealing", cfg.start_checkpoint)
     doc["roles"] = _roles(doc["models"], posts_sft)
+    if (aa := _aa_label(stages, doc["roles"].get("vanilla"))) is not None:
+        doc["roles"]["vanilla_aa"] = aa
     mid = [st for st in stages if st.kind == "midtrain"]
     if mid and mid[0].config.data.sources:
         path = mid[0].config.data.sources[0].path
@@ -342,6 +353,30 @@ def _roles(models: dict[str, str], posts: dict[str, Any]) -> dict[str, str]:
         models.setdefault(f"{b0}+sft", sft)
         roles["sft"] = f"{b0}+sft"
     return roles
+
+
+# Keys in which an A/A arm may differ from vanilla: where it writes and the seeds of its data order.
+_AA_KEYS = ("out_dir", "seed", "pack_seed")
+
+
+def _aa_label(stages: list[Stage], vanilla: str | None) -> str | None:
+    """The first extra arm that is vanilla again with only another data-order seed (the report's noise floor)."""
+    mids = {st.label: st for st in stages if st.kind == "midtrain"}
+    if vanilla not in mids:
+        return None
+
+    def strip(st: Stage) -> dict[str, Any]:
+        d = dataclasses.asdict(st.config)
+        d["data"] = {k: v for k, v in d["data"].items() if k not in _AA_KEYS}
+        return {k: v for k, v in d.items() if k not in _AA_KEYS}
+
+    ref = strip(mids[vanilla])
+    for label, st in mids.items():
+        cfg, base = st.config, mids[vanilla].config
+        seeds_differ = (cfg.seed, cfg.data.pack_seed) != (base.seed, base.data.pack_seed)
+        if label != vanilla and st.info.get("from") == vanilla and seeds_differ and strip(st) == ref:
+            return label
+    return None
 
 
 def _stage_out(st: Stage) -> str:
@@ -421,6 +456,10 @@ def run(cfg: FlywheelConfig) -> Path:
     print(f"[flywheel] all {n} stages done in {_fmt(time.time() - t_start)}:\n{table}", flush=True)
     if cfg.report:
         report = build.run(report_cfg)
+        loop = build.load_summary(root)["sections"].get("The loop, arrow by arrow") or {}
+        if loop.get("lines"):  # the short version of the report's first section
+            print("[flywheel] The loop, arrow by arrow (this run; details in the report):\n"
+                  + "\n".join(f"  {line}" for line in loop["lines"]), flush=True)
         print(f"[flywheel] report: {report}", flush=True)
         return Path(report)
     return root

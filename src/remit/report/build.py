@@ -40,7 +40,7 @@ from remit.config import check_range, save_config
 from remit.errors import ConfigError, RemitError
 from remit.manifest import read_manifest, write_manifest
 from remit.methods.registry import role_of
-from remit.report import guidance, rl_stage, sections, weights
+from remit.report import guidance, loop, rl_stage, sections, weights
 from remit.report.render import render_html, render_md
 from remit.utils.io import atomic_write_json, atomic_write_text
 
@@ -64,6 +64,9 @@ class ReportConfig:
     n_boot: int = 2000
     confidence: float = 0.95
     seed: int = 0
+    # the committed multi-seed verdict the loop section quotes (the confirmatory experiment's summary; from the
+    # working directory, else from the source checkout); absent: "not yet run"
+    verdict_file: str = "benchmarks/results/world/summary.json"
     strict: bool = False            # re-raise a failing section instead of reporting "not available"
     extra: dict[str, str] = field(default_factory=dict)  # reserved for user notes shown at the top
 
@@ -92,6 +95,7 @@ class Run:
     notes: list[str]
     # curve points of the flywheel's ``curves``: {arm: {tokens trained: {suite: eval folder}}}
     curves: dict[str, dict[int, dict[str, Path]]] = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)  # numbers two sections share, computed once (report.guidance)
 
     def model(self, role: str) -> tuple[str, Path] | None:
         label = self.roles.get(role)
@@ -217,6 +221,8 @@ def load_run(run_dir: str | Path) -> Run:
     for label in evals:  # post-trained models are compared with the post-trained vanilla model
         post = label.endswith("+post") or label == roles.get("rl") or label == roles.get("remit_rl")
         base = roles.get("rl") if post and roles.get("rl") else roles.get("vanilla")
+        if label.endswith("@chat") and f"{base}@chat" in evals:  # a base model asked as chats: vs vanilla asked so
+            base = f"{base}@chat"
         if base and label != base:
             baselines.setdefault(label, base)
     data = {k: _abs(root, v) for k, v in (top.get("data") or {}).items() if v} or _infer_data(stages, root)
@@ -239,6 +245,7 @@ def _discover(root: Path) -> dict:
 
 
 SECTIONS = [
+    ("The loop, arrow by arrow", loop.loop_section),
     ("Did the RL stage work, and did ReMiT beat vanilla?", rl_stage.headline_section),
     ("Results", sections.results_section),
     ("Mid-training curves", sections.curves_section),

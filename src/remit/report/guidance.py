@@ -94,9 +94,27 @@ def _corr(a: list[float], b: list[float]) -> float:
     return sum((x - ma) * (y - mb) for x, y in zip(a, b)) / math.sqrt(va * vb)
 
 
+def _changed(w_rl, w_sft, d_rl, d_sft, nats: float) -> dict:
+    """The tokens where the two references' log-probs differ by more than ``nats`` (``d_rl - d_sft`` =
+    logp_RL - logp_SFT: what RL changed), split by the direction of the change, with each reference's mean weight."""
+    n = len(w_rl)
+
+    def part(idx: list[int]) -> dict:
+        m = len(idx)
+        return {"n": m, "w_rl": sum(w_rl[i] for i in idx) / m if m else float("nan"),
+                "w_sft": sum(w_sft[i] for i in idx) / m if m else float("nan")}
+
+    up = [i for i in range(n) if d_rl[i] - d_sft[i] > nats]
+    down = [i for i in range(n) if d_rl[i] - d_sft[i] < -nats]
+    both = sorted(up + down)
+    return {"nats": nats, "n": len(both), "share": len(both) / n if n else float("nan"), **part(both),
+            "corr_weight": _corr([w_rl[i] for i in both], [w_sft[i] for i in both]), "up": part(up), "down": part(down)}
+
+
 def summarize(w_rl: list[float], w_sft: list[float], d_rl: list[float], d_sft: list[float], kinds: list[str],
-              *, threshold: float = 0.05) -> dict:
-    """The comparison's numbers from per-token weights, deltas and kinds (same tokens, same order)."""
+              *, threshold: float = 0.05, changed_nats: float = 0.1) -> dict:
+    """The comparison's numbers from per-token weights, deltas and kinds (same tokens, same order); ``changed``:
+    the tokens where the references' deltas differ by more than ``changed_nats`` (see :func:`_changed`)."""
     n = len(w_rl)
     if not (n == len(w_sft) == len(d_rl) == len(d_sft) == len(kinds)):
         raise ValueError("summarize: every per-token list must have the same length")
@@ -114,7 +132,8 @@ def summarize(w_rl: list[float], w_sft: list[float], d_rl: list[float], d_sft: l
     return {"n_tokens": n, "corr_delta": _corr(d_rl, d_sft), "corr_weight": _corr(w_rl, w_sft),
             "share_weight_diff_gt": sum(abs(a - b) > threshold for a, b in zip(w_rl, w_sft)) / n if n else float("nan"),
             "threshold": threshold, "mean_w_rl": sum(w_rl) / n if n else float("nan"),
-            "mean_w_sft": sum(w_sft) / n if n else float("nan"), "per_kind": per_kind}
+            "mean_w_sft": sum(w_sft) / n if n else float("nan"), "per_kind": per_kind,
+            "changed": _changed(w_rl, w_sft, d_rl, d_sft, changed_nats)}
 
 
 def compare_references(model, rl, sft, tokenizer, texts: list[str], *, epsilon: float = 0.2,
@@ -157,23 +176,25 @@ def plot(tokens: dict, numbers: dict, path: Path, *, epsilon: float) -> Path:
     return _save(fig, path)
 
 
-def guidance_section(run, cfg, out):
-    """Report section: needs the pre-annealing model, the RL reference, the SFT model and the mid-training text."""
+def _missing(run) -> bool:
+    return any(x is None for x in (run.model("pre_annealing"), run.model("reference"), run.model("sft"),
+                                   run.data.get("midtrain")))
+
+
+def compared(run, cfg) -> dict:
+    """{when: (model label, numbers, per-token lists, documents scored, mid-training texts read)} for when in start / end / chat, computed
+    once per report (the loop section and the guidance section both read it; cached on ``run.cache``)."""
     from remit.report.lm import load_pair, read_text_file
 
-    if not cfg.guidance:
-        return [("p", "Skipped (guidance=false).")], {}
+    if "guidance" in run.cache:
+        return run.cache["guidance"]
     model, rl, sft = run.model("pre_annealing"), run.model("reference"), run.model("sft")
     late = run.model("vanilla")
-    src = run.data.get("midtrain")
-    if model is None or rl is None or sft is None or src is None:
-        return [("p", f"{NA}: needs the pre-annealing model, the RL reference, the SFT model and the mid-training "
-                      f"text (roles: {run.roles}).")], {}
-    texts = read_text_file(src, limit=cfg.guidance_texts)[:cfg.guidance_texts]
+    texts = read_text_file(run.data["midtrain"], limit=cfg.guidance_texts)[:cfg.guidance_texts]
     eps = remit_epsilon(run)
     r, tok = load_pair(rl[1], device=cfg.device, dtype=cfg.dtype)
     s, _ = load_pair(sft[1], device=cfg.device, dtype=cfg.dtype)
-    blocks, numbers = [], {}
+    done = {}
     # The weights the run starts with (model = P) and those near its end (model = the vanilla mid-trained B0,
     # where the deltas are no longer dominated by what every post-trained model knows better than P).
     chats = as_chats(texts, tok)
@@ -183,19 +204,47 @@ def guidance_section(run, cfg, out):
         m, _ = load_pair(who[1], device=cfg.device, dtype=cfg.dtype)
         nums, tokens = compare_references(m, r, s, tok, docs, epsilon=eps, max_length=cfg.max_length,
                                           batch_size=cfg.batch_size, max_windows=cfg.text_windows)
+        done[when] = (who[0], nums, tokens, len(docs), len(texts))
+    run.cache["guidance"] = done
+    return done
+
+
+def reference_numbers(run, cfg, when: str = "start") -> dict | None:
+    """The comparison's numbers at ``when`` (None when the run lacks a model or the text, or guidance=false)."""
+    if not cfg.guidance or _missing(run):
+        return None
+    got = compared(run, cfg).get(when)
+    return None if got is None else {"model": got[0], **got[1]}
+
+
+def guidance_section(run, cfg, out):
+    """Report section: needs the pre-annealing model, the RL reference, the SFT model and the mid-training text."""
+    if not cfg.guidance:
+        return [("p", "Skipped (guidance=false).")], {}
+    if _missing(run):
+        return [("p", f"{NA}: needs the pre-annealing model, the RL reference, the SFT model and the mid-training "
+                      f"text (roles: {run.roles}).")], {}
+    rl, sft = run.model("reference"), run.model("sft")
+    eps = remit_epsilon(run)
+    blocks, numbers = [], {}
+    for when, (who, nums, tokens, n_docs, n_texts) in compared(run, cfg).items():
         png = plot(tokens, nums, out / f"guidance_{when}.png", epsilon=eps)
-        numbers[when] = {"model": who[0], **nums}
+        numbers[when] = {"model": who, **nums}
         rows = [[k, v["n"], f"{v['w_sft']:.3f}", f"{v['w_rl']:.3f}", f"{v['w_diff']:+.3f}",
                  f"{100 * v['share_rl_higher']:.0f}%", f"{100 * v['share_rl_lower']:.0f}%"]
                 for k, v in nums["per_kind"].items()]
         th = nums["threshold"]
-        where = {"start": f"the start of mid-training; the first {len(texts)} mid-training documents",
-                 "end": f"near the end of mid-training; the first {len(texts)} mid-training documents",
-                 "chat": f"near the end; the {len(docs)} solved tasks of those documents written as chats"}[when]
-        text = (f"**Model being trained: {who[0]}** ({where}); {nums['n_tokens']} tokens; RL "
+        where = {"start": f"the start of mid-training; the first {n_texts} mid-training documents",
+                 "end": f"near the end of mid-training; the first {n_texts} mid-training documents",
+                 "chat": f"near the end; the {n_docs} solved tasks of those documents written as chats"}[when]
+        ch = nums["changed"]
+        text = (f"**Model being trained: {who}** ({where}); {nums['n_tokens']} tokens; RL "
                 f"reference: {rl[0]}; SFT reference: {sft[0]}; eps = {eps:g}. Correlation of the two deltas: "
                 f"{nums['corr_delta']:.3f}; of the two weights: {nums['corr_weight']:.3f}. "
-                f"{100 * nums['share_weight_diff_gt']:.1f}% of the tokens get weights that differ by more than {th:g}.")
+                f"{100 * nums['share_weight_diff_gt']:.1f}% of the tokens get weights that differ by more than {th:g}. "
+                f"What RL changed: on the {ch['n']} tokens ({100 * ch['share']:.1f}%) where the references' log-probs "
+                f"differ by more than {ch['nats']:g} nats the mean weight is {ch['w_rl']:.3f} (RL) vs {ch['w_sft']:.3f} "
+                f"(SFT), correlation {ch['corr_weight']:.3f}.")
         blocks += [("p", text), ("md", f"![RL vs SFT reference, {when}]({Path('report') / png.name})"),
                    ("md", _md_table(["token kind", "n", "mean w (SFT ref)", "mean w (RL ref)", "RL - SFT",
                                      f"RL higher by > {th:g}", f"RL lower by > {th:g}"], rows))]
