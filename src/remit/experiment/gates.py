@@ -394,6 +394,10 @@ def _n(x, fmt: str = ".2f") -> str:
     return "-" if not isinstance(x, (int, float)) or math.isnan(x) else format(x, fmt)
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a rule's |w_RL - w_SFT| inside a markdown table
+
+
 def _pass(p: bool | None) -> str:
     return {True: "pass", False: "FAIL", None: "n/a"}[p]
 
@@ -420,8 +424,9 @@ def to_markdown(s: dict) -> list[str]:
     for name in ("G1", "G2", "G3", "G4"):
         gt = gates[name]
         for seed, v in gt["value"].items():
-            lines.append(f"| {name} | {seed} | {_gate_numbers(name, v)}{' (' + v['missing'] + ')' if 'missing' in v else ''}"
-                         f" | {_pass(gt['pass'])} | {gt['rule']} |")
+            why = f" ({v['missing']})" if "missing" in v else ""
+            lines.append(f"| {name} | {seed} | {_cell(_gate_numbers(name, v) + why)} | {_pass(gt['pass'])} | "
+                         f"{_cell(gt['rule'])} |")
     lines += ["", "## Manipulation checks", "",
               "| seed | SFT -> GRPO gain (points, CI) | corr(w_RL, w_SFT) | diff share (task tokens) | saturation | "
               "KL(R0 \\|\\| P) | KL(S0 \\|\\| P) | KL(R0 \\|\\| S0) | p_worked (chat) |", "|---|---|---|---|---|---|---|---|---|"]
