@@ -57,6 +57,10 @@ def test_g2_gap_and_slope_against_the_full_arm():
     assert gates.gate_g2({0: v}, G)["pass"] is True
     low = gates.g2_numbers(base, post | {"vanilla-half": 58.0}, G)  # gap 2 < 3, slope 0.33 >= 0.3
     assert low["slope"] == pytest.approx((20 + 8) / 116) and gates.gate_g2({0: low}, G)["pass"] is False
+    # the formats both arms were evaluated in: remit-r1's chat value is compared with vanilla's only
+    fm = gates.g2_numbers({"vanilla": {"plain": 40.0, "chat": 20.0}, "vanilla-half": {"plain": 30.0},
+                           "remit-r1": {"plain": 44.0, "chat": 30.0}}, post, G)
+    assert fm["base_gaps"] == {"vanilla-half": -10.0, "remit-r1": pytest.approx(7.0)}
     flat = gates.g2_numbers(base, post | {"remit-r1": 60.0, "vanilla-half": 56.0}, G)  # slope 40/116 = 0.34
     assert gates.gate_g2({0: flat}, G)["pass"] is True
     flatter = gates.g2_numbers(base, post | {"remit-r1": 58.0, "vanilla-half": 56.0}, G)  # (40 - 8) / 116 = 0.28

@@ -140,18 +140,27 @@ def slope_through_origin(x: list[float], y: list[float]) -> float:
     return sum(a * b for a, b in zip(x, y)) / sxx if sxx > 0 else float("nan")
 
 
-def g2_numbers(base: dict[str, float], post: dict[str, float], g: GatesConfig) -> dict[str, Any]:
-    """The budget gap and the transmission slope of one seed from the arms' base and post-trained values
-    (points; ``post[arm]`` is the value of ``<arm>+post``)."""
+def _base_gap(arm: dict[str, float], full: dict[str, float]) -> float | None:
+    """Mean over the prompt formats both arms were evaluated in of (arm - full); None without a shared one."""
+    shared = [f for f in arm if f in full]
+    return sum(arm[f] - full[f] for f in shared) / len(shared) if shared else None
+
+
+def g2_numbers(base: dict[str, float | dict[str, float]], post: dict[str, float], g: GatesConfig) -> dict[str, Any]:
+    """The budget gap and the transmission slope of one seed from the arms' base values (points; a number, or
+    ``{format: value}`` whose shared formats are averaged) and post-trained values (``post[arm]``: the value of
+    ``<arm>+post``)."""
     out: dict[str, Any] = {"base": base, "post": post}
     if g.full_arm not in post or g.half_arm not in post:
         out["missing"] = f"no post-trained evaluation of {g.full_arm!r} and {g.half_arm!r} ({g.full_arm}+post, " \
                          f"{g.half_arm}+post); post-trained arms: {sorted(post) or 'none'}"
         return out
     out["budget_gap"] = post[g.full_arm] - post[g.half_arm]
-    arms = [a for a in post if a != g.full_arm and a in base and g.full_arm in base]
-    out["base_gaps"] = {a: base[a] - base[g.full_arm] for a in arms}
-    out["post_gaps"] = {a: post[a] - post[g.full_arm] for a in arms}
+    fmt = {a: v if isinstance(v, dict) else {"plain": v} for a, v in base.items()}
+    gaps = {a: _base_gap(fmt[a], fmt[g.full_arm]) for a in post if a != g.full_arm and a in fmt and g.full_arm in fmt}
+    out["base_gaps"] = {a: x for a, x in gaps.items() if x is not None}
+    out["post_gaps"] = {a: post[a] - post[g.full_arm] for a in out["base_gaps"]}
+    arms = list(out["base_gaps"])
     out["slope"] = slope_through_origin([out["base_gaps"][a] for a in arms], [out["post_gaps"][a] for a in arms])
     if math.isnan(out["slope"]):
         out["slope_note"] = f"no arm with a +post model differs from {g.full_arm!r} on the base"
@@ -230,24 +239,28 @@ def _metric(path: Path | None, metric: str) -> float | None:
 
 
 def g2_values(run: Run, g: GatesConfig, metric: str) -> dict[str, Any]:
-    suite = metric.split("/")[0]
+    from remit.report.tables import scale
+
+    suite, name = metric.split("/")[0], metric.split("/")[2]
     vals = {label: _metric(by.get(suite), metric) for label, by in run.evals.items()}
-    vals = {k: 100 * v for k, v in vals.items() if v is not None}  # accuracies in points
-    post = {k[:-5]: v for k, v in vals.items() if k.endswith("+post")}
-    chat = g.base_arms_chat and f"{g.full_arm}@chat" in vals
+    vals = {k: v for k, v in vals.items() if v is not None}
+    k = scale(name, list(vals.values()))  # accuracies in points, as the contrasts
+    post = {a[:-5]: k * v for a, v in vals.items() if a.endswith("+post")}
     base = {}
     for a in post:
-        if a in vals:
-            both = chat and f"{a}@chat" in vals
-            base[a] = (vals[a] + vals[f"{a}@chat"]) / 2 if both else vals[a]
-    out = g2_numbers(base, post, g)
-    out["base_formats"] = "mean of plain and @chat" if chat else "plain"
-    return out
+        formats = {"plain": vals.get(a), **({"chat": vals.get(f"{a}@chat")} if g.base_arms_chat else {})}
+        if formats := {f: k * v for f, v in formats.items() if v is not None}:
+            base[a] = formats
+    return g2_numbers(base, post, g)
+
+
+def _midtrain(run: Run, arm: str) -> dict | None:
+    return next((s for s in run.stages.values() if s.get("kind") == "midtrain" and s.get("label") == arm), None)
 
 
 def saturation(run: Run, arm: str) -> float | str:
     """Mean over the arm's logged mid-training steps of ``w_frac_hi + w_frac_lo``; a string says why not."""
-    st = next((s for s in run.stages.values() if s.get("kind") == "midtrain" and s.get("label") == arm), None)
+    st = _midtrain(run, arm)
     if st is None:
         return f"no mid-training arm {arm!r}"
     rows = [r for r in _jsonl(Path(st["path"]) / "metrics.jsonl") if "w_frac_hi" in r]
@@ -317,20 +330,24 @@ def model_checks(run: Run, g: GatesConfig) -> dict[str, Any]:
     if gone or src is None:
         return {"missing": f"needs {', '.join(gone + ([] if src else ['the mid-training text']))} (roles: {run.roles})"}
     (_, p), (r_label, r), (s_label, s) = need.values()
-    eps = remit_epsilon(run)
-    key = {"inputs": _stamp([p, r, s, Path(src)]), "epsilon": eps,
+    # the ReMiT arm's own weights (its epsilon and temperature); without the arm, the report's default
+    st = _midtrain(run, g.remit_arm)
+    method = (((read_manifest(st["path"]) or {}).get("config") or {}).get("method") or {}) if st else {}
+    eps, temp = float(method.get("epsilon") or remit_epsilon(run)), float(method.get("temperature") or 1.0)
+    key = {"inputs": _stamp([p, r, s, Path(src)]), "epsilon": eps, "temperature": temp,
            **{k: getattr(g, k) for k in ("texts", "max_length", "diff_threshold")}}
     cache = run.root / "checks.json"
     if cache.is_file():
         prev = json.loads(cache.read_text(encoding="utf-8"))
         if prev.get("key") == key:
             return prev["values"]
-    values = _score(p, r, s, Path(src), eps, g) | {"reference": r_label, "sft": s_label, "epsilon": eps}
+    values = _score(p, r, s, Path(src), eps, temp, g) | {"reference": r_label, "sft": s_label, "epsilon": eps,
+                                                         "temperature": temp}
     atomic_write_json(cache, {"key": key, "values": values})
     return values
 
 
-def _score(p: Path, r: Path, s: Path, src: Path, eps: float, g: GatesConfig) -> dict[str, Any]:
+def _score(p: Path, r: Path, s: Path, src: Path, eps: float, temp: float, g: GatesConfig) -> dict[str, Any]:
     from remit.report.guidance import compare_references
     from remit.report.lm import load_pair, read_text_file
     from remit.report.shift import compute_shift
@@ -339,7 +356,8 @@ def _score(p: Path, r: Path, s: Path, src: Path, eps: float, g: GatesConfig) -> 
     model, tok = load_pair(p)
     rl, _ = load_pair(r)
     sft, _ = load_pair(s)
-    nums, tokens = compare_references(model, rl, sft, tok, texts, epsilon=eps, max_length=g.max_length)
+    nums, tokens = compare_references(model, rl, sft, tok, texts, epsilon=eps, temperature=temp,
+                                        max_length=g.max_length)
     del model, rl, sft
     task = [i for i, k in enumerate(tokens["kinds"]) if k != "plain text"]
     diff = sum(abs(tokens["w_rl"][i] - tokens["w_sft"][i]) > g.diff_threshold for i in task)
