@@ -139,3 +139,37 @@ def test_gates_end_to_end_on_the_smoke_experiment(tmp_path):
     assert again["G3"]["value"]["0"]["corr"] == 0.123
     (seed / "checks.json").unlink()  # without it they are computed again, the same
     assert gates.evaluate(cfg.gates, root, [0], cfg.metric)[0]["G3"]["value"]["0"]["corr"] == pytest.approx(g3["corr"])
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+
+
+def test_g1_and_g4_read_a_hand_made_chain_with_paths_relative_to_the_flywheel(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the run folder is read from elsewhere than where the flywheel ran
+    seed = tmp_path / "exp" / "seed0"
+    _write(seed / "manifest.json", {"stages": {"post-vanilla": {"path": "runs/exp/seed0/post-vanilla",
+                                                                "kind": "posttrain", "label": "vanilla+post"}},
+                                    "roles": {"rl": "vanilla+post"}})
+    rel = "runs/exp/seed0/post-vanilla"
+    _write(seed / "post-vanilla" / "manifest.json", {"stages": {"sft": {"out": f"{rel}/sft"},
+                                                                "grpo": {"out": f"{rel}/grpo"}}})
+    sft, grpo = [0.0] * 7 + [1.0] * 3, [0.0] * 3 + [1.0] * 7  # 30% -> 70%: +40 points, paired
+    _write(seed / "post-vanilla" / "sft" / "manifest.json", {"eval": {"post": 0.3, "n": 10, "post_values": sft}})
+    _write(seed / "post-vanilla" / "grpo" / "manifest.json", {
+        "frac_reward_zero_std": 0.25, "eval": {"post": 0.7, "n": 10, "pre_values": sft, "post_values": grpo}})
+    _write(seed / "post-vanilla" / "grpo" / "metrics.jsonl",
+           '{"step": 1, "completions/clipped_ratio": 0.0}\n{"step": 2, "completions/clipped_ratio": 0.01}\n'
+           '{"train_runtime": 1.0}\n')
+    g, checks = gates.evaluate(G, tmp_path / "exp", [0], "world/world/exact_match")
+    v = g["G1"]["value"]["0"]
+    assert (v["sft"], v["rl"], v["gain"], v["zero_spread"]) == (pytest.approx(30.0), pytest.approx(70.0),
+                                                                pytest.approx(40.0), 0.25)
+    assert v["gain_ci"][0] > 0 and g["G1"]["pass"] is True
+    assert g["G4"]["value"]["0"]["max"] == pytest.approx(0.005) and g["G4"]["pass"] is True
+    # no evaluations, no models, no ReMiT arm: null with the reasons, not a crash
+    assert g["G2"]["pass"] is None and "vanilla+post" in g["G2"]["reason"]
+    assert g["G3"]["pass"] is None and "pre-annealing model P" in g["G3"]["reason"]
+    assert checks["0"]["grpo_gain"]["gain"] == pytest.approx(40.0) and checks["0"]["corr_w"] is None
+    assert "| G3 | 0 |" in "\n".join(gates.to_markdown({"gates": g, "checks": checks}))

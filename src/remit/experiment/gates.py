@@ -41,7 +41,7 @@ from typing import Any
 from remit.config import check_range
 from remit.errors import ConfigError, RemitError
 from remit.manifest import read_manifest
-from remit.report.build import Run, load_run
+from remit.report.build import Run, _abs, load_run
 from remit.utils.io import atomic_write_json
 
 
@@ -193,11 +193,14 @@ def gate_g4(per_seed: dict[int, dict], g: GatesConfig) -> dict[str, Any]:
 # ---- reading one seed ----------------------------------------------------------------------------------
 
 def _chains(run: Run) -> dict[str, dict]:
-    """{post-trained label: the chain manifest's ``stages``}."""
+    """{post-trained label: the chain manifest's ``stages``, each stage's ``out`` resolved as the run folder's
+    paths (a flywheel writes them relative to its working directory)."""
     out = {}
     for sid, st in run.stages.items():
         if st.get("kind") == "posttrain":
-            out[st.get("label") or sid] = (read_manifest(st["path"]) or {}).get("stages") or {}
+            stages = (read_manifest(st["path"]) or {}).get("stages") or {}
+            out[st.get("label") or sid] = {k: {**v, **({"out": str(_abs(run.root, v["out"]))} if v.get("out") else {})}
+                                           for k, v in stages.items()}
     return out
 
 
@@ -242,7 +245,9 @@ def g2_values(run: Run, g: GatesConfig, metric: str) -> dict[str, Any]:
     from remit.report.tables import scale
 
     suite, name = metric.split("/")[0], metric.split("/")[2]
-    vals = {label: _metric(by.get(suite), metric) for label, by in run.evals.items()}
+    arms = {a[:-5] for a in run.evals if a.endswith("+post")}
+    needed = {f"{a}{x}" for a in arms for x in ("", "+post", "@chat")}  # what G2 reads, nothing else
+    vals = {label: _metric(by.get(suite), metric) for label, by in run.evals.items() if label in needed}
     vals = {k: v for k, v in vals.items() if v is not None}
     k = scale(name, list(vals.values()))  # accuracies in points, as the contrasts
     post = {a[:-5]: k * v for a, v in vals.items() if a.endswith("+post")}
