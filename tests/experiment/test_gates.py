@@ -151,7 +151,8 @@ def test_g1_and_g4_read_a_hand_made_chain_with_paths_relative_to_the_flywheel(tm
     seed = tmp_path / "exp" / "seed0"
     _write(seed / "manifest.json", {"stages": {"post-vanilla": {"path": "runs/exp/seed0/post-vanilla",
                                                                 "kind": "posttrain", "label": "vanilla+post"}},
-                                    "roles": {"rl": "vanilla+post"}})
+                                    "roles": {"rl": "vanilla+post"},
+                                    "evals": {"vanilla+post": {"world": "runs/exp/seed0/eval-vanilla+post-world"}}})
     rel = "runs/exp/seed0/post-vanilla"
     _write(seed / "post-vanilla" / "manifest.json", {"stages": {"sft": {"out": f"{rel}/sft"},
                                                                 "grpo": {"out": f"{rel}/grpo"}}})
@@ -172,4 +173,5 @@ def test_g1_and_g4_read_a_hand_made_chain_with_paths_relative_to_the_flywheel(tm
     assert g["G2"]["pass"] is None and "vanilla+post" in g["G2"]["reason"]
     assert g["G3"]["pass"] is None and "pre-annealing model P" in g["G3"]["reason"]
     assert checks["0"]["grpo_gain"]["gain"] == pytest.approx(40.0) and checks["0"]["corr_w"] is None
+    assert checks["0"]["p_worked"] == {"missing": "no world evaluation of vanilla+post yet"}
     assert "| G3 | 0 |" in "\n".join(gates.to_markdown({"gates": g, "checks": checks}))

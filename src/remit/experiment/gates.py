@@ -299,19 +299,24 @@ def g4_values(run: Run) -> dict[str, Any]:
             "heldout": "not recorded (the held-out greedy evaluations keep no lengths)"}
 
 
-def p_worked(run: Run) -> dict[str, float]:
-    """{eval label: p_worked} of every chat-format ``world`` evaluation with the style probe."""
+def p_worked(run: Run) -> dict[str, Any]:
+    """{eval label: p_worked} of every chat-format ``world`` evaluation with the style probe (``missing``: the
+    evaluations not there yet)."""
     from remit.eval.results import load_results
 
-    out = {}
+    out: dict[str, Any] = {}
+    gone = []
     for label, by in run.evals.items():
         if "world" not in by:
+            continue
+        if not (Path(by["world"]) / "results.json").is_file():
+            gone.append(label)
             continue
         res = load_results(by["world"])
         cell = (res["tasks"].get("world") or {}).get("p_worked")
         if cell is not None and (res.get("config") or {}).get("chat"):
             out[label] = float(cell["value"])
-    return out
+    return out | ({"missing": f"no world evaluation of {', '.join(gone)} yet"} if gone else {})
 
 
 def _stamp(paths: list[Path]) -> list:
