@@ -47,7 +47,8 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "compare": ("remit.eval.compare", "CompareConfig", "runs", ["runs", "n_boot", "confidence", "seed", "out"]),
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
         "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "arms",
-        "curves", "prepare", "metric", "hypotheses", "exploratory", "controls", "extension", "alpha", "confidence", "power", "n_boot", "analyze_only"]),
+        "curves", "prepare", "metric", "hypotheses", "exploratory", "controls", "extension", "alpha", "confidence", "power",
+        "n_boot", "gates", "analyze_only"]),
     "stats": ("remit.eval.seeds", "SeedStatsConfig", "files", ["files", "confidence", "alpha", "power", "out"]),
     "world": ("remit.world.stage", "WorldConfig", None, [
         "out_dir", "seed", "n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval", "difficulty", "kinds",

@@ -25,7 +25,7 @@ import numpy as np
 from remit.errors import DataError
 from remit.eval import stats
 from remit.eval.results import load_results
-from remit.experiment import curves
+from remit.experiment import curves, gates
 from remit.experiment.config import Contrast, ExperimentConfig, arm_list, arm_name
 from remit.experiment.prereg import prereg
 from remit.report.build import load_run
@@ -306,6 +306,8 @@ def analyze(cfg: ExperimentConfig, *, command: str = "", config_file: str = "") 
         summary["curves"] = curves.read_curves(cfg, root, seeds)
         summary["efficiency"] = {c.label: curves.efficiency(c, summary["curves"], seeds, c.metric or cfg.curve_metrics[0],
                                                             cfg.confidence) for c in cfg.curves.efficiency}
+    if cfg.gates is not None:
+        summary["gates"], summary["checks"] = gates.evaluate(cfg.gates, root, seeds, cfg.metric)
     atomic_write_json(root / "summary.json", summary)
     atomic_write_text(root / "results.md", to_markdown(summary))
     _figure(summary, root / "contrasts.png")
@@ -394,6 +396,7 @@ def to_markdown(s: dict) -> str:
                          f"[{_fmt(r['ci'][0], u)}, {_fmt(r['ci'][1], u)}] | {p} | "
                          f"{'-' if not cb else f'[{_fmt(cb[0], u)}, {_fmt(cb[1], u)}]'} | {mde} | {r['verdict']} |")
     lines += curves.to_markdown(s)
+    lines += gates.to_markdown(s)
     return "\n".join(lines) + "\n"
 
 

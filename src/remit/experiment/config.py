@@ -14,6 +14,7 @@ from typing import Any
 from remit.config import check_choice, check_range
 from remit.errors import ConfigError
 from remit.eval.stats import ALTERNATIVES
+from remit.experiment.gates import GatesConfig
 from remit.flywheel.config import extra_arms
 
 TESTS = ("superiority", "noninferiority", "equivalence")
@@ -174,6 +175,8 @@ class ExperimentConfig:
     confidence: float = 0.95
     power: float = 0.8
     n_boot: int = 2000
+    # gates G1-G4 and the manipulation checks (remit.experiment.gates); absent: none, {}: issue #22's thresholds
+    gates: GatesConfig | None = field(default=None, metadata={"omit_if_empty": True})
     analyze_only: bool = False     # read the finished seeds and write the results; train nothing
 
     def validate(self) -> None:
