@@ -105,3 +105,11 @@ def test_sft_direct_frac_changes_the_sft_split_only():
         return sum(r["response"].startswith("The answer is") for r in w["sft"]) / len(w["sft"])
 
     assert 0.6 < direct(a) < 0.8 and 0.2 < direct(b) < 0.4
+
+
+def test_pretrain_chat_frac_writes_pretraining_tasks_as_chats():
+    base = dict(n_pretrain_docs=300, n_midtrain_docs=20, n_sft=20, n_rl=10, n_eval=20, pretrain_reasoning_frac=1.0)
+    plain, chat = generate_world(WorldConfig(**base)), generate_world(WorldConfig(**base, pretrain_chat_frac=0.3))
+    share = sum("<|user|>" in r["text"] for r in chat["pretrain"]) / len(chat["pretrain"])
+    assert 0.2 < share < 0.4 and not any("<|user|>" in r["text"] for r in plain["pretrain"])
+    assert all(plain[k] == chat[k] for k in ("midtrain", "sft", "rl", "eval"))

@@ -50,6 +50,9 @@ class WorldConfig:
     # direct_frac of the SFT split alone (None: direct_frac): how often the SFT data shows the answer alone,
     # which sets how often the SFT model answers without the steps (the format lever GRPO pulls)
     sft_direct_frac: float | None = field(default=None, metadata={"omit_if_empty": True})
+    # share of the solved-task PRE-training documents written as chats (as midtrain_chat_frac), so the
+    # pre-annealing checkpoint already knows the post-training format
+    pretrain_chat_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         for key in ("n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval"):
@@ -62,6 +65,7 @@ class WorldConfig:
         check_range("midtrain_chat_frac", self.midtrain_chat_frac, 0.0, 1.0)
         check_range("hard_step_frac", self.hard_step_frac, 0.0, 1.0)
         check_range("pretrain_hard_step_frac", self.pretrain_hard_step_frac, 0.0, 1.0)
+        check_range("pretrain_chat_frac", self.pretrain_chat_frac, 0.0, 1.0)
         if self.sft_direct_frac is not None:
             check_range("sft_direct_frac", self.sft_direct_frac, 0.0, 1.0)
         if self.chain_steps and (len(self.chain_steps) != 2 or not 1 <= self.chain_steps[0] <= self.chain_steps[1]):

@@ -100,7 +100,7 @@ def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_ra
     return docs
 
 
-def _texts(docs: list[list[tuple[Task, str]] | str], chat_frac: float = 0.0, seed: int = 0) -> list[dict[str, str]]:
+def _texts(docs: list[list[tuple[Task, str]] | str], chat_frac: float = 0.0, seed: int | str = 0) -> list[dict[str, str]]:
     """``{"text"}`` rows; a share ``chat_frac`` of the solved-task documents written as one-turn chats.
 
     The chat draws come from ``random.Random(seed)``, one per solved-task document in order: the stream of
@@ -127,7 +127,8 @@ def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, A
     forbidden = {r["prompt"] for r in eval_rows}
     world: dict[str, list[dict[str, Any]]] = {"eval": eval_rows}
     world["pretrain"] = _texts(_docs(cfg, "pretrain", cfg.n_pretrain_docs, cfg.pretrain_reasoning_frac,
-                                     tuple(cfg.qa_per_doc), forbidden))
+                                     tuple(cfg.qa_per_doc), forbidden), cfg.pretrain_chat_frac,
+                               f"remit-world/{cfg.seed}/pretrain/chat")
     world["midtrain"] = _texts(_docs(cfg, "midtrain", cfg.n_midtrain_docs, 1.0 - cfg.midtrain_general_frac,
                                      tuple(cfg.qa_per_doc_midtrain), forbidden), cfg.midtrain_chat_frac, cfg.seed)
     kinds = list(cfg.kinds)
