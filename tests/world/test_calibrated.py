@@ -13,7 +13,7 @@ from remit.config import load_config
 from remit.config import to_dict as save_dict
 from remit.errors import ConfigError
 from remit.world import WorldConfig, generate_world, make_task
-from remit.world.tasks import hard_step
+from remit.world.tasks import hard_step, with_slip
 
 STEP = re.compile(r"(\d+) ([-+*]) (\d+) = (\d+)\.")
 
@@ -82,13 +82,15 @@ def test_defaults_leave_the_chain_world_unchanged():
     digest = hashlib.sha256(json.dumps(generate_world(cfg)).encode()).hexdigest()
     assert digest == "d6ccfa9c7e9a233e69debdd139211acd96f1caf2d66f3185e7f4cffc5405aa57"
     saved = save_dict(load_config(WorldConfig, None, []))
-    assert not {"chain_steps", "hard_step_frac", "pretrain_hard_step_frac"} & set(saved)
+    assert not {"chain_steps", "hard_step_frac", "pretrain_hard_step_frac", "slip_frac"} & set(saved)
 
 
 @pytest.mark.parametrize("override, message", [
     (["chain_steps=[3,2]"], r"chain_steps=\[3, 2\]: give \[min, max\]"),
     (["hard_step_frac=1.5"], r"hard_step_frac"),
     (["kinds=[arith]", "hard_step_frac=0.2"], r"hard_step_frac: a key of the chain kind"),
+    (["slip_frac=-0.1"], r"slip_frac"),
+    (["kinds=[arith]", "slip_frac=0.2"], r"slip_frac: a key of the chain kind"),
 ])
 def test_bad_calibrated_keys_are_one_line(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -113,3 +115,37 @@ def test_pretrain_chat_frac_writes_pretraining_tasks_as_chats():
     share = sum("<|user|>" in r["text"] for r in chat["pretrain"]) / len(chat["pretrain"])
     assert 0.2 < share < 0.4 and not any("<|user|>" in r["text"] for r in plain["pretrain"])
     assert all(plain[k] == chat[k] for k in ("midtrain", "sft", "rl", "eval"))
+
+
+def _wrong_steps(solution: str) -> int:
+    ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+    return sum(int(r) != ops[op](int(a), int(b)) for a, op, b, r in STEP.findall(solution))
+
+
+def test_a_slip_is_one_wrong_step_the_chain_goes_on_from():
+    rng = random.Random(3)
+    for _ in range(2000):
+        t = make_task("chain", rng, 3, steps=(2, 6), hard=0.5)
+        s = with_slip(t, rng)
+        steps = STEP.findall(s)
+        assert _wrong_steps(s) == 1 and "-" not in "".join(r for *_, r in steps)
+        assert all(steps[i][3] == steps[i + 1][0] for i in range(len(steps) - 1))   # goes on from the wrong value
+        assert s.endswith(f"The answer is {steps[-1][3]}.") and steps[-1][3] != t.answer
+    other = make_task("arith", rng, 1)
+    assert with_slip(other, rng) == other.solution                           # other kinds: unchanged
+
+
+def test_slip_frac_slips_midtraining_and_sft_only():
+    base = dict(n_pretrain_docs=200, n_midtrain_docs=200, n_sft=400, n_rl=50, n_eval=50, chain_steps=[2, 6],
+                hard_step_frac=0.5, direct_frac=0.0, pretrain_reasoning_frac=1.0, midtrain_general_frac=0.0)
+    a, b = generate_world(WorldConfig(**base)), generate_world(WorldConfig(**base, slip_frac=0.4))
+    assert all(a[k] == b[k] for k in ("pretrain", "rl", "eval"))       # clean: pre-training, RL prompts, answers
+
+    def slipped(rows, key):
+        sols = [s for r in rows for s in re.findall(r"((?:\d+ [-+*] \d+ = \d+\. )+The answer is \d+\.)", r[key])]
+        return sum(_wrong_steps(s) == 1 for s in sols) / len(sols)
+
+    assert slipped(a["midtrain"], "text") == slipped(a["sft"], "response") == 0
+    assert 0.3 < slipped(b["midtrain"], "text") < 0.5 and 0.3 < slipped(b["sft"], "response") < 0.5
+    assert all(not r["response"].endswith(f"The answer is {r['answer']}.") == (_wrong_steps(r["response"]) == 1)
+               for r in b["sft"])

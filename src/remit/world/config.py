@@ -53,6 +53,11 @@ class WorldConfig:
     # share of the solved-task PRE-training documents written as chats (as midtrain_chat_frac), so the
     # pre-annealing checkpoint already knows the post-training format
     pretrain_chat_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
+    # share of the worked chain solutions of the mid-training and SFT data with one arithmetic slip (a step off
+    # by one, the rest of the chain from the wrong value; tasks.with_slip): what only the correctness reward
+    # removes, so the RL model differs from the SFT model on the steps, not only on the answer format.
+    # Pre-training, the RL prompts and the held-out answers stay clean.
+    slip_frac: float = field(default=0.0, metadata={"omit_if_empty": True})
 
     def validate(self) -> None:
         for key in ("n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval"):
@@ -66,11 +71,13 @@ class WorldConfig:
         check_range("hard_step_frac", self.hard_step_frac, 0.0, 1.0)
         check_range("pretrain_hard_step_frac", self.pretrain_hard_step_frac, 0.0, 1.0)
         check_range("pretrain_chat_frac", self.pretrain_chat_frac, 0.0, 1.0)
+        check_range("slip_frac", self.slip_frac, 0.0, 1.0)
         if self.sft_direct_frac is not None:
             check_range("sft_direct_frac", self.sft_direct_frac, 0.0, 1.0)
         if self.chain_steps and (len(self.chain_steps) != 2 or not 1 <= self.chain_steps[0] <= self.chain_steps[1]):
             raise ConfigError(f"chain_steps={self.chain_steps}: give [min, max] with 1 <= min <= max")
-        chain_keys = [k for k in ("chain_steps", "hard_step_frac", "pretrain_hard_step_frac") if getattr(self, k)]
+        chain_keys = [k for k in ("chain_steps", "hard_step_frac", "pretrain_hard_step_frac", "slip_frac")
+                      if getattr(self, k)]
         if chain_keys and "chain" not in self.kinds:
             raise ConfigError(f"{chain_keys[0]}: a key of the chain kind, but kinds={self.kinds}; add chain to kinds")
         for key in ("qa_per_doc", "qa_per_doc_midtrain"):

@@ -23,7 +23,7 @@ from typing import Any
 from remit.errors import ConfigError
 from remit.models.tokenizer import chat_text
 from remit.world.config import WorldConfig
-from remit.world.tasks import Task, final_line, make_task
+from remit.world.tasks import Task, final_line, make_task, with_slip
 from remit.world.text import general_doc
 
 SPLITS = ("pretrain", "midtrain", "sft", "rl", "eval")
@@ -39,11 +39,17 @@ def qa_text(task: Task, solution: str | None = None) -> str:
     return f"Question: {task.prompt}\nAnswer: {task.solution if solution is None else solution}"
 
 
-def written(task: Task, rng: random.Random, direct_frac: float) -> str:
+def written(task: Task, rng: random.Random, direct_frac: float, slip: float = 0.0,
+            slip_rng: random.Random | None = None) -> str:
     """The solution as the training data shows it: worked, or (with probability ``direct_frac``) the
     answer alone. Real corpora and instruction sets mix both; which one a model picks when it answers
-    is what post-training can change (docs/world.md)."""
-    return final_line(task.answer) if direct_frac > 0 and rng.random() < direct_frac else task.solution
+    is what post-training can change (docs/world.md). With ``slip`` > 0 a worked solution carries one
+    arithmetic slip with that probability (:func:`~remit.world.tasks.with_slip`, drawn from ``slip_rng``)."""
+    if direct_frac > 0 and rng.random() < direct_frac:
+        return final_line(task.answer)
+    if slip > 0 and slip_rng is not None and slip_rng.random() < slip:
+        return with_slip(task, slip_rng)
+    return task.solution
 
 
 class _TaskSource:
@@ -81,8 +87,9 @@ def held_out(cfg: WorldConfig) -> list[dict[str, str]]:
     return out
 
 
-def _reasoning_pairs(src: _TaskSource, n: int, style: random.Random, direct_frac: float) -> list[tuple[Task, str]]:
-    return [(t, written(t, style, direct_frac)) for t in (src.draw() for _ in range(n))]
+def _reasoning_pairs(src: _TaskSource, n: int, style: random.Random, direct_frac: float, slip: float = 0.0,
+                     slip_rng: random.Random | None = None) -> list[tuple[Task, str]]:
+    return [(t, written(t, style, direct_frac, slip, slip_rng)) for t in (src.draw() for _ in range(n))]
 
 
 def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_range: tuple[int, int],
@@ -90,11 +97,12 @@ def _docs(cfg: WorldConfig, name: str, n_docs: int, reasoning_frac: float, qa_ra
     """Each document: its solved tasks (task, solution as written), or a general text."""
     rng = _rng(cfg.seed, name)
     src = _TaskSource(_rng(cfg.seed, name + "/tasks"), cfg, forbidden, name)
-    style = _rng(cfg.seed, name + "/style")
+    style, slips = _rng(cfg.seed, name + "/style"), _rng(cfg.seed, name + "/slip")
+    slip = 0.0 if name == "pretrain" else cfg.slip_frac
     docs: list[list[tuple[Task, str]] | str] = []
     for _ in range(n_docs):
         if cfg.kinds and rng.random() < reasoning_frac:
-            docs.append(_reasoning_pairs(src, rng.randint(*qa_range), style, cfg.direct_frac))
+            docs.append(_reasoning_pairs(src, rng.randint(*qa_range), style, cfg.direct_frac, slip, slips))
         else:
             docs.append(general_doc(rng, cfg.general_doc_chars))
     return docs
@@ -134,10 +142,11 @@ def generate_world(cfg: WorldConfig | None = None) -> dict[str, list[dict[str, A
     kinds = list(cfg.kinds)
     sft_src = _TaskSource(_rng(cfg.seed, "sft"), cfg, forbidden)
     # Kinds are cycled so every kind gets the same share of SFT and RL prompts.
-    style = _rng(cfg.seed, "sft/style")
+    style, slips = _rng(cfg.seed, "sft/style"), _rng(cfg.seed, "sft/slip")
     sft_direct = cfg.direct_frac if cfg.sft_direct_frac is None else cfg.sft_direct_frac
     world["sft"] = [
-        {"prompt": t.prompt, "response": written(t, style, sft_direct), "kind": t.kind, "answer": t.answer}
+        {"prompt": t.prompt, "response": written(t, style, sft_direct, cfg.slip_frac, slips), "kind": t.kind,
+         "answer": t.answer}
         for t in (sft_src.draw(kinds[i % len(kinds)]) for i in range(cfg.n_sft if kinds else 0))
     ]
     rl_src = _TaskSource(_rng(cfg.seed, "rl"), cfg, forbidden)

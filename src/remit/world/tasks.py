@@ -77,6 +77,31 @@ def hard_step(rng: random.Random, value: int) -> tuple[str, int, int]:
     return "*", b, value * b
 
 
+def with_slip(task: Task, rng: random.Random) -> str:
+    """``task``'s worked solution with one arithmetic slip: one step's result off by one, the chain going on
+    from the wrong value, so the final answer is wrong too (a ``chain`` task; other kinds come back unchanged).
+    The mechanism control of the calibrated world: only a correctness reward removes such slips. A slip down
+    that would take a later value below 0 (which no chain task shows) is a slip up instead."""
+    if task.kind != "chain":
+        return task.solution
+    tokens = task.prompt.removeprefix("What is ").removesuffix("?").removesuffix(" from left to right").split()
+    first, ops = int(tokens[0]), list(zip(tokens[1::2], map(int, tokens[2::2])))
+    at, down = rng.randrange(len(ops)), rng.random() < 0.5
+
+    def run(shift: int) -> list[tuple[int, str, int, int]] | None:
+        value, steps = first, []
+        for i, (op, b) in enumerate(ops):
+            new = (value + b if op == "+" else value - b if op == "-" else value * b) + (shift if i == at else 0)
+            if new < 0:
+                return None
+            steps.append((value, op, b, new))
+            value = new
+        return steps
+
+    steps = (down and run(-1)) or run(1)
+    return " ".join([f"{v} {op} {b} = {new}." for v, op, b, new in steps] + [final_line(str(steps[-1][3]))])
+
+
 def arith(rng: random.Random, difficulty: int) -> Task:
     hi = MAX_NUMBER[difficulty]
     n_ops = rng.randint(1, 1 + difficulty)
