@@ -33,6 +33,33 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("REMIT_SHARED_DATA", REPO_ROOT / ".." / "shared" / "data")).resolve()
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((p / "stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
+                out.append(int(p.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def procs():
+    """/proc readers for the tests that kill runs (Linux): ``procs.children(pid)`` (its child pids) and
+    ``procs.alive(pid)`` (exists and is not a zombie)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(children=_children, alive=_alive)
+
+
 def make_tiny_texts(n: int = 400, seed: int = 0) -> list[str]:
     """Short deterministic English and arithmetic lines."""
     rng = random.Random(seed)

@@ -13,25 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for p in Path("/proc").glob("[0-9]*"):
-        try:
-            if int((p / "stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
-                out.append(int(p.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
-def test_sigterm_stops_the_seed_flywheels(tmp_path):
+def test_sigterm_stops_the_seed_flywheels(tmp_path, procs):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "remit.cli", "experiment", "--config", str(REPO / "configs/experiments/smoke.yaml"),
@@ -39,13 +21,13 @@ def test_sigterm_stops_the_seed_flywheels(tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     deadline, kids = time.time() + 180, []
     while time.time() < deadline and proc.poll() is None and not kids:
-        kids = [k for k in _children(proc.pid) if "flywheel" in Path(f"/proc/{k}/cmdline").read_bytes().decode(errors="replace")]
+        kids = [k for k in procs.children(proc.pid) if "flywheel" in Path(f"/proc/{k}/cmdline").read_bytes().decode(errors="replace")]
         time.sleep(0.2)
     assert kids, f"no seed flywheel started (exit {proc.poll()}): {proc.stderr.read().decode()[-400:] if proc.poll() is not None else ''}"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     end = time.time() + 30
-    while time.time() < end and any(_alive(k) for k in kids):
+    while time.time() < end and any(procs.alive(k) for k in kids):
         time.sleep(0.2)
-    assert not any(_alive(k) for k in kids), "the seed flywheel outlived the experiment"
+    assert not any(procs.alive(k) for k in kids), "the seed flywheel outlived the experiment"
     assert proc.returncode != 0
