@@ -93,6 +93,8 @@ def test_gates_section_of_the_experiment_config(tmp_path):
         load_config(gates_cls(), None, ["gates.sft_range=[50, 20]"])
     with pytest.raises(ConfigError, match="Unknown config key 'gates.corr'"):
         load_config(gates_cls(), None, ["gates.corr=0.9"])
+    with pytest.raises(ConfigError, match="g3_model='P': give vanilla"):
+        load_config(gates_cls(), None, ["gates.g3_model=P"])
 
 
 def gates_cls():
@@ -126,6 +128,8 @@ def test_gates_end_to_end_on_the_smoke_experiment(tmp_path):
     assert g2["budget_gap"] == pytest.approx(g2["post"]["vanilla"] - g2["post"]["vanilla-half"])
     g3 = s["gates"]["G3"]["value"]["0"]
     assert -1.0 <= g3["corr"] <= 1.0 and 0.0 <= g3["saturation"] <= 1.0
+    assert g3["g3_model"] == "vanilla" and -1.0 <= g3["corr_from_p"] <= 1.0
+    assert "scored from vanilla" in s["gates"]["G3"]["rule"]
     checks = s["checks"]["0"]
     assert checks["kl_ref_p"] > 0 and set(checks["p_worked"]) == {"vanilla@chat", "vanilla+post", "remit-r1+post",
                                                                    "vanilla-half+post"}
@@ -139,6 +143,10 @@ def test_gates_end_to_end_on_the_smoke_experiment(tmp_path):
     assert again["G3"]["value"]["0"]["corr"] == 0.123
     (seed / "checks.json").unlink()  # without it they are computed again, the same
     assert gates.evaluate(cfg.gates, root, [0], cfg.metric)[0]["G3"]["value"]["0"]["corr"] == pytest.approx(g3["corr"])
+    # scored from P instead (the gate's model up to calibration attempt J): the value reported as corr_from_p
+    at_p = gates.evaluate(GatesConfig(half_arm="vanilla-half", g3_model="pre_annealing"), root, [0], cfg.metric)[0]
+    assert at_p["G3"]["value"]["0"]["corr"] == pytest.approx(g3["corr_from_p"])
+    assert at_p["G3"]["value"]["0"]["g3_model"] != g3["g3_model"]
 
 
 def _write(path: Path, obj) -> None:

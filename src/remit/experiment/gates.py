@@ -15,9 +15,14 @@ own files:
   half-budget arm against the full one after post-training, and the transmission slope (post-trained gaps on
   base gaps against ``full_arm``, through the origin, over every arm that has a ``+post`` model; a base value
   is the mean of ``<arm>`` and ``<arm>@chat`` when both arms have the chat evaluation);
-- G3 (RL guidance differs from SFT guidance, and is not saturated) from the pre-annealing model P scored
-  against R0 and the SFT model S0 on the mid-training text (:func:`remit.report.guidance.compare_references`,
-  the training code's weights), and the ReMiT arm's ``w_frac_hi + w_frac_lo`` (its ``metrics.jsonl``);
+- G3 (RL guidance differs from SFT guidance, and is not saturated) from the weights against R0 and against the
+  SFT model S0 on the mid-training text (:func:`remit.report.guidance.compare_references`, the training code's
+  weights), scored by ``g3_model``: ``vanilla`` (default), the end of vanilla mid-training, whose weights are
+  the ones ReMiT applies for nearly all of its run (its live model leaves P within a few dozen steps; the
+  calibration measured the clip share: 21% scored from P, 9% from the end, 8-10% in the ReMiT run's own log
+  after step 20), or ``pre_annealing`` (P, step 0 only; up to calibration attempt J the gate's model). Both
+  are reported (``corr_from_p``, ``diff_share_from_p``). Plus the ReMiT arm's ``w_frac_hi + w_frac_lo``
+  (its ``metrics.jsonl``);
 - G4 (generations fit) from GRPO's ``completions/clipped_ratio`` of every post-training chain. The held-out
   greedy generations do not record whether they hit the cap, so G4 covers the training completions only.
 
@@ -62,6 +67,7 @@ class GatesConfig:
     diff_share_min: float = 0.10    # G3: share of task tokens with |w_RL - w_SFT| > diff_threshold
     diff_threshold: float = 0.05
     saturation_max: float = 0.25    # G3: the ReMiT arm's share of weights at either clip
+    g3_model: str = "vanilla"       # G3: weights scored against this role's model (vanilla | pre_annealing)
     remit_arm: str = "remit-r1"
     length_cap_max: float = 0.01    # G4: share of completions that hit the length cap (below)
     texts: int = 32                 # mid-training documents scored for G3 and the KLs
@@ -79,6 +85,9 @@ class GatesConfig:
         for key in ("zero_spread_max", "corr_max", "diff_share_min", "saturation_max", "length_cap_max"):
             check_range(key, getattr(self, key), 0.0, 1.0)
         check_range("diff_threshold", self.diff_threshold, 0.0)
+        if self.g3_model not in ("vanilla", "pre_annealing"):
+            raise ConfigError(f"g3_model={self.g3_model!r}: give vanilla (the end of vanilla mid-training) or "
+                              "pre_annealing (the model P)")
         check_range("texts", self.texts, 1)
         check_range("max_length", self.max_length, 2)
         check_range("n_boot", self.n_boot, 100)
@@ -176,8 +185,8 @@ def gate_g2(per_seed: dict[int, dict], g: GatesConfig) -> dict[str, Any]:
 
 def gate_g3(per_seed: dict[int, dict], g: GatesConfig) -> dict[str, Any]:
     """``corr`` (of the weights), ``diff_share`` (task tokens) and ``saturation`` per seed."""
-    rule = (f"corr(w_RL, w_SFT) <= {g.corr_max:g}; share of task tokens with |w_RL - w_SFT| > {g.diff_threshold:g} "
-            f">= {g.diff_share_min:g}; {g.remit_arm}'s share of weights at either clip <= {g.saturation_max:g}; "
+    rule = (f"on mid-training text, weights scored from {g.g3_model}: corr(w_RL, w_SFT) <= {g.corr_max:g}; share of "
+            f"task tokens with |w_RL - w_SFT| > {g.diff_threshold:g} >= {g.diff_share_min:g}; {g.remit_arm}'s share of weights at either clip <= {g.saturation_max:g}; "
             f"in every seed")
     return _gate(per_seed, rule, lambda v: [_below(v.get("corr"), g.corr_max),
                                             _at_least(v.get("diff_share"), g.diff_share_min),
@@ -276,7 +285,7 @@ def saturation(run: Run, arm: str) -> float | str:
 
 def g3_values(m: dict[str, Any], run: Run, g: GatesConfig) -> dict[str, Any]:
     """G3's numbers from :func:`model_checks`' ``m`` and the ReMiT arm's clip shares."""
-    out = {k: m[k] for k in ("corr", "diff_share") if k in m}
+    out = {k: m[k] for k in ("corr", "diff_share", "g3_model", "corr_from_p", "diff_share_from_p") if k in m}
     reasons = [m["missing"]] if "missing" in m else []
     sat = saturation(run, g.remit_arm)
     if isinstance(sat, str):
@@ -334,50 +343,61 @@ def model_checks(run: Run, g: GatesConfig) -> dict[str, Any]:
     from remit.report.sections import remit_epsilon
 
     need = {"pre-annealing model P": run.model("pre_annealing"), "RL reference R0": run.model("reference"),
-            "SFT model S0": run.model("sft")}
+            "SFT model S0": run.model("sft"), f"G3's model ({g.g3_model})": run.model(g.g3_model)}
     gone = [k for k, v in need.items() if v is None]
     src = run.data.get("midtrain")
     if gone or src is None:
         return {"missing": f"needs {', '.join(gone + ([] if src else ['the mid-training text']))} (roles: {run.roles})"}
-    (_, p), (r_label, r), (s_label, s) = need.values()
+    (_, p), (r_label, r), (s_label, s), (m_label, m) = need.values()
     # the ReMiT arm's own weights (its epsilon and temperature); without the arm, the report's default
     st = _midtrain(run, g.remit_arm)
     method = (((read_manifest(st["path"]) or {}).get("config") or {}).get("method") or {}) if st else {}
     eps, temp = float(method.get("epsilon") or remit_epsilon(run)), float(method.get("temperature") or 1.0)
-    key = {"inputs": _stamp([p, r, s, Path(src)]), "epsilon": eps, "temperature": temp,
-           **{k: getattr(g, k) for k in ("texts", "max_length", "diff_threshold")}}
+    key = {"inputs": _stamp([p, r, s, m, Path(src)]), "epsilon": eps, "temperature": temp,
+           **{k: getattr(g, k) for k in ("texts", "max_length", "diff_threshold", "g3_model")}}
     cache = run.root / "checks.json"
     if cache.is_file():
         prev = json.loads(cache.read_text(encoding="utf-8"))
         if prev.get("key") == key:
             return prev["values"]
-    values = _score(p, r, s, Path(src), eps, temp, g) | {"reference": r_label, "sft": s_label, "epsilon": eps,
-                                                         "temperature": temp}
+    values = _score(p, r, s, m, Path(src), eps, temp, g) | {"reference": r_label, "sft": s_label, "g3_model": m_label,
+                                                            "epsilon": eps, "temperature": temp}
     atomic_write_json(cache, {"key": key, "values": values})
     return values
 
 
-def _score(p: Path, r: Path, s: Path, src: Path, eps: float, temp: float, g: GatesConfig) -> dict[str, Any]:
+def _weights(model, rl, sft, tok, texts: list[str], eps: float, temp: float, g: GatesConfig) -> dict[str, float]:
+    """corr(w_RL, w_SFT), the share of task tokens whose weights differ by > ``diff_threshold`` (and of all tokens)."""
     from remit.report.guidance import compare_references
+
+    nums, tokens = compare_references(model, rl, sft, tok, texts, epsilon=eps, temperature=temp,
+                                        max_length=g.max_length)
+    task = [i for i, k in enumerate(tokens["kinds"]) if k != "plain text"]
+    diff = sum(abs(tokens["w_rl"][i] - tokens["w_sft"][i]) > g.diff_threshold for i in task)
+    return {"tokens": nums["n_tokens"], "task_tokens": len(task), "corr": nums["corr_weight"],
+            "corr_delta": nums["corr_delta"], "diff_share": diff / len(task) if task else float("nan"),
+            "diff_share_all": nums["share_weight_diff_gt"]}
+
+
+def _score(p: Path, r: Path, s: Path, m: Path, src: Path, eps: float, temp: float, g: GatesConfig) -> dict[str, Any]:
     from remit.report.lm import load_pair, read_text_file
     from remit.report.shift import compute_shift
 
     texts = read_text_file(src, limit=g.texts)[:g.texts]
-    model, tok = load_pair(p)
-    rl, _ = load_pair(r)
+    rl, tok = load_pair(r)
     sft, _ = load_pair(s)
-    nums, tokens = compare_references(model, rl, sft, tok, texts, epsilon=eps, temperature=temp,
-                                        max_length=g.max_length)
+    model, _ = load_pair(m)
+    out = _weights(model, rl, sft, tok, texts, eps, temp, g)
+    if Path(m).resolve() != Path(p).resolve():
+        model, _ = load_pair(p)
+    at_p = out if Path(m).resolve() == Path(p).resolve() else _weights(model, rl, sft, tok, texts, eps, temp, g)
     del model, rl, sft
-    task = [i for i, k in enumerate(tokens["kinds"]) if k != "plain text"]
-    diff = sum(abs(tokens["w_rl"][i] - tokens["w_sft"][i]) > g.diff_threshold for i in task)
     shift = compute_shift([str(p), str(s), str(r)], texts, labels=["P", "S0", "R0"], target="R0", origin="P",
                           max_length=g.max_length)
     rows = {row["label"]: row for row in shift["models"]}
-    return {"texts": len(texts), "tokens": nums["n_tokens"], "task_tokens": len(task), "corr": nums["corr_weight"],
-            "corr_delta": nums["corr_delta"], "diff_share": diff / len(task) if task else float("nan"),
-            "diff_share_all": nums["share_weight_diff_gt"], "kl_ref_p": rows["R0"]["kl_from_origin"],
-            "kl_sft_p": rows["S0"]["kl_from_origin"], "kl_ref_sft": rows["S0"]["kl_to_target"]}
+    return {"texts": len(texts), **out, "corr_from_p": at_p["corr"], "diff_share_from_p": at_p["diff_share"],
+            "kl_ref_p": rows["R0"]["kl_from_origin"], "kl_sft_p": rows["S0"]["kl_from_origin"],
+            "kl_ref_sft": rows["S0"]["kl_to_target"]}
 
 
 def _safe(fn, *args) -> dict[str, Any]:
@@ -406,7 +426,9 @@ def evaluate(g: GatesConfig, root: Path, seeds: list[int], metric: str) -> tuple
         g1 = per["G1"][s]
         checks[str(s)] = {
             "grpo_gain": None if "missing" in g1 else {k: g1[k] for k in ("sft", "rl", "gain", "gain_ci")},
-            "corr_w": m.get("corr"), "diff_share": m.get("diff_share"), "saturation": g3.get("saturation"),
+            "corr_w": m.get("corr"), "diff_share": m.get("diff_share"), "g3_model": m.get("g3_model"),
+            "corr_w_from_p": m.get("corr_from_p"), "diff_share_from_p": m.get("diff_share_from_p"),
+            "saturation": g3.get("saturation"),
             "kl_ref_p": m.get("kl_ref_p"), "kl_sft_p": m.get("kl_sft_p"), "kl_ref_sft": m.get("kl_ref_sft"),
             "p_worked": _safe(p_worked, run)}
         if "missing" in m:
@@ -438,8 +460,9 @@ def _gate_numbers(name: str, v: dict) -> str:
     if name == "G2":
         return f"budget gap {_n(v.get('budget_gap'), '+.1f')}, slope {_n(v.get('slope'), '.2f')}"
     if name == "G3":
-        return (f"corr {_n(v.get('corr'), '.3f')}, diff share {_n(v.get('diff_share'), '.3f')}, "
-                f"saturation {_n(v.get('saturation'), '.3f')}")
+        return (f"scored from {v.get('g3_model', '-')}: corr {_n(v.get('corr'), '.3f')}, diff share "
+                f"{_n(v.get('diff_share'), '.3f')}; from P: {_n(v.get('corr_from_p'), '.3f')}, "
+                f"{_n(v.get('diff_share_from_p'), '.3f')}; saturation {_n(v.get('saturation'), '.3f')}")
     return f"capped {_n(v.get('max'), '.4f')} (max over chains)"
 
 
