@@ -37,6 +37,15 @@ def test_config_errors_name_the_key(tmp_path):
         run(cfg)
 
 
+def test_start_only_builds_the_start_and_trains_no_arm(tmp_path):
+    with pytest.raises(ConfigError, match="start_only and analyze_only"):
+        _cfg(tmp_path, "start_only=true", "analyze_only=true")
+    out = run(_cfg(tmp_path, "start_only=true", "flywheel.pretrain.token_budget=20000"))
+    root = tmp_path / "smoke"
+    assert out == root / "start" and (root / "start" / "pretrain" / "model.safetensors").is_file()
+    assert not list(root.glob("seed*")) and not (root / "summary.json").exists()
+
+
 def test_contrast_sign_and_seed_level_test():
     vals = {"a": {0: {"value": 0.50, "per_example": [1, 0]}, 1: {"value": 0.40, "per_example": [0, 1]},
                   2: {"value": 0.70, "per_example": [1, 1]}},

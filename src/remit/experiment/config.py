@@ -139,6 +139,9 @@ class Extension:
         if not self.seeds:
             raise ConfigError("seeds: name the extension seeds, e.g. extension: {seeds: [5, 6, 7, 8, 9], ...} "
                               "(or extension: {} for none)")
+        if self.start_only and self.analyze_only:
+            raise ConfigError("start_only and analyze_only: pick one (start_only trains the start, analyze_only "
+                              "reads finished seeds)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds={self.seeds}: a seed is listed twice")
         if len(self.window) != 2 or not 0.0 <= self.window[0] < self.window[1] <= 1.0:
@@ -178,10 +181,16 @@ class ExperimentConfig:
     # gates G1-G4 and the manipulation checks (remit.experiment.gates); absent: none, {}: issue #22's thresholds
     gates: GatesConfig | None = field(default=None, metadata={"omit_if_empty": True})
     analyze_only: bool = False     # read the finished seeds and write the results; train nothing
+    # build the shared start (world + pre-annealing checkpoint) and stop: no arm is trained, nothing analysed
+    # (a confirmatory run's start can be built while its pre-registration is being committed)
+    start_only: bool = False
 
     def validate(self) -> None:
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed (two or more for a seed-level interval)")
+        if self.start_only and self.analyze_only:
+            raise ConfigError("start_only and analyze_only: pick one (start_only trains the start, analyze_only "
+                              "reads finished seeds)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds={self.seeds}: a seed is listed twice")
         check_range("jobs", self.jobs, 1)

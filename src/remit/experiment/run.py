@@ -177,6 +177,11 @@ def run(cfg: ExperimentConfig) -> Path:
               flush=True)  # reused when finished with the same config and inputs
     start, labels = _start(cfg, build=not cfg.analyze_only)
     _check_arms(cfg, labels)
+    if cfg.start_only:
+        for s in cfg.seeds:  # the seeds' stage configs are validated all the same
+            _flywheel(seed_flywheel(cfg, s, start), f"seed {s}")
+        print(f"[experiment] start only: {start} (no arm trained)", flush=True)
+        return root / "start"
     if not cfg.analyze_only:
         for s in cfg.seeds:  # every seed's stage configs validated before the first seed trains
             _flywheel(seed_flywheel(cfg, s, start), f"seed {s}")
