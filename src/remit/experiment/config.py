@@ -139,9 +139,6 @@ class Extension:
         if not self.seeds:
             raise ConfigError("seeds: name the extension seeds, e.g. extension: {seeds: [5, 6, 7, 8, 9], ...} "
                               "(or extension: {} for none)")
-        if self.start_only and self.analyze_only:
-            raise ConfigError("start_only and analyze_only: pick one (start_only trains the start, analyze_only "
-                              "reads finished seeds)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds={self.seeds}: a seed is listed twice")
         if len(self.window) != 2 or not 0.0 <= self.window[0] < self.window[1] <= 1.0:
