@@ -48,13 +48,13 @@ SURFACE: dict[str, tuple[str, str, str | None, list[str]]] = {
     "experiment": ("remit.experiment.run", "ExperimentConfig", None, [
         "name", "runs_dir", "seeds", "jobs", "start_seed", "start_checkpoint", "flywheel_config", "flywheel", "arms",
         "curves", "prepare", "metric", "hypotheses", "exploratory", "controls", "extension", "alpha", "confidence", "power",
-        "n_boot", "gates", "analyze_only"]),
+        "n_boot", "gates", "analyze_only", "start_only"]),
     "stats": ("remit.eval.seeds", "SeedStatsConfig", "files", ["files", "confidence", "alpha", "power", "out"]),
     "world": ("remit.world.stage", "WorldConfig", None, [
         "out_dir", "seed", "n_pretrain_docs", "n_midtrain_docs", "n_sft", "n_rl", "n_eval", "difficulty", "kinds",
         "direct_frac", "pretrain_reasoning_frac", "midtrain_general_frac", "qa_per_doc", "qa_per_doc_midtrain",
         "general_doc_chars", "midtrain_chat_frac", "chain_steps", "hard_step_frac", "pretrain_hard_step_frac",
-        "sft_direct_frac", "pretrain_chat_frac"]),
+        "sft_direct_frac", "pretrain_chat_frac", "slip_frac"]),
     "flywheel": ("remit.flywheel.run", "FlywheelConfig", None, [
         "name", "runs_dir", "seed", "world", "use_world", "start_checkpoint", "pretrain", "midtrain", "posttrain",
         "eval", "rounds", "baselines", "posttrain_baselines", "arms", "curves", "chat_evals", "style_probe", "eval_suites", "suite_eval", "report",
