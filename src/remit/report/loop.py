@@ -247,8 +247,8 @@ def read_verdict(path: str) -> dict:
 def verdict_sentence(v: dict) -> str:
     if v["status"] == "not yet run":
         return (f"Multi-seed verdict: not yet run (no `{v['file']}`); the confirmatory design is `{v['config']}` "
-                f"(run with `remit experiment --config {v['config']}` once the world's calibration gates pass and it "
-                f"is registered: benchmarks/results/world/PREREGISTRATION.md).")
+                f"(registered in benchmarks/results/world/PREREGISTRATION.md; run it with "
+                f"`remit experiment --config {v['config']}`).")
     if v["status"] == "unreadable":
         return f"Multi-seed verdict: `{v['file']}` could not be read ({v['why']})."
     parts = []
