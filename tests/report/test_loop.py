@@ -150,6 +150,21 @@ def test_read_verdict_quotes_the_file_or_says_why_not(tmp_path):
     assert "could not be read" in loop.verdict_sentence(bad)
 
 
+def test_the_verdict_names_each_hypothesis_alpha_and_the_extension_stage(tmp_path):
+    f = _verdict(tmp_path / "s.json")
+    doc = json.loads(f.read_text())
+    doc["hypotheses"]["H1"]["alpha"] = 0.01
+    doc["extension"] = {"stage": 1, "triggered": True, "alpha_used": 0.01}
+    f.write_text(json.dumps(doc))
+    text = loop.verdict_sentence(loop.read_verdict(str(f)))
+    assert "p = 0.004 (alpha 0.01)" in text and "not final" in text and "alpha 0.05" not in text
+    doc["extension"] = {"stage": 2, "triggered": True, "alpha_used": 0.04}
+    doc["hypotheses"]["H1"]["alpha"] = 0.04
+    f.write_text(json.dumps(doc))
+    text = loop.verdict_sentence(loop.read_verdict(str(f)))
+    assert "stage 2 of the registered seed extension, alpha 0.04" in text and "not final" not in text
+
+
 def test_outcome_compares_the_sizes_shown():
     """ReMiT -0.4 next to an A/A +0.4 (as printed) is within the noise floor; +1.2 next to +0.4 is not."""
     def g(x):

@@ -231,17 +231,29 @@ def read_verdict(path: str) -> dict:
         doc = json.loads(f.read_text(encoding="utf-8"))
         hyp = doc["hypotheses"]
         out = {"status": "ok", "file": str(f), "seeds": list(doc.get("seeds") or []), "heldout_n": doc.get("heldout_n"),
-               "test": doc.get("test"), "hypotheses": {}}
+               "test": doc.get("test"), "stage": _stage_text(doc.get("extension")), "hypotheses": {}}
         for h in ("H1", "H2"):
             if h in hyp:
                 x = hyp[h]
                 out["hypotheses"][h] = {"contrast": x.get("contrast"), "mean": float(x["mean"]),
                                         "ci90": [float(v) for v in x["ci90"]], "p_one_sided": x.get("p_one_sided"),
                                         "tested": bool(x.get("tested", True)), "verdict": x.get("verdict"),
-                                        "n": len(x.get("per_seed") or [])}
+                                        "alpha": x.get("alpha"), "n": len(x.get("per_seed") or [])}
         return out
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         return {"status": "unreadable", "file": str(f), "why": f"{type(e).__name__}: {e}"}
+
+
+def _stage_text(ext: dict | None) -> str | None:
+    """Which stage of a two-stage seed extension the summary's verdicts are, in words (None without one)."""
+    if not ext:
+        return None
+    if ext.get("stage") == 2:
+        return f"stage 2 of the registered seed extension, alpha {ext.get('alpha_used'):g}"
+    if ext.get("triggered"):
+        return (f"stage 1 (alpha {ext.get('alpha_used'):g}); the registered extension is triggered and not yet run, "
+                f"so these verdicts are not final")
+    return f"stage 1 (alpha {ext.get('alpha_used'):g}), final: the extension was not triggered"
 
 
 def verdict_sentence(v: dict) -> str:
@@ -259,9 +271,13 @@ def verdict_sentence(v: dict) -> str:
             continue
         p = x["p_one_sided"]
         p_txt = "" if p is None else f", one-sided p = {p:.3g}"
+        if p is not None and x.get("alpha") is not None:
+            p_txt += f" (alpha {x['alpha']:g})"
         parts.append(f"{h} ({x['contrast']}): {x['mean']:+.2f} points, 90% CI {_ci(*x['ci90'], fmt='+.2f')}"
                      f"{p_txt} over {x['n']} seeds: {x['verdict']}")
-    test = v.get("test") or "paired t over the seed-level differences, one-sided, alpha 0.05, fixed sequence"
+    test = v.get("test") or "paired t over the seed-level differences, one-sided, fixed sequence"
+    if v.get("stage"):
+        test += f"; {v['stage']}"
     n = f"{len(v['seeds'])} seeds" + (f" x {v['heldout_n']} held-out tasks" if v.get("heldout_n") else "")
     return (f"Multi-seed verdict (the confirmatory experiment, `{v['file']}`, {n}; {test}): " + "; ".join(parts)
             + ".") if parts else f"Multi-seed verdict: `{v['file']}` has no H1 or H2."
