@@ -122,11 +122,8 @@ def test_extract_and_check_answer():
     assert has_answer_format("x\nThe answer is 5.") and not has_answer_format("The answer is 5. But maybe 6")
 
 
-def test_default_world_size_and_speed():
-    t0 = time.perf_counter()
-    w = generate_world(WorldConfig())
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0
+def test_default_world_size():
+    w = generate_world(WorldConfig())  # ~1-2 s here; timing belongs in benchmarks/, not in a test that load can fail
     chars = {s: sum(len(r["text"]) for r in w[s]) for s in ("pretrain", "midtrain")}
     assert 4.2e6 < chars["pretrain"] < 5.2e6 and 0.7e6 < chars["midtrain"] < 1.0e6, chars  # ~2 chars a token
     assert len(w["eval"]) == 500 and {r["kind"] for r in w["eval"]} == {"chain"}
