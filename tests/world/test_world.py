@@ -7,7 +7,6 @@ import io
 import json
 import random
 import re
-import time
 
 import pytest
 
