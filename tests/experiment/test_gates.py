@@ -35,7 +35,11 @@ def test_g1_each_condition_can_fail():
 
 def test_g1_passes_only_when_every_seed_passes():
     ok = {"sft": 30.0, "rl": 50.0, "gain": 20.0, "gain_ci": [15.0, 25.0], "zero_spread": 0.3}
-    assert gates.gate_g1({0: ok, 1: ok | {"gain_ci": [-1.0, 30.0]}}, G)["pass"] is False
+    mixed = gates.gate_g1({0: ok, 1: ok | {"gain_ci": [-1.0, 30.0]}}, G)
+    assert mixed["pass"] is False and mixed["per_seed_pass"] == {"0": True, "1": False}  # the table shows which
+    md = "\n".join(gates.to_markdown({"gates": {"G1": mixed, **{g: {"value": {}, "pass": None, "rule": "r"}
+                                                              for g in ("G2", "G3", "G4")}}}))
+    assert "| G1 | 0 |" in md and "| pass |" in md and "| **G1** | all | 1 of 2 seeds pass | **FAIL** |" in md
     out = gates.gate_g1({0: ok, 1: ok}, G)
     assert out["pass"] is True and set(out["value"]) == {"0", "1"}
 
@@ -182,4 +186,6 @@ def test_g1_and_g4_read_a_hand_made_chain_with_paths_relative_to_the_flywheel(tm
     assert g["G3"]["pass"] is None and "pre-annealing model P" in g["G3"]["reason"]
     assert checks["0"]["grpo_gain"]["gain"] == pytest.approx(40.0) and checks["0"]["corr_w"] is None
     assert checks["0"]["p_worked"] == {"missing": "no world evaluation of vanilla+post yet"}
-    assert "| G3 | 0 |" in "\n".join(gates.to_markdown({"gates": g, "checks": checks}))
+    md = "\n".join(gates.to_markdown({"gates": g, "checks": checks}))
+    assert "| G3 | 0 |" in md and "| **G1** | all | 1 of 1 seeds pass | **pass** |" in md
+    assert g["G1"]["per_seed_pass"] == {"0": True} and g["G2"]["per_seed_pass"] == {"0": None}

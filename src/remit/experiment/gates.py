@@ -105,14 +105,16 @@ def _verdict(conditions: list[bool | None]) -> bool | None:
 
 def _gate(per_seed: dict[int, dict], rule: str, test) -> dict[str, Any]:
     """``test(values) -> [bool | None, ...]`` per seed; a seed with ``missing`` is at best not evaluated."""
-    conds, missing = [], {}
+    conds, missing, seed_pass = [], {}, {}
     for s, v in per_seed.items():
-        conds += test(v)  # a value that is not there tests as None; one that is there can still fail
+        c = test(v)  # a value that is not there tests as None; one that is there can still fail
         if "missing" in v:
             missing[str(s)] = v["missing"]
-            conds.append(None)
+            c.append(None)
+        conds += c
+        seed_pass[str(s)] = _verdict(c)
     out = {"value": {str(s): v for s, v in per_seed.items()}, "pass": _verdict(conds) if per_seed else None,
-           "rule": rule}
+           "per_seed_pass": seed_pass, "rule": rule}
     if missing:
         out["reason"] = "; ".join(f"seed {s}: {r}" for s, r in missing.items())
     elif not per_seed:
@@ -474,10 +476,14 @@ def to_markdown(s: dict) -> list[str]:
     lines = ["", "## Gates", "", "| gate | seed | numbers | pass | rule |", "|---|---|---|---|---|"]
     for name in ("G1", "G2", "G3", "G4"):
         gt = gates[name]
+        each = gt.get("per_seed_pass") or {}
         for seed, v in gt["value"].items():
             why = f" ({v['missing']})" if "missing" in v else ""
-            lines.append(f"| {name} | {seed} | {_cell(_gate_numbers(name, v) + why)} | {_pass(gt['pass'])} | "
+            lines.append(f"| {name} | {seed} | {_cell(_gate_numbers(name, v) + why)} | {_pass(each.get(seed))} | "
                          f"{_cell(gt['rule'])} |")
+        n_ok = sum(p is True for p in each.values())
+        lines.append(f"| **{name}** | all | {n_ok} of {len(gt['value'])} seeds pass | **{_pass(gt['pass'])}** | "
+                     f"{_cell(gt['rule'])} |")
     lines += ["", "## Manipulation checks", "",
               "| seed | SFT -> GRPO gain (points, CI) | corr(w_RL, w_SFT) | diff share (task tokens) | saturation | "
               "KL(R0 \\|\\| P) | KL(S0 \\|\\| P) | KL(R0 \\|\\| S0) | p_worked (chat) |", "|---|---|---|---|---|---|---|---|---|"]
