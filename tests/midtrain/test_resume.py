@@ -81,3 +81,23 @@ def test_stop_after_leaves_a_checkpoint_that_resumes_exactly(make_cfg):
     assert [r["step"] for r in b] == [1, 2, 3] and [r["lr"] for r in a] == [r["lr"] for r in b]
     wa, wb = load_file(str(full / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
+
+
+def test_resume_never_continues_the_checkpoints_of_a_finished_run_of_another_config(make_cfg, capsys):
+    """A finished run keeps its intermediate checkpoints; re-made with another config (or re-made inputs) and
+    ``resume=true`` (what the flywheel always sets), the new run starts afresh instead of continuing them."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from remit.midtrain.engine import train
+
+    old = train(make_cfg("remit", "max_steps=3", "checkpoint_every=1", "optim.lr=1e-3", out="run"))
+    assert sorted(p.name for p in (old / "checkpoints").glob("step-*"))  # intermediate checkpoints are kept
+    fresh = train(make_cfg("remit", "max_steps=3", "checkpoint_every=1", "optim.lr=3e-3", out="fresh"))
+    cfg = make_cfg("remit", "max_steps=3", "checkpoint_every=1", "optim.lr=3e-3", out="run")
+    out = train(dataclasses.replace(cfg, resume=True))
+    assert json.loads((out / "manifest.json").read_text())["resumed_from_step"] == 0
+    wa, wb = load_file(str(fresh / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6  # the same as a run in a new folder
+    assert "holds a finished run of another config or inputs: starting afresh" in capsys.readouterr().out

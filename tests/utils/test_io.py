@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
 from remit.manifest import is_complete, read_manifest, write_manifest
@@ -31,6 +34,27 @@ def test_manifest_and_completion(tmp_path):
     assert m["stage"] == "midtrain" and m["tokens"] == 5 and m["inputs"] == {"model": "x"}
     assert is_complete(tmp_path, {"lr": 1.0})
     assert not is_complete(tmp_path, {"lr": 2.0})
+
+
+def test_an_output_is_stale_when_an_input_stage_was_made_again_in_the_same_folder(tmp_path, capsys):
+    world, model, out = tmp_path / "world", tmp_path / "model", tmp_path / "midtrain"
+    write_manifest(world, "world", {"seed": 1})
+    (world / "midtrain.jsonl").write_text("{}\n")
+    write_manifest(model, "pretrain", {"lr": 1.0})
+    cfg = {"data": str(world / "midtrain.jsonl"), "model": str(model)}
+    write_manifest(out, "midtrain", cfg, inputs={"model": str(model), "data": [str(world / "midtrain.jsonl")],
+                                                "hub": "org/name", "user_file": str(tmp_path / "corpus.txt")})
+    assert set(read_manifest(out)["input_stamps"]) == {str(model), str(world / "midtrain.jsonl")}
+    assert is_complete(out, cfg)
+    m = read_manifest(world)
+    m["finished_at"] = "2099-01-01T00:00:00"  # the world was generated again (same path, another run)
+    (world / "manifest.json").write_text(json.dumps(m))
+    assert not is_complete(out, cfg)
+    assert f"its input {world / 'midtrain.jsonl'} was re-made" in capsys.readouterr().out
+    shutil.rmtree(world)  # an input that is gone: nothing to compare, the output stays usable
+    assert is_complete(out, cfg)
+    write_manifest(out, "midtrain", cfg)  # a manifest without inputs (or an old one without stamps)
+    assert is_complete(out, cfg)
 
 
 def test_file_fingerprint_changes_with_content(tmp_path):

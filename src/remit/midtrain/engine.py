@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 
 from remit.config import save_config, to_dict
 from remit.errors import ConfigError, TrainingError
-from remit.manifest import is_complete, write_manifest
+from remit.manifest import is_complete, read_manifest, write_manifest
 from remit.midtrain import checkpoint as ckpt
 from remit.midtrain import sharded
 from remit.midtrain.config import MidtrainConfig
@@ -45,24 +45,36 @@ from remit.utils.lock import out_dir_lock
 __all__ = ["train"]
 
 
-def _prepare_out_dir(cfg: MidtrainConfig, world: World) -> tuple[Path, Path | None]:
+def _prepare_out_dir(cfg: MidtrainConfig, world: World, stage: str = "midtrain") -> tuple[Path, Path | None]:
     out = Path(cfg.out_dir)
     root = out / "checkpoints"
     if world.is_main:  # what a kill during a save left behind
         ckpt.remove_stale_temps(root)
         ckpt.remove_stale_temps(out)
         ckpt.remove_stale_temps(out / "snapshots")
+        if cfg.resume and not cfg.overwrite and read_manifest(out) is not None:
+            # called only when out is not a finished output of this run: the manifest is a finished run of another
+            # config or of re-made inputs, whose intermediate checkpoints resume=true must not continue
+            print(f"[{stage}] {out} holds a finished run of another config or inputs: starting afresh (its "
+                  f"checkpoints are not resumed)", flush=True)
+            _clear(out)
+    barrier(world)
     found = ckpt.latest(root)
     if found is not None and not cfg.resume and not cfg.overwrite:
         raise ConfigError(f"out_dir={out} holds checkpoints of an earlier run ({found.name}): pass resume=true "
                           f"(--resume) to continue it, overwrite=true to start afresh, or choose another out_dir")
     if cfg.overwrite and world.is_main:
-        for name in ("checkpoints", "tb", "snapshots"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("metrics.jsonl", "manifest.json"):
-            (out / name).unlink(missing_ok=True)
+        _clear(out)
     barrier(world)
     return out, (found if cfg.resume else None)
+
+
+def _clear(out: Path) -> None:
+    """Remove an earlier run's checkpoints, logs and manifest from ``out`` (its model files are replaced later)."""
+    for name in ("checkpoints", "tb", "snapshots"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in ("metrics.jsonl", "manifest.json"):
+        (out / name).unlink(missing_ok=True)
 
 
 def _key_config(cfg: MidtrainConfig) -> MidtrainConfig:
@@ -92,7 +104,7 @@ def _train(cfg: MidtrainConfig, stage: str, record: Any, world: World, stop_afte
     if is_complete(out, key) and not cfg.overwrite:
         return out
     t_start = time.time()
-    out, resume_from = _prepare_out_dir(cfg, world)
+    out, resume_from = _prepare_out_dir(cfg, world, stage)
     run = build_run(cfg, world, out)
     trainer, iterator, total_steps, accum = run.trainer, run.iterator, run.total_steps, run.accum
     tokens_per_step = cfg.tokens_per_step
