@@ -65,9 +65,10 @@ def _stamps(inputs: dict[str, Any] | None) -> dict[str, str]:
     return out
 
 
-def changed_inputs(out_dir: str | Path) -> list[str]:
-    """Inputs of the finished output in ``out_dir`` that are there now with another stamp than when it was made."""
-    m = read_manifest(out_dir) or {}
+def changed_inputs(out_dir: str | Path, manifest: dict[str, Any] | None = None) -> list[str]:
+    """Inputs of the finished output in ``out_dir`` (its ``manifest`` when already read) that are there now with
+    another stamp than when it was made."""
+    m = (manifest if manifest is not None else read_manifest(out_dir)) or {}
     return [path for path, st in (m.get("input_stamps") or {}).items() if _stamp(path) not in (None, st)]
 
 
@@ -106,7 +107,7 @@ def is_complete(out_dir: str | Path, config: Any) -> bool:
     m = read_manifest(out_dir)
     if m is None or m.get("config_hash") != config_hash(config):
         return False
-    changed = changed_inputs(out_dir)
+    changed = changed_inputs(out_dir, m)
     if changed:
         print(f"[remit] {out_dir}: made again, its input {changed[0]} was re-made since"
               + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""), flush=True)

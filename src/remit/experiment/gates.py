@@ -105,16 +105,15 @@ def _verdict(conditions: list[bool | None]) -> bool | None:
 
 def _gate(per_seed: dict[int, dict], rule: str, test) -> dict[str, Any]:
     """``test(values) -> [bool | None, ...]`` per seed; a seed with ``missing`` is at best not evaluated."""
-    conds, missing, seed_pass = [], {}, {}
+    missing, seed_pass = {}, {}
     for s, v in per_seed.items():
         c = test(v)  # a value that is not there tests as None; one that is there can still fail
         if "missing" in v:
             missing[str(s)] = v["missing"]
             c.append(None)
-        conds += c
         seed_pass[str(s)] = _verdict(c)
-    out = {"value": {str(s): v for s, v in per_seed.items()}, "pass": _verdict(conds) if per_seed else None,
-           "per_seed_pass": seed_pass, "rule": rule}
+    out = {"value": {str(s): v for s, v in per_seed.items()},
+           "pass": _verdict(list(seed_pass.values())) if per_seed else None, "per_seed_pass": seed_pass, "rule": rule}
     if missing:
         out["reason"] = "; ".join(f"seed {s}: {r}" for s, r in missing.items())
     elif not per_seed:

@@ -45,7 +45,7 @@ from remit.utils.lock import out_dir_lock
 __all__ = ["train"]
 
 
-def _prepare_out_dir(cfg: MidtrainConfig, world: World, stage: str = "midtrain") -> tuple[Path, Path | None]:
+def _prepare_out_dir(cfg: MidtrainConfig, world: World, stage: str) -> tuple[Path, Path | None]:
     out = Path(cfg.out_dir)
     root = out / "checkpoints"
     if world.is_main:  # what a kill during a save left behind
